@@ -1,0 +1,213 @@
+"""Command line: parse, call the Python API, render. No figure is computed here."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import analysis
+from .errors import RooflensError
+from .hardware import list_hardware
+from .model import list_models
+from .render import FORMATS, print_report, print_rows, report_csv, report_markdown, rows_csv, to_json
+from .units import fmt_bytes, fmt_rate
+
+app = typer.Typer(
+    name="rooflens",
+    help="How an LLM runs on given hardware: memory, TTFT, TPOT, throughput, operator by operator.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Format = Enum("Format", {f: f for f in FORMATS}, type=str)  # type: ignore[misc]
+ListFormat = Enum("ListFormat", {f: f for f in ("table", "json", "csv")}, type=str)  # type: ignore[misc]
+
+
+def _fail(err: Exception) -> None:
+    Console(stderr=True).print(f"error: {err}", style="red", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _console(file=None) -> Console:
+    """Rich wraps at 80 columns when it cannot see a terminal; tables need more to stay legible."""
+    console = Console(file=file)
+    if file is not None or not console.is_terminal:
+        console = Console(file=file, width=132)
+    return console
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        output.write_text(text)
+
+
+@app.command()
+def analyze(
+    model: Annotated[
+        str, typer.Argument(help="Catalog name, Hugging Face id (with --hf), or path to a config.json.")
+    ],
+    hardware: Annotated[
+        str, typer.Option("--hardware", "-H", help="Catalog name or path to a YAML/JSON spec.")
+    ] = "h100-sxm",
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Sequences processed together.")] = 1,
+    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Prompt tokens per sequence.")] = 1024,
+    gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per sequence.")] = 128,
+    w_bits: Annotated[int, typer.Option("--w-bits", help="Weight bits: 4, 8, 16 or 32.")] = 16,
+    a_bits: Annotated[int, typer.Option("--a-bits", help="Activation bits: 4, 8, 16 or 32.")] = 16,
+    kv_bits: Annotated[int, typer.Option("--kv-bits", help="KV-cache bits: 4, 8, 16 or 32.")] = 16,
+    flash_attention: Annotated[
+        bool, typer.Option("--flash-attention/--no-flash-attention", help="Fused attention.")
+    ] = True,
+    kv_cache: Annotated[
+        bool, typer.Option("--kv-cache/--no-kv-cache", help="Off: recompute the sequence every step.")
+    ] = True,
+    dtype: Annotated[str, typer.Option("--dtype", help="16-bit float format: fp16 or bf16.")] = "fp16",
+    low_bit: Annotated[
+        str, typer.Option("--low-bit", help="8/4-bit math as int (int8/int4) or float (fp8/fp4).")
+    ] = "int",
+    group_size: Annotated[
+        int, typer.Option("--group-size", help="Quantization group size for weights.")
+    ] = 128,
+    quantize_embeddings: Annotated[
+        bool,
+        typer.Option(
+            "--quantize-embeddings", help="Quantize the embedding table and LM head too (as llama.cpp does)."
+        ),
+    ] = False,
+    overhead_gib: Annotated[
+        float | None,
+        typer.Option("--overhead-gib", help="Runtime memory overhead (CUDA context, allocator) in GiB."),
+    ] = None,
+    hf: Annotated[
+        bool, typer.Option("--hf", help="Fetch MODEL's config.json from the Hugging Face Hub.")
+    ] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = "table",
+    per_layer: Annotated[
+        bool, typer.Option("--per-layer", help="List every layer's operators separately.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Roofline analysis of prefill and decode, operator by operator."""
+    try:
+        report = analysis.analyze(
+            model,
+            hardware,
+            hub=hf,
+            batch=batch,
+            prompt=prompt,
+            gen=gen,
+            w_bits=w_bits,
+            a_bits=a_bits,
+            kv_bits=kv_bits,
+            flash_attention=flash_attention,
+            kv_cache=kv_cache,
+            dtype=dtype,
+            low_bit=low_bit,
+            group_size=group_size,
+            quantize_embeddings=quantize_embeddings,
+            overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
+        )
+    except RooflensError as err:
+        _fail(err)
+        return
+    kind = fmt.value
+    if kind == "json":
+        _emit(to_json(report.to_dict()), output)
+    elif kind == "csv":
+        _emit(report_csv(report), output)
+    elif kind == "markdown":
+        _emit(report_markdown(report, per_layer), output)
+    elif output is not None:
+        with output.open("w") as fh:
+            print_report(report, _console(fh), per_layer)
+    else:
+        print_report(report, _console(), per_layer)
+
+
+@app.command()
+def models(
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+) -> None:
+    """List the bundled model catalog."""
+    rows = [m.summary() for m in list_models()]
+    if fmt.value == "json":
+        _emit(to_json(rows), None)
+    elif fmt.value == "csv":
+        _emit(rows_csv(rows), None)
+    else:
+        for row in rows:
+            row["params_b"] = f"{row['params'] / 1e9:.2f} B"
+            row["heads"] = f"{row['num_heads']}/{row['num_kv_heads']}"
+        print_rows(
+            rows,
+            [
+                ("Name", "name"),
+                ("Type", "model_type"),
+                ("Params", "params_b"),
+                ("Layers", "layers"),
+                ("Hidden", "hidden_size"),
+                ("Heads/KV", "heads"),
+                ("FFN", "intermediate_size"),
+                ("Vocab", "vocab_size"),
+                ("Context", "max_position_embeddings"),
+                ("Hugging Face id", "hf_id"),
+            ],
+            _console(),
+            f"{len(rows)} bundled models (add your own: pass a config.json path)",
+        )
+
+
+@app.command()
+def hardware(
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+) -> None:
+    """List the bundled hardware catalog (every figure has a source: see --format json)."""
+    rows = [h.summary() for h in list_hardware()]
+    if fmt.value == "json":
+        _emit(to_json(rows), None)
+    elif fmt.value == "csv":
+        _emit(rows_csv(rows), None)
+    else:
+        for row in rows:
+            peaks = row["peak_flops"]
+            row["mem"] = fmt_bytes(row["memory_bytes"])
+            row["bw"] = fmt_rate(row["memory_bandwidth"], "B/s")
+            row["f16"] = fmt_rate(peaks.get("bf16", peaks.get("fp16", 0.0)), "FLOP/s")
+            row["low"] = ", ".join(
+                f"{k} {v / 1e12:,.0f}T" for k, v in peaks.items() if k in ("fp8", "int8", "int4", "fp4")
+            )
+            row["tdp"] = f"{row['tdp_watts']:.0f} W" if row["tdp_watts"] else "-"
+            row["ridge"] = f"{row['ridge_point_fp16']:.0f}"
+        print_rows(
+            rows,
+            [
+                ("Name", "name"),
+                ("Device", "display_name"),
+                ("Memory", "mem"),
+                ("Bandwidth", "bw"),
+                ("16-bit peak", "f16"),
+                ("8/4-bit peaks", "low"),
+                ("Ridge FLOP/B", "ridge"),
+                ("TDP", "tdp"),
+            ],
+            _console(),
+            f"{len(rows)} bundled devices (add your own: --hardware my_gpu.yaml)",
+        )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

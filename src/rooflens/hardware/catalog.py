@@ -1,0 +1,107 @@
+"""The bundled hardware catalog and the one entry point that turns "a device" into a HardwareSpec.
+
+Hardware can be given as a catalog name or alias (``h100``), a path to a YAML/JSON file describing one
+device (the same fields as a catalog entry), a dict, or a HardwareSpec.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import RooflensError, did_you_mean, explain_validation
+from .spec import HardwareSpec
+
+HardwareLike = HardwareSpec | dict[str, Any] | str | Path
+
+
+@cache
+def _raw_catalog() -> dict[str, dict[str, Any]]:
+    text = (resources.files("rooflens.hardware") / "catalog.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+@cache
+def _aliases() -> dict[str, str]:
+    index = {}
+    for name, entry in _raw_catalog().items():
+        for key in (name, *entry.get("aliases", [])):
+            index[str(key).lower()] = name
+    return index
+
+
+def hardware_names() -> list[str]:
+    return list(_raw_catalog())
+
+
+@cache
+def catalog_hardware(name: str) -> HardwareSpec:
+    entry = dict(_raw_catalog()[name])
+    entry.pop("aliases", None)
+    return HardwareSpec(name=name, **entry)
+
+
+def list_hardware() -> list[HardwareSpec]:
+    return [catalog_hardware(n) for n in hardware_names()]
+
+
+def hardware_from_dict(data: dict[str, Any], origin: str = "hardware spec") -> HardwareSpec:
+    if not isinstance(data, dict):
+        raise RooflensError(f"{origin} must be a mapping of fields (name, memory_bytes, ...)")
+    data = dict(data)
+    data.pop("aliases", None)
+    data.setdefault("name", origin)
+    try:
+        return HardwareSpec(**data)
+    except ValidationError as err:
+        raise explain_validation(err, origin) from None
+
+
+def load_hardware_file(path: Path) -> HardwareSpec:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise RooflensError(f"cannot read hardware file '{path}': {err.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise RooflensError(
+            f"'{path}' is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}"
+        ) from None
+    if isinstance(data, dict) and "memory_bandwidth" not in data and len(data) == 1:
+        # A file in catalog form: {my-gpu: {...fields...}}.
+        ((name, fields),) = data.items()
+        if isinstance(fields, dict):
+            data = {"name": name, **fields}
+    return hardware_from_dict(data, origin=f"hardware file '{path.name}'")
+
+
+def load_hardware(hardware: HardwareLike) -> HardwareSpec:
+    """Resolve any accepted hardware reference; raise RooflensError with advice if it cannot."""
+    if isinstance(hardware, HardwareSpec):
+        return hardware
+    if isinstance(hardware, dict):
+        return hardware_from_dict(hardware)
+    if isinstance(hardware, Path):
+        return load_hardware_file(hardware)
+    if not isinstance(hardware, str) or not hardware.strip():
+        raise RooflensError("hardware must be a catalog name, a YAML/JSON file path or a dict")
+    name = _aliases().get(hardware.strip().lower())
+    if name is not None:
+        return catalog_hardware(name)
+    path = Path(hardware).expanduser()
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        if not path.is_file():
+            raise RooflensError(f"hardware file '{hardware}' does not exist")
+        return load_hardware_file(path)
+    hint = did_you_mean(hardware, list(_aliases()))
+    raise RooflensError(
+        f"unknown hardware '{hardware}'.{hint} Run `rooflens hardware` for the catalog, or pass a YAML "
+        "file describing your device."
+    )

@@ -1,0 +1,116 @@
+"""HardwareSpec: one device's roofs (peak throughput per dtype, memory bandwidth) and its limits.
+
+Quantities may be written with units in YAML/JSON ("80 GiB", "3.35 TB/s", "989.4 TFLOPS"); they are
+stored in SI base units. Peaks are *dense* (no structured sparsity) unless a field says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..units import parse_quantity
+
+DType = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
+DTYPES: tuple[str, ...] = DType.__args__  # type: ignore[attr-defined]
+
+# When a device has no peak for the dtype the math wants, the math runs in the next format the
+# device does have (an int8 GEMM on a V100 runs through fp16 tensor cores). The report says so.
+FALLBACK: dict[str, tuple[str, ...]] = {
+    "fp4": ("fp8", "int8", "fp16", "bf16", "fp32"),
+    "int4": ("int8", "fp16", "bf16", "fp32"),
+    "fp8": ("fp16", "bf16", "fp32"),
+    "int8": ("fp16", "bf16", "fp32"),
+    "bf16": ("fp16", "fp32"),
+    "fp16": ("bf16", "fp32"),
+    "tf32": ("fp32",),
+    "fp32": ("tf32", "bf16", "fp16"),
+    # Element-wise work (norms, softmax, activations) runs on the vector units, not tensor cores.
+    "vector": ("fp32", "fp16", "bf16"),
+}
+
+
+def _quantity(kind: str):
+    def parse(value: Any) -> Any:
+        return None if value is None else parse_quantity(value, kind)
+
+    return parse
+
+
+class Interconnect(BaseModel):
+    """Device-to-device link. ``bandwidth`` is per device and per direction, in bytes/s."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    bandwidth: float = Field(gt=0)
+    latency_s: float | None = Field(default=None, ge=0)
+
+    _bw = field_validator("bandwidth", mode="before")(_quantity("bandwidth"))
+    _lat = field_validator("latency_s", mode="before")(_quantity("seconds"))
+
+
+class HardwareSpec(BaseModel):
+    """A device as the roofline sees it. Catalog entries carry a source for every number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    display_name: str = ""
+    vendor: str = ""
+    kind: Literal["gpu", "cpu", "apple", "tpu", "accelerator"] = "gpu"
+    memory_bytes: float = Field(gt=0)
+    memory_bandwidth: float = Field(gt=0)
+    peak_flops: dict[DType, float] = Field(min_length=1)
+    on_chip_memory_bytes: float | None = Field(default=None, gt=0)
+    interconnect: Interconnect | None = None
+    tdp_watts: float | None = Field(default=None, gt=0)
+    sparse_2_4: bool = False
+    runtime_overhead_bytes: float | None = Field(default=None, ge=0)
+    sources: dict[str, str] = Field(default_factory=dict)
+    notes: str = ""
+
+    _mem = field_validator("memory_bytes", "on_chip_memory_bytes", "runtime_overhead_bytes", mode="before")(
+        _quantity("bytes")
+    )
+    _bw = field_validator("memory_bandwidth", mode="before")(_quantity("bandwidth"))
+    _tdp = field_validator("tdp_watts", mode="before")(_quantity("watts"))
+
+    @field_validator("peak_flops", mode="before")
+    @classmethod
+    def _peaks(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(set(value) - set(DTYPES))
+        if unknown:
+            raise ValueError(f"unknown dtype(s) {unknown}; allowed: {', '.join(DTYPES)}")
+        parsed = {k: parse_quantity(v, "flops") for k, v in value.items()}
+        bad = [k for k, v in parsed.items() if v <= 0]
+        if bad:
+            raise ValueError(f"peak for {bad} must be positive")
+        return parsed
+
+    @model_validator(mode="after")
+    def _label(self) -> HardwareSpec:
+        if not self.display_name:
+            object.__setattr__(self, "display_name", self.name)
+        return self
+
+    def peak(self, dtype: str) -> tuple[float, str]:
+        """(FLOP/s, dtype actually used) for math in ``dtype``, falling back as FALLBACK says."""
+        for candidate in (dtype, *FALLBACK.get(dtype, ())):
+            if candidate in self.peak_flops:
+                return self.peak_flops[candidate], candidate
+        # A device listing only exotic formats (say int8 alone): use its slowest roof, which
+        # over- rather than under-states the time. The analysis notes the substitution.
+        slowest = min(self.peak_flops, key=self.peak_flops.__getitem__)
+        return self.peak_flops[slowest], slowest
+
+    def summary(self) -> dict[str, object]:
+        """Every field (SI units) plus the fp16 ridge point, for ``rooflens hardware --format json``."""
+        return {**self.model_dump(), "ridge_point_fp16": self.ridge_point("fp16")}
+
+    def ridge_point(self, dtype: str = "fp16") -> float:
+        """Arithmetic intensity (FLOP/byte) where the compute roof meets the bandwidth slope."""
+        return self.peak(dtype)[0] / self.memory_bandwidth

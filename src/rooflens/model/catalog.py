@@ -1,0 +1,111 @@
+"""The bundled model catalog and the one entry point that turns "a model" into a ModelSpec.
+
+A model can be given as a catalog name (``llama-3-8b``), a Hugging Face id that the catalog knows
+(``meta-llama/Meta-Llama-3-8B``), a path to a ``config.json`` (or a folder holding one), a config
+dict, or a ModelSpec. Catalog files are real configs (architecture fields) with a ``_rooflens`` block
+that records where they came from and the published parameter count.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import RooflensError, did_you_mean
+from .families import spec_from_config
+from .spec import ModelSpec
+
+ModelLike = ModelSpec | dict[str, Any] | str | Path
+
+_META_KEYS = ("hf_id", "source", "published_params", "published_params_source")
+
+
+@cache
+def _catalog_files() -> dict[str, dict[str, Any]]:
+    """Catalog name -> parsed JSON of every bundled config, read once."""
+    folder = resources.files("rooflens.model") / "catalog"
+    docs = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".json"):
+            doc = json.loads(entry.read_text())
+            docs[doc["_rooflens"]["name"]] = doc
+    return dict(sorted(docs.items()))
+
+
+@cache
+def _index() -> dict[str, str]:
+    """Every accepted spelling (lower case) -> catalog name."""
+    index: dict[str, str] = {}
+    for name, doc in _catalog_files().items():
+        meta = doc["_rooflens"]
+        for key in (name, meta["hf_id"], meta["hf_id"].split("/")[-1], *meta.get("aliases", [])):
+            index[key.lower()] = name
+    return index
+
+
+def catalog_names() -> list[str]:
+    return list(_catalog_files())
+
+
+@cache
+def catalog_spec(name: str) -> ModelSpec:
+    doc = _catalog_files()[name]
+    meta = doc["_rooflens"]
+    return spec_from_config(doc, name=name, **{k: meta[k] for k in _META_KEYS})
+
+
+def find_catalog_name(query: str) -> str | None:
+    return _index().get(query.strip().lower())
+
+
+def list_models() -> list[ModelSpec]:
+    return [catalog_spec(n) for n in catalog_names()]
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise RooflensError(f"cannot read model config '{path}': {err.strerror}") from None
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RooflensError(f"'{path}' is not valid JSON: {err.msg} at line {err.lineno}") from None
+    if not isinstance(cfg, dict):
+        raise RooflensError(f"'{path}' must hold a JSON object (a Hugging Face config.json)")
+    return cfg
+
+
+def load_model(model: ModelLike, *, hub: bool = False) -> ModelSpec:
+    """Resolve any accepted model reference to a ModelSpec; raise RooflensError with advice if not."""
+    if isinstance(model, ModelSpec):
+        return model
+    if isinstance(model, dict):
+        return spec_from_config(model)
+    if isinstance(model, Path):
+        return spec_from_config(load_config_file(model), name=model.stem if model.is_file() else model.name)
+    if not isinstance(model, str) or not model.strip():
+        raise RooflensError("a model must be a catalog name, a Hugging Face id, a config.json path or a dict")
+    if hub:
+        from .hub import load_from_hub
+
+        return load_from_hub(model)
+    name = find_catalog_name(model)
+    if name is not None:
+        return catalog_spec(name)
+    path = Path(model).expanduser()
+    if path.suffix == ".json" or path.exists():
+        if not path.exists():
+            raise RooflensError(f"model config file '{model}' does not exist")
+        return load_model(path)
+    hint = did_you_mean(model, list(_index()))
+    hub_hint = " Use --hf to fetch a config from the Hugging Face Hub." if "/" in model else ""
+    raise RooflensError(
+        f"unknown model '{model}'.{hint or ''}{hub_hint} Run `rooflens models` for the catalog, "
+        "or pass a path to a config.json."
+    )

@@ -1,0 +1,282 @@
+"""Parse Hugging Face ``config.json`` dicts into ModelSpec, one small function per model family.
+
+Only architecture fields are read; nothing in a config is ever executed (no ``trust_remote_code``).
+Each parser states the family's defaults explicitly, because configs omit fields whose
+``transformers`` default applies (for example GPT-2 never says its embeddings are tied).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import RooflensError, explain_validation
+from .spec import ModelSpec
+
+Config = dict[str, Any]
+
+
+class _Reader:
+    """Typed access to a config dict with errors that name the missing or malformed field."""
+
+    def __init__(self, cfg: Config, model_type: str) -> None:
+        self.cfg = cfg
+        self.model_type = model_type
+
+    def int(self, *keys: str, default: int | None = None) -> int:
+        for key in keys:
+            value = self.cfg.get(key)
+            if value is None:
+                continue
+            # JSON has one number type; accept 4096.0 but not 4096.5, True or "4096".
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+                raise RooflensError(
+                    f"config.json field '{key}' must be a whole number, got {value!r} "
+                    f"(model_type '{self.model_type}')"
+                )
+            if value <= 0:
+                raise RooflensError(f"config.json field '{key}' must be positive, got {value!r}")
+            return int(value)
+        if default is not None:
+            return default
+        raise RooflensError(
+            f"config.json for model_type '{self.model_type}' lacks required field "
+            + " / ".join(repr(k) for k in keys)
+        )
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.cfg.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise RooflensError(f"config.json field '{key}' must be true or false, got {value!r}")
+        return value
+
+    def float(self, key: str) -> float | None:
+        value = self.cfg.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RooflensError(f"config.json field '{key}' must be a number, got {value!r}")
+        return float(value)
+
+    def str(self, *keys: str, default: str) -> str:
+        for key in keys:
+            value = self.cfg.get(key)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise RooflensError(f"config.json field '{key}' must be a string, got {value!r}")
+                return value
+        return default
+
+
+def _llama_like(r: _Reader, **family: Any) -> dict[str, Any]:
+    """Shared reading for the rotary, RMSNorm, gated-MLP families (Llama and its descendants)."""
+    h = r.int("hidden_size")
+    heads = r.int("num_attention_heads")
+    head_dim = r.int("head_dim", default=h // heads if h % heads == 0 else 0) or None
+    if head_dim is None:
+        raise RooflensError(
+            f"hidden_size {h} is not divisible by num_attention_heads {heads} "
+            "and config.json gives no head_dim"
+        )
+    rotary_fraction = r.float("partial_rotary_factor") or 1.0
+    fields = dict(
+        hidden_size=h,
+        num_layers=r.int("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=r.int("num_key_value_heads", default=heads),
+        head_dim=head_dim,
+        intermediate_size=r.int("intermediate_size"),
+        vocab_size=r.int("vocab_size"),
+        max_position_embeddings=r.int("max_position_embeddings", default=0) or None,
+        activation=r.str("hidden_act", default="silu"),
+        rotary_dim=max(1, int(head_dim * rotary_fraction)),
+        tie_word_embeddings=r.bool("tie_word_embeddings", False),
+    )
+    fields.update(family)
+    return fields
+
+
+def _llama(r: _Reader) -> dict[str, Any]:
+    # transformers' LlamaConfig puts attention_bias on q, k, v and o alike.
+    bias = r.bool("attention_bias", False)
+    return _llama_like(r, qkv_bias=bias, o_bias=bias, mlp_bias=r.bool("mlp_bias", False))
+
+
+def _mistral(r: _Reader) -> dict[str, Any]:
+    return _llama_like(r, sliding_window=r.int("sliding_window", default=0) or None)
+
+
+def _qwen2(r: _Reader) -> dict[str, Any]:
+    # Qwen2 always has q/k/v biases and an unbiased o_proj; its sliding window is off unless asked.
+    window = r.int("sliding_window", default=0) if r.bool("use_sliding_window", False) else 0
+    return _llama_like(r, qkv_bias=True, sliding_window=window or None)
+
+
+def _qwen3(r: _Reader) -> dict[str, Any]:
+    bias = r.bool("attention_bias", False)
+    window = r.int("sliding_window", default=0) if r.bool("use_sliding_window", False) else 0
+    return _llama_like(r, qkv_bias=bias, o_bias=bias, qk_norm=True, sliding_window=window or None)
+
+
+def _gemma(r: _Reader) -> dict[str, Any]:
+    bias = r.bool("attention_bias", False)
+    # Gemma's released configs say hidden_act "gelu" but the model runs the tanh approximation.
+    return _llama_like(
+        r,
+        activation="gelu_pytorch_tanh",
+        tie_word_embeddings=r.bool("tie_word_embeddings", True),
+        qkv_bias=bias,
+        o_bias=bias,
+        embed_scale=True,
+    )
+
+
+def _gemma2(r: _Reader) -> dict[str, Any]:
+    fields = _gemma(r)
+    fields.update(
+        norms_per_layer=4,
+        sliding_window=r.int("sliding_window", default=0) or None,
+        attn_logit_softcap=r.float("attn_logit_softcapping"),
+        final_logit_softcap=r.float("final_logit_softcapping"),
+    )
+    return fields
+
+
+def _phi3(r: _Reader) -> dict[str, Any]:
+    return _llama_like(
+        r,
+        fused_qkv=True,
+        fused_gate_up=True,
+        sliding_window=r.int("sliding_window", default=0) or None,
+    )
+
+
+def _gpt2(r: _Reader) -> dict[str, Any]:
+    h = r.int("n_embd", "hidden_size")
+    heads = r.int("n_head", "num_attention_heads")
+    if h % heads:
+        raise RooflensError(f"n_embd {h} is not divisible by n_head {heads}")
+    positions = r.int("n_positions", "max_position_embeddings")
+    return dict(
+        hidden_size=h,
+        num_layers=r.int("n_layer", "num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=h // heads,
+        intermediate_size=r.int("n_inner", default=4 * h),
+        vocab_size=r.int("vocab_size"),
+        max_position_embeddings=positions,
+        gated_mlp=False,
+        activation=r.str("activation_function", default="gelu_new"),
+        norm="layernorm",
+        position="learned",
+        learned_positions=positions,
+        tie_word_embeddings=r.bool("tie_word_embeddings", True),
+        qkv_bias=True,
+        o_bias=True,
+        mlp_bias=True,
+        fused_qkv=True,
+    )
+
+
+def _gpt_neox(r: _Reader) -> dict[str, Any]:
+    h = r.int("hidden_size")
+    heads = r.int("num_attention_heads")
+    if h % heads:
+        raise RooflensError(f"hidden_size {h} is not divisible by num_attention_heads {heads}")
+    head_dim = h // heads
+    bias = r.bool("attention_bias", True)
+    return dict(
+        hidden_size=h,
+        num_layers=r.int("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=head_dim,
+        intermediate_size=r.int("intermediate_size"),
+        vocab_size=r.int("vocab_size"),
+        max_position_embeddings=r.int("max_position_embeddings", default=0) or None,
+        gated_mlp=False,
+        activation=r.str("hidden_act", default="gelu"),
+        norm="layernorm",
+        rotary_dim=max(1, int(head_dim * (r.float("rotary_pct") or 0.25))),
+        tie_word_embeddings=r.bool("tie_word_embeddings", False),
+        qkv_bias=bias,
+        o_bias=bias,
+        mlp_bias=True,
+        fused_qkv=True,
+        parallel_residual=r.bool("use_parallel_residual", True),
+    )
+
+
+def _opt(r: _Reader) -> dict[str, Any]:
+    h = r.int("hidden_size")
+    heads = r.int("num_attention_heads")
+    if r.int("word_embed_proj_dim", default=h) != h or not r.bool("do_layer_norm_before", True):
+        raise RooflensError(
+            "OPT variants with word_embed_proj_dim != hidden_size or post-layer norm (opt-350m) are not "
+            "supported; every other OPT size is"
+        )
+    if h % heads:
+        raise RooflensError(f"hidden_size {h} is not divisible by num_attention_heads {heads}")
+    positions = r.int("max_position_embeddings")
+    bias = r.bool("enable_bias", True)
+    return dict(
+        hidden_size=h,
+        num_layers=r.int("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=h // heads,
+        intermediate_size=r.int("ffn_dim"),
+        vocab_size=r.int("vocab_size"),
+        max_position_embeddings=positions,
+        gated_mlp=False,
+        activation=r.str("activation_function", default="relu"),
+        norm="layernorm",
+        position="learned",
+        # OPT's learned position table carries two extra rows (an offset kept from fairseq).
+        learned_positions=positions + 2,
+        tie_word_embeddings=r.bool("tie_word_embeddings", True),
+        qkv_bias=bias,
+        o_bias=bias,
+        mlp_bias=bias,
+    )
+
+
+FAMILIES: dict[str, Callable[[_Reader], dict[str, Any]]] = {
+    "llama": _llama,
+    "mistral": _mistral,
+    "qwen2": _qwen2,
+    "qwen3": _qwen3,
+    "gemma": _gemma,
+    "gemma2": _gemma2,
+    "phi3": _phi3,
+    "gpt2": _gpt2,
+    "gpt_neox": _gpt_neox,
+    "opt": _opt,
+}
+
+
+def spec_from_config(cfg: Config, name: str | None = None, **meta: Any) -> ModelSpec:
+    """Build a ModelSpec from a Hugging Face config dict (the contents of ``config.json``)."""
+    if not isinstance(cfg, dict):
+        raise RooflensError(f"a model config must be a JSON object, got {type(cfg).__name__}")
+    model_type = cfg.get("model_type")
+    if not model_type:
+        raise RooflensError(
+            "config.json has no 'model_type'; supported model types: " + ", ".join(sorted(FAMILIES))
+        )
+    parser = FAMILIES.get(model_type)
+    if parser is None:
+        raise RooflensError(
+            f"model_type '{model_type}' is not supported yet; supported: " + ", ".join(sorted(FAMILIES))
+        )
+    fields = parser(_Reader(cfg, model_type))
+    label = name or cfg.get("_name_or_path") or model_type
+    try:
+        return ModelSpec(name=str(label), model_type=model_type, **fields, **meta)
+    except ValidationError as err:
+        raise explain_validation(err, f"model config '{label}'") from None

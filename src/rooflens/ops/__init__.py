@@ -1,0 +1,8 @@
+"""Operators of a forward pass: FLOPs and bytes per tensor class, as NumPy-friendly formulas."""
+
+from .attention import Pass
+from .base import Op
+from .model import build_ops, weight_memory_bytes
+from .precision import Precision
+
+__all__ = ["Op", "Pass", "Precision", "build_ops", "weight_memory_bytes"]

@@ -1,0 +1,144 @@
+"""The operator record and the constructors shared by every block.
+
+An Op holds the arithmetic of one operator for one occurrence (one layer) of one forward pass:
+FLOPs (multiply and add counted separately: a matmul is 2*m*n*k) and bytes moved from/to device
+memory, split by what they are. Quantities may be NumPy arrays (one value per decode step); ``count``
+says how many times the op occurs per forward pass (the number of layers for per-layer ops).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .precision import Precision
+
+Array = float | np.ndarray
+
+# FLOPs per element of the element-wise operators. These are conventions, stated so they can be
+# checked: they only matter for time when an op is compute-bound, which element-wise ops never are.
+NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}  # rms: square, sum, scale, weight; ln adds mean, shift, bias
+ROPE_FLOPS = 3  # x*cos + rotate(x)*sin
+SOFTMAX_FLOPS = 5  # max, subtract, exp, sum, divide
+SOFTCAP_FLOPS = 3  # divide, tanh, multiply (Gemma-2 logit soft-capping)
+ADD_FLOPS = 1
+ACTIVATION_FLOPS = {
+    "relu": 1,
+    "silu": 4,
+    "swish": 4,
+    "gelu": 8,
+    "gelu_new": 8,
+    "gelu_fast": 8,
+    "gelu_pytorch_tanh": 8,
+    "gelu_approximate": 8,
+}
+DEFAULT_ACTIVATION_FLOPS = 8
+
+
+@dataclass(slots=True)
+class Op:
+    name: str
+    block: str  # "embed" | "attention" | "mlp" | "head"
+    kind: str  # "matmul" | "attention" | "norm" | "elementwise" | "embedding"
+    dtype: str  # the dtype whose peak applies; "vector" for element-wise work
+    count: int
+    flops: Array
+    weight_bytes: Array = 0.0
+    act_in_bytes: Array = 0.0
+    act_out_bytes: Array = 0.0
+    kv_read_bytes: Array = 0.0
+    kv_write_bytes: Array = 0.0
+
+    @property
+    def bytes(self) -> Array:
+        return (
+            self.weight_bytes
+            + self.act_in_bytes
+            + self.act_out_bytes
+            + self.kv_read_bytes
+            + self.kv_write_bytes
+        )
+
+    @property
+    def act_bytes(self) -> Array:
+        """Transient activation memory this op touches (inputs + outputs), for the memory peak."""
+        return self.act_in_bytes + self.act_out_bytes
+
+
+def linear(
+    name: str,
+    block: str,
+    n_in: int,
+    n_out: int,
+    tokens: Array,
+    prec: Precision,
+    *,
+    count: int,
+    bias: bool = False,
+    w_bits: int | None = None,
+    out_bytes: Array | None = None,
+    kv_write_bytes: Array = 0.0,
+) -> Op:
+    """A dense projection of ``tokens`` rows: y = x W (+ b).
+
+    ``out_bytes`` overrides the activation output (for projections that write part of their output
+    straight into the KV cache; that part goes in ``kv_write_bytes``).
+    """
+    bits = prec.w_bits if w_bits is None else w_bits
+    flops = 2.0 * tokens * n_in * n_out + prec.dequant_flops(n_in, n_out, bits)
+    weights = prec.weight_bytes(n_in, n_out, bits)
+    if bias:
+        flops = flops + tokens * n_out * ADD_FLOPS
+        weights += n_out * prec.hi_bits / 8
+    return Op(
+        name=name,
+        block=block,
+        kind="matmul",
+        dtype=prec.matmul_dtype(bits),
+        count=count,
+        flops=flops,
+        weight_bytes=weights,
+        act_in_bytes=tokens * n_in * prec.a_bytes,
+        act_out_bytes=tokens * n_out * prec.a_bytes if out_bytes is None else out_bytes,
+        kv_write_bytes=kv_write_bytes,
+    )
+
+
+def norm(name: str, block: str, kind: str, width: int, rows: Array, prec: Precision, *, count: int) -> Op:
+    """RMSNorm or LayerNorm over ``rows`` vectors of ``width`` (weights, plus a bias for LayerNorm)."""
+    params = width * (2 if kind == "layernorm" else 1)
+    return Op(
+        name=name,
+        block=block,
+        kind="norm",
+        dtype="vector",
+        count=count,
+        flops=rows * width * NORM_FLOPS[kind],
+        weight_bytes=params * prec.hi_bits / 8,
+        act_in_bytes=rows * width * prec.a_bytes,
+        act_out_bytes=rows * width * prec.a_bytes,
+    )
+
+
+def elementwise(
+    name: str,
+    block: str,
+    elements: Array,
+    flops_per_element: float,
+    prec: Precision,
+    *,
+    count: int,
+    inputs: int = 1,
+) -> Op:
+    """An element-wise op reading ``inputs`` tensors of ``elements`` values and writing one."""
+    return Op(
+        name=name,
+        block=block,
+        kind="elementwise",
+        dtype="vector",
+        count=count,
+        flops=elements * flops_per_element,
+        act_in_bytes=inputs * elements * prec.a_bytes,
+        act_out_bytes=elements * prec.a_bytes,
+    )

@@ -1,0 +1,84 @@
+"""Bit widths, the bytes they imply (with quantization metadata), and the dtype the math runs in.
+
+Rules (see DESIGN.md):
+- weights use ``w_bits`` (matrix weights inside the layers; embeddings and LM head too only when
+  ``quantize_embeddings``), activations ``a_bits``, the KV cache ``kv_bits``;
+- quantized tensors (fewer than 16 bits) carry one 16-bit scale and one zero point (at the tensor's own
+  width) per group of ``group_size`` values along the input dimension (weights) or per head vector
+  (KV cache): the asymmetric group-wise layout GPTQ, AWQ and KIVI-style caches use;
+- a matmul runs in the wider of its two operands' formats: W4A16 dequantizes to fp16 and uses the fp16
+  peak (paying 2 FLOPs per weight for the dequantization), W8A8 uses the int8 peak, W4A4 int4.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SCALE_BITS = 16  # one fp16 scale per quantization group
+
+
+@dataclass(frozen=True)
+class Precision:
+    w_bits: int = 16
+    a_bits: int = 16
+    kv_bits: int = 16
+    float16: str = "fp16"  # which 16-bit float the model runs in: "fp16" or "bf16"
+    low_bit: str = "int"  # number format of 8- and 4-bit math: "int" or "float" (fp8/fp4)
+    group_size: int = 128
+    quantize_embeddings: bool = False
+
+    def dtype(self, bits: int) -> str:
+        """The compute dtype name for math carried out at ``bits`` bits."""
+        if bits >= 32:
+            return "fp32"
+        if bits == 16:
+            return self.float16
+        prefix = "fp" if self.low_bit == "float" else "int"
+        return f"{prefix}{bits}"
+
+    @property
+    def hi_bits(self) -> int:
+        """Width of tensors never quantized (norm weights, biases): the model's float width."""
+        return 32 if self.w_bits == 32 else 16
+
+    @property
+    def head_bits(self) -> int:
+        """Width of the embedding table and LM head."""
+        return self.w_bits if self.quantize_embeddings else self.hi_bits
+
+    @property
+    def a_bytes(self) -> float:
+        return self.a_bits / 8
+
+    def matmul_dtype(self, w_bits: int) -> str:
+        return self.dtype(max(w_bits, self.a_bits))
+
+    @property
+    def attention_dtype(self) -> str:
+        return self.dtype(max(self.a_bits, self.kv_bits))
+
+    def dequant_flops(self, n_in: int, n_out: int, w_bits: int) -> float:
+        """Weight-only quantization dequantizes every weight once per call (scale and shift: 2 FLOPs).
+
+        Counted once per call, not per token, because fused kernels dequantize a weight tile once and
+        reuse it across the tokens of a tile; this is a lower bound for very large token counts.
+        """
+        if w_bits < 16 and w_bits < self.a_bits:
+            return 2.0 * n_in * n_out
+        return 0.0
+
+    def weight_bytes(self, n_in: int, n_out: int, bits: int) -> float:
+        """Bytes of an n_in x n_out weight matrix at ``bits``, with group scales and zero points."""
+        data = n_in * n_out * bits / 8
+        if bits >= 16:
+            return data
+        groups = n_out * math.ceil(n_in / self.group_size)
+        return data + groups * (SCALE_BITS + bits) / 8
+
+    def kv_vector_bytes(self, dim: int, heads: int) -> float:
+        """Bytes of one token's K (or V) over ``heads`` heads of total width ``dim``, at kv_bits."""
+        data = dim * self.kv_bits / 8
+        if self.kv_bits >= 16:
+            return data
+        return data + heads * (SCALE_BITS + self.kv_bits) / 8

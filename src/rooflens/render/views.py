@@ -1,0 +1,142 @@
+"""Display rows built from a Report: shared by the rich table and the markdown writer.
+
+Nothing here computes a figure; it selects, divides totals into per-step/per-layer views, and formats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..report import Report
+from ..roofline import OpResult, PhaseResult
+from ..units import fmt_bytes, fmt_flops, fmt_rate, fmt_si, fmt_time
+
+BLOCK_TITLES = {"embed": "Embedding", "attention": "Attention", "mlp": "MLP", "head": "Output head"}
+OP_HEADER = ("Op", "×", "FLOP", "Weight B", "Act B", "KV B", "FLOP/B", "Bound", "Time", "Share")
+
+
+@dataclass
+class Section:
+    title: str
+    rows: list[tuple[str, ...]]
+
+
+def header_lines(r: Report) -> list[str]:
+    m, hw, s = r.model, r.hardware, r.settings
+    peak, dtype = hw.peak(s.precision.matmul_dtype(s.w_bits))
+    return [
+        f"Model     {m.name} ({m.model_type}, {m.num_params / 1e9:.2f} B params, {m.num_layers} layers, "
+        f"{m.num_heads} heads / {m.num_kv_heads} KV heads)",
+        f"Hardware  {hw.display_name}: {fmt_rate(peak, 'FLOP/s')} {dtype}, "
+        f"{fmt_rate(hw.memory_bandwidth, 'B/s')}, "
+        f"{fmt_bytes(hw.memory_bytes)}, ridge {peak / hw.memory_bandwidth:.0f} FLOP/B",
+        f"Workload  batch {s.batch}, prompt {s.prompt}, gen {s.gen}; W{s.w_bits}A{s.a_bits} KV{s.kv_bits}, "
+        f"FlashAttention {'on' if s.flash_attention else 'off'}, KV cache {'on' if s.kv_cache else 'off'}",
+    ]
+
+
+SUMMARY_HEADER = ("Phase", "FLOPs", "Bytes", "Time", "Bound", "Compute-bound share")
+
+
+def summary_rows(r: Report) -> list[tuple[str, ...]]:
+    rows = []
+    for phase in r.phases():
+        share = phase.compute_bound_time_s / phase.time_s if phase.time_s else 0.0
+        label = "Prefill" if phase.name == "prefill" else f"Decode ({phase.steps} steps)"
+        rows.append(
+            (
+                label,
+                fmt_flops(phase.flops),
+                fmt_bytes(phase.bytes),
+                fmt_time(phase.time_s),
+                phase.bound or "-",
+                f"{share:.0%}",
+            )
+        )
+    return rows
+
+
+def headline_lines(r: Report) -> list[str]:
+    d = r.decode
+    lines = [f"TTFT            {fmt_time(r.ttft_s)}"]
+    if d.steps:
+        lines.append(
+            f"TPOT            {fmt_time(r.tpot_s)} mean (first step {fmt_time(float(d.step_time_s[0]))}, "
+            f"last {fmt_time(float(d.step_time_s[-1]))})"
+        )
+        seqs = f"{r.settings.batch} sequence{'s' if r.settings.batch > 1 else ''}"
+        lines.append(f"Decode speed    {r.decode_tokens_per_s:,.1f} tokens/s ({seqs})")
+    lines.append(f"End to end      {fmt_time(r.total_time_s)}")
+    lines.append(f"Throughput      {r.throughput_tokens_per_s:,.1f} generated tokens/s")
+    return lines
+
+
+def memory_rows(r: Report) -> list[tuple[str, str]]:
+    m = r.memory
+    return [
+        ("Weights", fmt_bytes(m.weights_bytes)),
+        (
+            f"KV cache ({r.settings.prompt + r.settings.gen} tokens × {r.settings.batch})",
+            fmt_bytes(m.kv_cache_bytes),
+        ),
+        ("Peak activations", fmt_bytes(m.activations_bytes)),
+        ("Runtime overhead", f"{fmt_bytes(m.overhead_bytes)} ({m.overhead_source})"),
+        ("Total", f"{fmt_bytes(m.total_bytes)} of {fmt_bytes(m.capacity_bytes)} ({m.utilization:.0%})"),
+        ("Fits", "yes" if m.fits else "NO"),
+        ("Largest batch that fits", f"{m.max_batch:,}"),
+    ]
+
+
+def _op_row(op: OpResult, scale: float, count_label: str, step_time: float) -> tuple[str, ...]:
+    """One display row; ``scale`` divides totals into the view (per step, or per step and layer)."""
+    time = op.time_s / scale
+    return (
+        op.name,
+        count_label,
+        fmt_si(op.flops / scale),
+        fmt_si(op.weight_bytes / scale),
+        fmt_si((op.act_in_bytes + op.act_out_bytes) / scale),
+        fmt_si((op.kv_read_bytes + op.kv_write_bytes) / scale),
+        f"{op.intensity:,.1f}" if op.bytes else "-",
+        op.bound,
+        fmt_time(time),
+        f"{time / step_time:.1%}" if step_time else "-",
+    )
+
+
+def op_sections(r: Report, phase: PhaseResult, per_layer: bool = False) -> list[Section]:
+    """Ops grouped by block; decode figures are per step (mean). ``per_layer`` lists each layer."""
+    steps = max(phase.steps, 1)
+    step_time = phase.time_s / steps
+    by_block: dict[str, list[OpResult]] = {}
+    for op in phase.ops:
+        by_block.setdefault(op.block, []).append(op)
+
+    def rows(ops: list[OpResult], per_occurrence: bool) -> list[tuple[str, ...]]:
+        return [
+            _op_row(
+                o,
+                steps * (o.count if per_occurrence else 1),
+                "1" if per_occurrence else str(o.count),
+                step_time,
+            )
+            for o in ops
+        ]
+
+    sections = [Section(BLOCK_TITLES["embed"], rows(by_block.get("embed", []), False))]
+    if per_layer:
+        layer_ops = by_block.get("attention", []) + by_block.get("mlp", [])
+        sections += [Section(f"Layer {i}", rows(layer_ops, True)) for i in range(r.model.num_layers)]
+    else:
+        sections += [
+            Section(f"{BLOCK_TITLES[b]} (all {r.model.num_layers} layers)", rows(by_block.get(b, []), False))
+            for b in ("attention", "mlp")
+        ]
+    sections.append(Section(BLOCK_TITLES["head"], rows(by_block.get("head", []), False)))
+    return [sec for sec in sections if sec.rows]
+
+
+def phase_title(phase: PhaseResult) -> str:
+    if phase.name == "prefill":
+        return "Prefill: one pass over the prompt"
+    return f"Decode: per step, mean over {phase.steps} steps"

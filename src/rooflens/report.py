@@ -1,0 +1,189 @@
+"""Report: everything one analysis found, and its stable JSON form.
+
+Quantities are SI base units throughout: seconds, bytes, FLOPs (multiply and add counted
+separately), bytes/s, FLOP/s. ``to_dict()`` is the documented ``--format json`` contract
+(``SCHEMA_VERSION`` changes only when a field changes meaning or disappears).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .hardware.spec import HardwareSpec
+from .memory import MemoryFootprint
+from .model.spec import ModelSpec
+from .roofline import OpResult, PhaseResult
+from .settings import Settings
+
+SCHEMA_VERSION = 1
+
+OP_COLUMNS = (
+    "name",
+    "phase",
+    "block",
+    "kind",
+    "count",
+    "flops",
+    "bytes",
+    "weight_bytes",
+    "act_in_bytes",
+    "act_out_bytes",
+    "kv_read_bytes",
+    "kv_write_bytes",
+    "intensity",
+    "bound",
+    "dtype",
+    "peak_dtype",
+    "time_s",
+    "compute_time_s",
+    "memory_time_s",
+)
+
+
+@dataclass(slots=True)
+class Report:
+    model: ModelSpec
+    hardware: HardwareSpec
+    settings: Settings
+    prefill: PhaseResult
+    decode: PhaseResult
+    memory: MemoryFootprint
+    notes: list[str]
+
+    # --- headline figures ----------------------------------------------------------------------
+    @property
+    def ttft_s(self) -> float:
+        """Time to first token: the prefill pass (which also yields the first generated token)."""
+        return self.prefill.time_s
+
+    @property
+    def tpot_s(self) -> float | None:
+        """Mean time per output token over the decode steps (None when gen == 1: no decode step)."""
+        return self.decode.time_s / self.decode.steps if self.decode.steps else None
+
+    @property
+    def total_time_s(self) -> float:
+        return self.prefill.time_s + self.decode.time_s
+
+    @property
+    def throughput_tokens_per_s(self) -> float:
+        """Generated tokens per second over the whole request (prefill included), all sequences."""
+        return self.settings.batch * self.settings.gen / self.total_time_s
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        """Generated tokens per second during decode alone (batch / TPOT)."""
+        return self.settings.batch / self.tpot_s if self.tpot_s else None
+
+    def phases(self) -> tuple[PhaseResult, PhaseResult]:
+        return self.prefill, self.decode
+
+    # --- exports -------------------------------------------------------------------------------
+    def op_rows(self) -> list[dict[str, Any]]:
+        """One dict per (phase, op) with the OP_COLUMNS fields: totals over layers and steps."""
+        return [_op_row(phase.name, op) for phase in self.phases() for op in phase.ops]
+
+    def ops_frame(self):
+        """The per-op table as a pandas DataFrame (needs the optional ``pandas`` extra)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            from .errors import RooflensError
+
+            raise RooflensError("ops_frame() needs pandas: pip install 'rooflens[pandas]'") from None
+        return pd.DataFrame(self.op_rows(), columns=list(OP_COLUMNS))
+
+    def to_dict(self, *, timeline: bool = True) -> dict[str, Any]:
+        s, m, hw = self.settings, self.memory, self.hardware
+        decode = self.decode
+        out = {
+            "schema_version": SCHEMA_VERSION,
+            "model": {
+                "name": self.model.name,
+                "model_type": self.model.model_type,
+                "params": self.model.num_params,
+                "layers": self.model.num_layers,
+                "hidden_size": self.model.hidden_size,
+                "num_heads": self.model.num_heads,
+                "num_kv_heads": self.model.num_kv_heads,
+                "head_dim": self.model.head_dim,
+                "intermediate_size": self.model.intermediate_size,
+                "vocab_size": self.model.vocab_size,
+                "source": self.model.source,
+            },
+            "hardware": {
+                "name": hw.name,
+                "display_name": hw.display_name,
+                "memory_bytes": hw.memory_bytes,
+                "memory_bandwidth": hw.memory_bandwidth,
+                "peak_flops": dict(hw.peak_flops),
+            },
+            "settings": s.model_dump(),
+            "prefill": _phase_dict(self.prefill),
+            "decode": {
+                **_phase_dict(decode),
+                "tpot_s": self.tpot_s,
+                "first_step_s": float(decode.step_time_s[0]) if decode.steps else None,
+                "last_step_s": float(decode.step_time_s[-1]) if decode.steps else None,
+                "tokens_per_s": self.decode_tokens_per_s,
+            },
+            "ttft_s": self.ttft_s,
+            "total_time_s": self.total_time_s,
+            "throughput_tokens_per_s": self.throughput_tokens_per_s,
+            "memory": {
+                "weights_bytes": m.weights_bytes,
+                "kv_cache_bytes": m.kv_cache_bytes,
+                "activations_bytes": m.activations_bytes,
+                "overhead_bytes": m.overhead_bytes,
+                "overhead_source": m.overhead_source,
+                "total_bytes": m.total_bytes,
+                "capacity_bytes": m.capacity_bytes,
+                "fits": m.fits,
+                "max_batch": m.max_batch,
+            },
+            "ops": self.op_rows(),
+            "notes": list(self.notes),
+        }
+        if timeline:
+            out["decode"]["timeline"] = {
+                "context": decode.context.tolist(),
+                "step_time_s": decode.step_time_s.tolist(),
+            }
+        return out
+
+
+def _phase_dict(phase: PhaseResult) -> dict[str, Any]:
+    return {
+        "steps": phase.steps,
+        "flops": phase.flops,
+        "bytes": phase.bytes,
+        "time_s": phase.time_s,
+        "bound": phase.bound,
+        "compute_bound_time_s": phase.compute_bound_time_s,
+        "memory_bound_time_s": phase.memory_bound_time_s,
+    }
+
+
+def _op_row(phase: str, op: OpResult) -> dict[str, Any]:
+    return {
+        "name": op.name,
+        "phase": phase,
+        "block": op.block,
+        "kind": op.kind,
+        "count": op.count,
+        "flops": op.flops,
+        "bytes": op.bytes,
+        "weight_bytes": op.weight_bytes,
+        "act_in_bytes": op.act_in_bytes,
+        "act_out_bytes": op.act_out_bytes,
+        "kv_read_bytes": op.kv_read_bytes,
+        "kv_write_bytes": op.kv_write_bytes,
+        "intensity": op.intensity if op.bytes else None,
+        "bound": op.bound,
+        "dtype": op.dtype,
+        "peak_dtype": op.peak_dtype,
+        "time_s": op.time_s,
+        "compute_time_s": op.compute_time_s,
+        "memory_time_s": op.memory_time_s,
+    }

@@ -1,0 +1,135 @@
+"""Place operators on a device's roofline.
+
+The ideal time of an op is ``max(flops / peak(dtype), bytes / bandwidth)``, where the peak is the one
+of the dtype its math runs in (falling back, with a note, when the device lacks it). A phase is a list
+of ops evaluated over one or more steps (decode: one step per generated token, as NumPy arrays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .hardware.spec import HardwareSpec
+from .ops.base import Op
+
+Bound = str  # "compute" | "memory"
+
+
+@dataclass(slots=True)
+class OpResult:
+    """One operator over a whole phase: totals across its ``count`` layers and all ``steps``."""
+
+    name: str
+    block: str
+    kind: str
+    dtype: str
+    peak_dtype: str
+    peak_flops: float
+    count: int
+    steps: int
+    flops: float
+    weight_bytes: float
+    act_in_bytes: float
+    act_out_bytes: float
+    kv_read_bytes: float
+    kv_write_bytes: float
+    compute_time_s: float
+    memory_time_s: float
+    time_s: float
+
+    @property
+    def bytes(self) -> float:
+        return (
+            self.weight_bytes
+            + self.act_in_bytes
+            + self.act_out_bytes
+            + self.kv_read_bytes
+            + self.kv_write_bytes
+        )
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOP per byte moved."""
+        return self.flops / self.bytes if self.bytes else float("inf")
+
+    @property
+    def bound(self) -> Bound:
+        return "compute" if self.compute_time_s > self.memory_time_s else "memory"
+
+
+@dataclass(slots=True)
+class PhaseResult:
+    name: str
+    steps: int
+    ops: list[OpResult]
+    step_time_s: np.ndarray  # ideal time of each step (one entry for prefill)
+    context: np.ndarray  # tokens attended at each step
+    flops: float = 0.0
+    bytes: float = 0.0
+    time_s: float = 0.0
+    compute_bound_time_s: float = 0.0
+    memory_bound_time_s: float = 0.0
+    fallbacks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bound(self) -> Bound | None:
+        """The bound that accounts for most of the phase's time."""
+        if not self.steps:
+            return None
+        return "compute" if self.compute_bound_time_s > self.memory_bound_time_s else "memory"
+
+
+def _total(x: float | np.ndarray, steps: int) -> float:
+    return float(x.sum()) if isinstance(x, np.ndarray) else float(x) * steps
+
+
+def evaluate(name: str, ops: list[Op], hw: HardwareSpec, steps: int, context: np.ndarray) -> PhaseResult:
+    """Evaluate ``ops`` on ``hw``; op quantities are scalars or arrays of length ``steps``."""
+    step_time = np.zeros(steps)
+    results: list[OpResult] = []
+    peaks: dict[str, tuple[float, str]] = {}
+    bandwidth = hw.memory_bandwidth
+    for op in ops:
+        if op.dtype not in peaks:
+            peaks[op.dtype] = hw.peak(op.dtype)
+        peak, used = peaks[op.dtype]
+        t_compute = op.flops / peak
+        t_memory = op.bytes / bandwidth
+        t = np.maximum(t_compute, t_memory)
+        step_time += op.count * t
+        k = op.count
+        results.append(
+            OpResult(
+                name=op.name,
+                block=op.block,
+                kind=op.kind,
+                dtype=op.dtype,
+                peak_dtype=used,
+                peak_flops=peak,
+                count=k,
+                steps=steps,
+                flops=k * _total(op.flops, steps),
+                weight_bytes=k * _total(op.weight_bytes, steps),
+                act_in_bytes=k * _total(op.act_in_bytes, steps),
+                act_out_bytes=k * _total(op.act_out_bytes, steps),
+                kv_read_bytes=k * _total(op.kv_read_bytes, steps),
+                kv_write_bytes=k * _total(op.kv_write_bytes, steps),
+                compute_time_s=k * _total(t_compute, steps),
+                memory_time_s=k * _total(t_memory, steps),
+                time_s=k * _total(t, steps),
+            )
+        )
+    phase = PhaseResult(name=name, steps=steps, ops=results, step_time_s=step_time, context=context)
+    # Substituted roofs, for the report's notes. Element-wise ("vector") math normally uses fp32.
+    phase.fallbacks = {d: u for d, (_, u) in peaks.items() if u != (d if d != "vector" else "fp32")}
+    for r in results:
+        phase.flops += r.flops
+        phase.bytes += r.bytes
+        phase.time_s += r.time_s
+        if r.bound == "compute":
+            phase.compute_bound_time_s += r.time_s
+        else:
+            phase.memory_bound_time_s += r.time_s
+    return phase
