@@ -15,13 +15,15 @@ from .spec import ModelSpec
 log = logging.getLogger("rooflens")
 
 
+class HubClientMissing(Exception):
+    """huggingface_hub is not installed."""
+
+
 def _download_config(model_id: str) -> str:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
-        raise RooflensError(
-            "loading from the Hugging Face Hub needs the optional extra: pip install 'rooflens[hub]'"
-        ) from None
+        raise HubClientMissing from None
     return hf_hub_download(repo_id=model_id, filename="config.json")
 
 
@@ -33,8 +35,6 @@ def load_from_hub(model_id: str) -> ModelSpec:
 
     try:
         path = _download_config(model_id)
-    except RooflensError:
-        raise
     except Exception as err:  # the Hub client raises many kinds; every one means "no config here"
         reason = _describe(err)
         bundled = find_catalog_name(model_id)
@@ -51,6 +51,8 @@ def load_from_hub(model_id: str) -> ModelSpec:
 
 
 def _describe(err: Exception) -> str:
+    if isinstance(err, HubClientMissing):
+        return "huggingface_hub is not installed: pip install 'rooflens[hub]'"
     name = type(err).__name__
     if "Offline" in name or "Connection" in name or "LocalEntryNotFound" in name:
         return "offline"

@@ -1,0 +1,159 @@
+"""The command line: every format, the catalogs, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import rooflens
+from rooflens.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_table_output_has_phases_ops_and_memory():
+    result = invoke("analyze", "llama-2-7b", "--hardware", "a100", "--prompt", "1024", "--gen", "64")
+    assert result.exit_code == 0, result.output
+    for text in (
+        "TTFT",
+        "TPOT",
+        "Prefill",
+        "Decode",
+        "q_proj",
+        "lm_head",
+        "Largest batch that fits",
+        "compute",
+    ):
+        assert text in result.output
+
+
+def test_json_is_the_documented_contract_and_matches_the_api():
+    args = dict(batch=4, prompt=2048, gen=256, w_bits=4, kv_bits=8)
+    result = invoke(
+        "analyze",
+        "llama-3-8b",
+        "-H",
+        "h100",
+        "-b",
+        "4",
+        "-p",
+        "2048",
+        "-g",
+        "256",
+        "--w-bits",
+        "4",
+        "--kv-bits",
+        "8",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    api = rooflens.analyze("llama-3-8b", "h100", **args).to_dict()
+    assert data == json.loads(json.dumps(api))
+    assert data["model"]["params"] == 8_030_261_248
+    assert data["hardware"]["memory_bandwidth"] == 3.35e12
+    for phase in ("prefill", "decode"):
+        assert {"flops", "bytes", "time_s", "bound"} <= set(data[phase])
+    assert {"tpot_s"} <= set(data["decode"])
+    for key in ("total_time_s", "throughput_tokens_per_s"):
+        assert data[key] > 0
+    assert set(data["memory"]) >= {
+        "weights_bytes",
+        "kv_cache_bytes",
+        "activations_bytes",
+        "total_bytes",
+        "fits",
+    }
+    op = data["ops"][0]
+    assert set(op) >= {"name", "phase", "flops", "bytes", "intensity", "bound", "time_s"}
+    assert sum(o["time_s"] for o in data["ops"] if o["phase"] == "decode") == pytest.approx(
+        data["decode"]["time_s"]
+    )
+
+
+def test_csv_has_one_row_per_phase_and_op():
+    result = invoke("analyze", "gpt2", "-H", "t4", "-p", "128", "-g", "16", "-f", "csv")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    report = rooflens.analyze("gpt2", "t4", prompt=128, gen=16)
+    assert len(rows) == len(report.prefill.ops) + len(report.decode.ops)
+    assert {r["phase"] for r in rows} == {"prefill", "decode"}
+
+
+def test_markdown_and_per_layer(tmp_path):
+    out = tmp_path / "report.md"
+    result = invoke("analyze", "qwen2.5-0.5b", "-H", "l4", "-f", "markdown", "--per-layer", "-o", str(out))
+    assert result.exit_code == 0
+    text = out.read_text()
+    assert "| Op |" in text and "**Layer 23**" in text and "**Layer 24**" not in text
+
+
+def test_table_per_layer_lists_every_layer():
+    result = invoke("analyze", "gpt2", "-H", "t4", "-p", "64", "-g", "4", "--per-layer")
+    assert result.exit_code == 0
+    assert "Layer 11" in result.output and "Layer 12" not in result.output
+
+
+def test_catalog_listings():
+    models = json.loads(invoke("models", "--format", "json").output)
+    assert len(models) >= 20 and {"name", "params", "layers"} <= set(models[0])
+    hardware = json.loads(invoke("hardware", "--format", "json").output)
+    assert len(hardware) >= 20 and {"name", "memory_bandwidth", "peak_flops", "sources"} <= set(hardware[0])
+    assert "llama-3.1-405b" in invoke("models").output
+    assert "h100-sxm" in invoke("hardware").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["analyze", "llama-2-7"], "unknown model 'llama-2-7'"),
+        (["analyze", "gpt2", "-H", "h10"], "unknown hardware 'h10'"),
+        (["analyze", "gpt2", "--batch", "0"], "batch: Input should be greater than or equal to 1"),
+        (["analyze", "gpt2", "--prompt", "-3"], "prompt: Input should be greater than or equal to 1"),
+        (["analyze", "gpt2", "--gen", "99999999999"], "gen: Input should be less than or equal to"),
+        (["analyze", "gpt2", "--w-bits", "3"], "w_bits: Input should be 4, 8, 16 or 32"),
+        (["analyze", "gpt2", "--dtype", "fp64"], "dtype: Input should be 'fp16' or 'bf16'"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.output.strip().startswith("error:") and result.output.strip().count("\n") == 0
+
+
+def test_bad_files_are_one_line_errors(tmp_path):
+    cases = {
+        "broken.json": ("{oops", "is not valid JSON"),
+        "partial.json": (json.dumps({"model_type": "llama", "hidden_size": 64}), "lacks required field"),
+        "moe.json": (json.dumps({"model_type": "mixtral"}), "model_type 'mixtral' is not supported yet"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        result = invoke("analyze", str(path))
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    gpu = tmp_path / "gpu.yaml"
+    gpu.write_text("name: x\nmemory_bytes: 8 GiB\npeak_flops: {fp16: 1e12}\n")
+    result = invoke("analyze", "gpt2", "-H", str(gpu))
+    assert result.exit_code == 2 and "memory_bandwidth: Field required" in result.output
+
+
+def test_ops_frame_when_pandas_is_present():
+    pd = pytest.importorskip("pandas")
+    frame = rooflens.analyze("gpt2", "t4", prompt=32, gen=4).ops_frame()
+    assert isinstance(frame, pd.DataFrame)
+    assert {"name", "phase", "flops", "bytes", "time_s", "bound"} <= set(frame.columns)
+    assert frame.groupby("phase")["time_s"].sum()["prefill"] == pytest.approx(
+        rooflens.analyze("gpt2", "t4", prompt=32, gen=4).ttft_s
+    )

@@ -1,0 +1,200 @@
+"""Model parsing and the bundled catalog: parameter counts, architecture features, bad configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import rooflens
+from rooflens import RooflensError, load_model
+from rooflens.model import FAMILIES, catalog_names, list_models, spec_from_config
+from rooflens.model import hub as hub_module
+
+LLAMA_LIKE = {
+    "model_type": "llama",
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "vocab_size": 1000,
+}
+
+
+# --- the catalog --------------------------------------------------------------------------------
+
+
+def test_catalog_spans_sizes_and_families():
+    models = list_models()
+    assert len(models) >= 20
+    sizes = [m.num_params for m in models]
+    assert min(sizes) < 0.2e9 and max(sizes) > 400e9
+    assert {m.model_type for m in models} >= set(FAMILIES)
+
+
+@pytest.mark.parametrize("name", catalog_names())
+def test_param_count_matches_published_within_one_percent(name):
+    spec = load_model(name)
+    assert spec.published_params, f"{name} lacks a published parameter count"
+    assert spec.published_params_source and spec.source
+    assert abs(spec.num_params - spec.published_params) / spec.published_params < 0.01
+
+
+@pytest.mark.parametrize(
+    ("name", "exact"),
+    [
+        # Exact counts published by the model authors (Pythia README) or the checkpoints' own totals.
+        ("pythia-160m", 162_322_944),
+        ("pythia-6.9b", 6_857_302_016),
+        ("gpt2", 124_439_808),
+        ("llama-2-7b", 6_738_415_616),
+        ("llama-3-8b", 8_030_261_248),
+        ("opt-125m", 125_239_296),
+    ],
+)
+def test_exact_param_counts(name, exact):
+    assert load_model(name).num_params == exact
+
+
+def test_names_resolve_case_insensitively_and_by_hf_id():
+    assert load_model("LLAMA-3-8B").name == "llama-3-8b"
+    assert load_model("meta-llama/Meta-Llama-3-8B").name == "llama-3-8b"
+    assert load_model("Meta-Llama-3-8B").name == "llama-3-8b"
+    assert load_model("llama3-8b").name == "llama-3-8b"  # alias
+
+
+def test_unknown_model_suggests_near_names():
+    with pytest.raises(RooflensError, match=r"unknown model 'llama-2-7'.*Did you mean 'llama-2-7b'"):
+        load_model("llama-2-7")
+
+
+# --- architecture features -----------------------------------------------------------------------
+
+
+def test_gqa_and_explicit_head_dim():
+    llama3 = load_model("llama-3-8b")
+    assert (llama3.num_heads, llama3.num_kv_heads, llama3.kv_dim) == (32, 8, 1024)
+    gemma = load_model("gemma-7b")  # head_dim 256 with 16 heads: q width 4096 != hidden 3072
+    assert gemma.head_dim == 256 and gemma.q_dim == 4096 and gemma.hidden_size == 3072
+    assert load_model("gemma-2b").num_kv_heads == 1  # MQA
+
+
+def test_tied_embeddings_have_no_separate_head():
+    assert load_model("gpt2").params().lm_head == 0
+    assert load_model("llama-3.2-1b").params().lm_head == 0
+    assert load_model("llama-3-8b").params().lm_head == 128256 * 4096
+
+
+def test_family_specific_structure():
+    gpt2 = load_model("gpt2")
+    assert (gpt2.norm, gpt2.position, gpt2.gated_mlp, gpt2.learned_positions) == (
+        "layernorm",
+        "learned",
+        False,
+        1024,
+    )
+    assert gpt2.qkv_bias and gpt2.o_bias and gpt2.mlp_bias and gpt2.fused_qkv
+    opt = load_model("opt-125m")
+    assert opt.learned_positions == 2050 and opt.activation == "relu"
+    pythia = load_model("pythia-160m")
+    assert pythia.rotary_dim == 16 and pythia.parallel_residual  # rotary_pct 0.25 of head_dim 64
+    qwen2 = load_model("qwen2.5-7b")
+    assert qwen2.qkv_bias and not qwen2.o_bias
+    assert load_model("qwen3-8b").qk_norm
+    assert load_model("gemma-2-9b").norms_per_layer == 4
+    phi3 = load_model("phi-3-mini-4k")
+    assert phi3.fused_qkv and phi3.fused_gate_up
+    llama = load_model("llama-2-7b")
+    assert (llama.norm, llama.position, llama.gated_mlp) == ("rmsnorm", "rotary", True)
+
+
+def test_config_from_dict_and_file(tmp_path):
+    spec = spec_from_config(LLAMA_LIKE, name="tiny")
+    assert spec.head_dim == 32 and spec.num_kv_heads == 2
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA_LIKE))
+    assert load_model(str(path)).hidden_size == 256
+    assert load_model(str(tmp_path)).hidden_size == 256  # a folder holding config.json
+    assert rooflens.analyze(LLAMA_LIKE, "h100", prompt=16, gen=4).model.hidden_size == 256
+
+
+# --- bad configs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hidden_size": None}, r"lacks required field 'hidden_size'"),
+        ({"hidden_size": "256"}, r"'hidden_size' must be a whole number"),
+        ({"hidden_size": 256.5}, r"'hidden_size' must be a whole number"),
+        ({"num_hidden_layers": -2}, r"'num_hidden_layers' must be positive"),
+        ({"num_key_value_heads": 3}, r"must be a multiple of num_key_value_heads"),
+        ({"hidden_size": 250}, r"not divisible by num_attention_heads"),
+        ({"model_type": "mixtral"}, r"model_type 'mixtral' is not supported yet; supported: .*llama"),
+        ({"model_type": None}, r"has no 'model_type'"),
+        ({"tie_word_embeddings": "yes"}, r"must be true or false"),
+    ],
+)
+def test_malformed_configs_give_clear_errors(change, message):
+    cfg = {**LLAMA_LIKE, **change}
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    with pytest.raises(RooflensError, match=message):
+        spec_from_config(cfg)
+
+
+def test_opt_350m_layout_is_refused_with_reason():
+    cfg = {
+        "model_type": "opt",
+        "hidden_size": 1024,
+        "word_embed_proj_dim": 512,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "ffn_dim": 4096,
+        "vocab_size": 50272,
+        "max_position_embeddings": 2048,
+    }
+    with pytest.raises(RooflensError, match="opt-350m"):
+        spec_from_config(cfg)
+
+
+def test_bad_config_files(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(RooflensError, match="is not valid JSON"):
+        load_model(str(broken))
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(RooflensError, match="must hold a JSON object"):
+        load_model(str(listed))
+    with pytest.raises(RooflensError, match="does not exist"):
+        load_model(str(tmp_path / "missing.json"))
+
+
+# --- the Hugging Face Hub option -------------------------------------------------------------------
+
+
+def _offline(model_id):
+    raise ConnectionError("network unreachable")
+
+
+def test_hub_offline_falls_back_to_bundled_config(monkeypatch, caplog):
+    monkeypatch.setattr(hub_module, "_download_config", _offline)
+    with caplog.at_level("WARNING", logger="rooflens"):
+        spec = load_model("meta-llama/Meta-Llama-3-8B", hub=True)
+    assert spec.name == "llama-3-8b"
+    assert "using the bundled config" in caplog.text
+
+
+def test_hub_offline_unknown_model_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(hub_module, "_download_config", _offline)
+    with pytest.raises(RooflensError, match=r"could not fetch config.json of 'someone/unknown' .*offline"):
+        load_model("someone/unknown", hub=True)
+
+
+def test_hub_download_is_parsed_without_running_code(monkeypatch, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA_LIKE, "auto_map": {"AutoModel": "evil.Model"}}))
+    monkeypatch.setattr(hub_module, "_download_config", lambda model_id: str(path))
+    spec = load_model("someone/tiny", hub=True)
+    assert spec.name == "someone/tiny" and spec.hf_id == "someone/tiny"
