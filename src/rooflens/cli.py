@@ -15,7 +15,7 @@ from .errors import RooflensError
 from .hardware import list_hardware
 from .model import list_models
 from .render import FORMATS, print_report, print_rows, report_csv, report_markdown, rows_csv, to_json
-from .units import fmt_bytes, fmt_rate
+from .render.views import hardware_columns, model_columns
 
 app = typer.Typer(
     name="rooflens",
@@ -134,37 +134,23 @@ def analyze(
         print_report(report, _console(), per_layer)
 
 
+def _listing(fmt: str, rows: list[dict], columns: list[tuple[str, str]], title: str) -> None:
+    if fmt == "json":
+        _emit(to_json(rows), None)
+    elif fmt == "csv":
+        _emit(rows_csv(rows), None)
+    else:
+        print_rows(rows, columns, _console(), title)
+
+
 @app.command()
 def models(
     fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
 ) -> None:
     """List the bundled model catalog."""
     rows = [m.summary() for m in list_models()]
-    if fmt.value == "json":
-        _emit(to_json(rows), None)
-    elif fmt.value == "csv":
-        _emit(rows_csv(rows), None)
-    else:
-        for row in rows:
-            row["params_b"] = f"{row['params'] / 1e9:.2f} B"
-            row["heads"] = f"{row['num_heads']}/{row['num_kv_heads']}"
-        print_rows(
-            rows,
-            [
-                ("Name", "name"),
-                ("Type", "model_type"),
-                ("Params", "params_b"),
-                ("Layers", "layers"),
-                ("Hidden", "hidden_size"),
-                ("Heads/KV", "heads"),
-                ("FFN", "intermediate_size"),
-                ("Vocab", "vocab_size"),
-                ("Context", "max_position_embeddings"),
-                ("Hugging Face id", "hf_id"),
-            ],
-            _console(),
-            f"{len(rows)} bundled models (add your own: pass a config.json path)",
-        )
+    title = f"{len(rows)} bundled models (add your own: pass a config.json path)"
+    _listing(fmt.value, rows, model_columns(rows), title)
 
 
 @app.command()
@@ -173,36 +159,8 @@ def hardware(
 ) -> None:
     """List the bundled hardware catalog (every figure has a source: see --format json)."""
     rows = [h.summary() for h in list_hardware()]
-    if fmt.value == "json":
-        _emit(to_json(rows), None)
-    elif fmt.value == "csv":
-        _emit(rows_csv(rows), None)
-    else:
-        for row in rows:
-            peaks = row["peak_flops"]
-            row["mem"] = fmt_bytes(row["memory_bytes"])
-            row["bw"] = fmt_rate(row["memory_bandwidth"], "B/s")
-            row["f16"] = fmt_rate(peaks.get("bf16", peaks.get("fp16", 0.0)), "FLOP/s")
-            row["low"] = ", ".join(
-                f"{k} {v / 1e12:,.0f}T" for k, v in peaks.items() if k in ("fp8", "int8", "int4", "fp4")
-            )
-            row["tdp"] = f"{row['tdp_watts']:.0f} W" if row["tdp_watts"] else "-"
-            row["ridge"] = f"{row['ridge_point_fp16']:.0f}"
-        print_rows(
-            rows,
-            [
-                ("Name", "name"),
-                ("Device", "display_name"),
-                ("Memory", "mem"),
-                ("Bandwidth", "bw"),
-                ("16-bit peak", "f16"),
-                ("8/4-bit peaks", "low"),
-                ("Ridge FLOP/B", "ridge"),
-                ("TDP", "tdp"),
-            ],
-            _console(),
-            f"{len(rows)} bundled devices (add your own: --hardware my_gpu.yaml)",
-        )
+    title = f"{len(rows)} bundled devices (add your own: --hardware my_gpu.yaml)"
+    _listing(fmt.value, rows, hardware_columns(rows), title)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .hardware.spec import HardwareSpec
-from .ops.base import Op
+from .ops.base import Op, total_bytes
 
 Bound = str  # "compute" | "memory"
 
@@ -41,13 +41,7 @@ class OpResult:
 
     @property
     def bytes(self) -> float:
-        return (
-            self.weight_bytes
-            + self.act_in_bytes
-            + self.act_out_bytes
-            + self.kv_read_bytes
-            + self.kv_write_bytes
-        )
+        return total_bytes(self)
 
     @property
     def intensity(self) -> float:

@@ -155,24 +155,34 @@ def _phi3(r: _Reader) -> dict[str, Any]:
     )
 
 
-def _gpt2(r: _Reader) -> dict[str, Any]:
-    h = r.int("n_embd", "hidden_size")
-    heads = r.int("n_head", "num_attention_heads")
-    if h % heads:
-        raise RooflensError(f"n_embd {h} is not divisible by n_head {heads}")
-    positions = r.int("n_positions", "max_position_embeddings")
-    return dict(
-        hidden_size=h,
-        num_layers=r.int("n_layer", "num_hidden_layers"),
+def _classic(r: _Reader, hidden: int, heads: int, **family: Any) -> dict[str, Any]:
+    """The pre-Llama layout shared by GPT-2, GPT-NeoX and OPT: MHA, LayerNorm, plain MLP, biases."""
+    if hidden % heads:
+        raise RooflensError(f"hidden size {hidden} is not divisible by the {heads} attention heads")
+    fields = dict(
+        hidden_size=hidden,
         num_heads=heads,
         num_kv_heads=heads,
-        head_dim=h // heads,
-        intermediate_size=r.int("n_inner", default=4 * h),
+        head_dim=hidden // heads,
         vocab_size=r.int("vocab_size"),
-        max_position_embeddings=positions,
         gated_mlp=False,
-        activation=r.str("activation_function", default="gelu_new"),
         norm="layernorm",
+    )
+    fields.update(family)
+    return fields
+
+
+def _gpt2(r: _Reader) -> dict[str, Any]:
+    h = r.int("n_embd", "hidden_size")
+    positions = r.int("n_positions", "max_position_embeddings")
+    return _classic(
+        r,
+        h,
+        r.int("n_head", "num_attention_heads"),
+        num_layers=r.int("n_layer", "num_hidden_layers"),
+        intermediate_size=r.int("n_inner", default=4 * h),
+        max_position_embeddings=positions,
+        activation=r.str("activation_function", default="gelu_new"),
         position="learned",
         learned_positions=positions,
         tie_word_embeddings=r.bool("tie_word_embeddings", True),
@@ -184,25 +194,18 @@ def _gpt2(r: _Reader) -> dict[str, Any]:
 
 
 def _gpt_neox(r: _Reader) -> dict[str, Any]:
-    h = r.int("hidden_size")
-    heads = r.int("num_attention_heads")
-    if h % heads:
-        raise RooflensError(f"hidden_size {h} is not divisible by num_attention_heads {heads}")
-    head_dim = h // heads
+    h, heads = r.int("hidden_size"), r.int("num_attention_heads")
     bias = r.bool("attention_bias", True)
-    return dict(
-        hidden_size=h,
+    rotary_dim = int(h // heads * (r.float("rotary_pct") or 0.25)) if h % heads == 0 else 0
+    return _classic(
+        r,
+        h,
+        heads,
         num_layers=r.int("num_hidden_layers"),
-        num_heads=heads,
-        num_kv_heads=heads,
-        head_dim=head_dim,
         intermediate_size=r.int("intermediate_size"),
-        vocab_size=r.int("vocab_size"),
         max_position_embeddings=r.int("max_position_embeddings", default=0) or None,
-        gated_mlp=False,
         activation=r.str("hidden_act", default="gelu"),
-        norm="layernorm",
-        rotary_dim=max(1, int(head_dim * (r.float("rotary_pct") or 0.25))),
+        rotary_dim=max(1, rotary_dim),
         tie_word_embeddings=r.bool("tie_word_embeddings", False),
         qkv_bias=bias,
         o_bias=bias,
@@ -214,28 +217,21 @@ def _gpt_neox(r: _Reader) -> dict[str, Any]:
 
 def _opt(r: _Reader) -> dict[str, Any]:
     h = r.int("hidden_size")
-    heads = r.int("num_attention_heads")
     if r.int("word_embed_proj_dim", default=h) != h or not r.bool("do_layer_norm_before", True):
         raise RooflensError(
             "OPT variants with word_embed_proj_dim != hidden_size or post-layer norm (opt-350m) are not "
             "supported; every other OPT size is"
         )
-    if h % heads:
-        raise RooflensError(f"hidden_size {h} is not divisible by num_attention_heads {heads}")
     positions = r.int("max_position_embeddings")
     bias = r.bool("enable_bias", True)
-    return dict(
-        hidden_size=h,
+    return _classic(
+        r,
+        h,
+        r.int("num_attention_heads"),
         num_layers=r.int("num_hidden_layers"),
-        num_heads=heads,
-        num_kv_heads=heads,
-        head_dim=h // heads,
         intermediate_size=r.int("ffn_dim"),
-        vocab_size=r.int("vocab_size"),
         max_position_embeddings=positions,
-        gated_mlp=False,
         activation=r.str("activation_function", default="relu"),
-        norm="layernorm",
         position="learned",
         # OPT's learned position table carries two extra rows (an offset kept from fairseq).
         learned_positions=positions + 2,

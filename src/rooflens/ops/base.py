@@ -36,6 +36,14 @@ ACTIVATION_FLOPS = {
 DEFAULT_ACTIVATION_FLOPS = 8
 
 
+BYTE_FIELDS = ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
+
+
+def total_bytes(item: object) -> Array:
+    """All bytes an op (or an op's result) moves: the sum of its BYTE_FIELDS."""
+    return sum(getattr(item, f) for f in BYTE_FIELDS)
+
+
 @dataclass(slots=True)
 class Op:
     name: str
@@ -52,13 +60,7 @@ class Op:
 
     @property
     def bytes(self) -> Array:
-        return (
-            self.weight_bytes
-            + self.act_in_bytes
-            + self.act_out_bytes
-            + self.kv_read_bytes
-            + self.kv_write_bytes
-        )
+        return total_bytes(self)
 
     @property
     def act_bytes(self) -> Array:

@@ -140,3 +140,46 @@ def phase_title(phase: PhaseResult) -> str:
     if phase.name == "prefill":
         return "Prefill: one pass over the prompt"
     return f"Decode: per step, mean over {phase.steps} steps"
+
+
+def model_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """Adds display fields to catalog rows (in place) and names the table's columns."""
+    for row in rows:
+        row["params_b"] = f"{row['params'] / 1e9:.2f} B"
+        row["heads"] = f"{row['num_heads']}/{row['num_kv_heads']}"
+    return [
+        ("Name", "name"),
+        ("Type", "model_type"),
+        ("Params", "params_b"),
+        ("Layers", "layers"),
+        ("Hidden", "hidden_size"),
+        ("Heads/KV", "heads"),
+        ("FFN", "intermediate_size"),
+        ("Vocab", "vocab_size"),
+        ("Context", "max_position_embeddings"),
+        ("Hugging Face id", "hf_id"),
+    ]
+
+
+def hardware_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """Adds display fields to catalog rows (in place) and names the table's columns."""
+    for row in rows:
+        peaks = row["peak_flops"]
+        row["mem"] = fmt_bytes(row["memory_bytes"])
+        row["bw"] = fmt_rate(row["memory_bandwidth"], "B/s")
+        row["f16"] = fmt_rate(peaks.get("bf16", peaks.get("fp16", 0.0)), "FLOP/s")
+        row["low"] = ", ".join(
+            f"{k} {v / 1e12:,.0f}T" for k, v in peaks.items() if k in ("fp8", "int8", "int4", "fp4")
+        )
+        row["tdp"] = f"{row['tdp_watts']:.0f} W" if row["tdp_watts"] else "-"
+        row["ridge"] = f"{row['ridge_point_fp16']:.0f}"
+    return [
+        ("Name", "name"),
+        ("Device", "display_name"),
+        ("Memory", "mem"),
+        ("Bandwidth", "bw"),
+        ("16-bit peak", "f16"),
+        ("8/4-bit peaks", "low"),
+        ("Ridge FLOP/B", "ridge"),
+        ("TDP", "tdp"),
+    ]
