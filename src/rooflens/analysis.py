@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from .errors import explain_validation
 from .hardware.catalog import HardwareLike, load_hardware
-from .hardware.spec import HardwareSpec
+from .hardware.spec import HardwareSpec, resolve_profile
 from .memory import footprint
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
@@ -55,8 +55,11 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
 
     prefill_ops = build_ops(spec, prec, prefill_pass)
     decode_ops = build_ops(spec, prec, decode_pass)
-    prefill = evaluate("prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]))
-    decode = evaluate("decode", decode_ops, hw, s.gen - 1, context)
+    profile = resolve_profile(hw, s.engine) if s.estimate else None
+    prefill = evaluate(
+        "prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), prefill_pass.tokens, profile
+    )
+    decode = evaluate("decode", decode_ops, hw, s.gen - 1, context, decode_pass.tokens, profile)
 
     memory = footprint(
         spec,
@@ -70,7 +73,7 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
         phases=[prefill_ops, decode_ops] if s.gen > 1 else [prefill_ops],
         overhead_bytes=s.overhead_bytes,
     )
-    report = Report(spec, hw, s, prefill, decode, memory, notes=[])
+    report = Report(spec, hw, s, prefill, decode, memory, notes=[], profile=profile)
     report.notes.extend(_notes(report))
     return report
 
@@ -104,4 +107,9 @@ def _notes(r: Report) -> list[str]:
         notes.append("KV cache off: every decode step recomputes the whole sequence")
     if s.gen == 1:
         notes.append("gen = 1: the prefill pass yields the only token; there are no decode steps")
+    if r.profile is None and s.estimate:
+        notes.append(
+            f"no efficiency profile for {hw.name}: only the ideal roofline bound is shown "
+            "(measure one with `rooflens calibrate`)"
+        )
     return notes

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .hardware.efficiency import EfficiencyProfile
 from .hardware.spec import HardwareSpec
 from .memory import MemoryFootprint
 from .model.spec import ModelSpec
@@ -36,6 +37,7 @@ OP_COLUMNS = (
     "dtype",
     "peak_dtype",
     "time_s",
+    "estimate_s",
     "compute_time_s",
     "memory_time_s",
 )
@@ -50,6 +52,7 @@ class Report:
     decode: PhaseResult
     memory: MemoryFootprint
     notes: list[str]
+    profile: EfficiencyProfile | None = None  # source of the calibrated estimate, if any
 
     # --- headline figures ----------------------------------------------------------------------
     @property
@@ -75,6 +78,28 @@ class Report:
     def decode_tokens_per_s(self) -> float | None:
         """Generated tokens per second during decode alone (batch / TPOT)."""
         return self.settings.batch / self.tpot_s if self.tpot_s else None
+
+    # --- calibrated estimate (None without an efficiency profile) ------------------------------
+    @property
+    def ttft_estimate_s(self) -> float | None:
+        return self.prefill.estimate_s
+
+    @property
+    def tpot_estimate_s(self) -> float | None:
+        if self.decode.estimate_s is None or not self.decode.steps:
+            return None
+        return self.decode.estimate_s / self.decode.steps
+
+    @property
+    def total_estimate_s(self) -> float | None:
+        if self.prefill.estimate_s is None:
+            return None
+        return self.prefill.estimate_s + (self.decode.estimate_s or 0.0)
+
+    @property
+    def throughput_estimate_tokens_per_s(self) -> float | None:
+        total = self.total_estimate_s
+        return self.settings.batch * self.settings.gen / total if total else None
 
     def phases(self) -> tuple[PhaseResult, PhaseResult]:
         return self.prefill, self.decode
@@ -124,6 +149,7 @@ class Report:
             "decode": {
                 **_phase_dict(decode),
                 "tpot_s": self.tpot_s,
+                "tpot_estimate_s": self.tpot_estimate_s,
                 "first_step_s": float(decode.step_time_s[0]) if decode.steps else None,
                 "last_step_s": float(decode.step_time_s[-1]) if decode.steps else None,
                 "tokens_per_s": self.decode_tokens_per_s,
@@ -131,6 +157,12 @@ class Report:
             "ttft_s": self.ttft_s,
             "total_time_s": self.total_time_s,
             "throughput_tokens_per_s": self.throughput_tokens_per_s,
+            "ttft_estimate_s": self.ttft_estimate_s,
+            "total_estimate_s": self.total_estimate_s,
+            "throughput_estimate_tokens_per_s": self.throughput_estimate_tokens_per_s,
+            "estimate": None
+            if self.profile is None
+            else {"engine": self.profile.engine, "source": self.profile.source},
             "memory": {
                 "weights_bytes": m.weights_bytes,
                 "kv_cache_bytes": m.kv_cache_bytes,
@@ -149,6 +181,9 @@ class Report:
             out["decode"]["timeline"] = {
                 "context": decode.context.tolist(),
                 "step_time_s": decode.step_time_s.tolist(),
+                "step_estimate_s": None
+                if decode.step_estimate_s is None
+                else decode.step_estimate_s.tolist(),
             }
         return out
 
@@ -159,6 +194,7 @@ def _phase_dict(phase: PhaseResult) -> dict[str, Any]:
         "flops": phase.flops,
         "bytes": phase.bytes,
         "time_s": phase.time_s,
+        "estimate_s": phase.estimate_s,
         "bound": phase.bound,
         "compute_bound_time_s": phase.compute_bound_time_s,
         "memory_bound_time_s": phase.memory_bound_time_s,
@@ -184,6 +220,7 @@ def _op_row(phase: str, op: OpResult) -> dict[str, Any]:
         "dtype": op.dtype,
         "peak_dtype": op.peak_dtype,
         "time_s": op.time_s,
+        "estimate_s": op.estimate_s,
         "compute_time_s": op.compute_time_s,
         "memory_time_s": op.memory_time_s,
     }

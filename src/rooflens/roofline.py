@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .hardware.efficiency import KIND_OF_OP, EfficiencyProfile
 from .hardware.spec import HardwareSpec
 from .ops.base import Op, total_bytes
 
@@ -38,6 +39,7 @@ class OpResult:
     compute_time_s: float
     memory_time_s: float
     time_s: float
+    estimate_s: float | None = None  # calibrated estimate, when an efficiency profile applies
 
     @property
     def bytes(self) -> float:
@@ -66,6 +68,8 @@ class PhaseResult:
     compute_bound_time_s: float = 0.0
     memory_bound_time_s: float = 0.0
     fallbacks: dict[str, str] = field(default_factory=dict)
+    step_estimate_s: np.ndarray | None = None  # calibrated estimate of each step
+    estimate_s: float | None = None
 
     @property
     def bound(self) -> Bound | None:
@@ -79,9 +83,22 @@ def _total(x: float | np.ndarray, steps: int) -> float:
     return float(x.sum()) if isinstance(x, np.ndarray) else float(x) * steps
 
 
-def evaluate(name: str, ops: list[Op], hw: HardwareSpec, steps: int, context: np.ndarray) -> PhaseResult:
-    """Evaluate ``ops`` on ``hw``; op quantities are scalars or arrays of length ``steps``."""
+def evaluate(
+    name: str,
+    ops: list[Op],
+    hw: HardwareSpec,
+    steps: int,
+    context: np.ndarray,
+    tokens: float | np.ndarray = 1.0,
+    profile: EfficiencyProfile | None = None,
+) -> PhaseResult:
+    """Evaluate ``ops`` on ``hw``; op quantities are scalars or arrays of length ``steps``.
+
+    ``tokens`` (tokens per pass, per step) keys the efficiency tables of ``profile``, which, when given,
+    adds the calibrated estimate beside the ideal time.
+    """
     step_time = np.zeros(steps)
+    step_estimate = np.full(steps, profile.step_overhead_s) if profile else None
     results: list[OpResult] = []
     peaks: dict[str, tuple[float, str]] = {}
     bandwidth = hw.memory_bandwidth
@@ -94,6 +111,11 @@ def evaluate(name: str, ops: list[Op], hw: HardwareSpec, steps: int, context: np
         t = np.maximum(t_compute, t_memory)
         step_time += op.count * t
         k = op.count
+        estimate = None
+        if profile is not None:
+            est = t / profile.efficiency(KIND_OF_OP[op.kind], tokens) + profile.op_overhead_s
+            step_estimate += k * est
+            estimate = k * _total(est, steps)
         results.append(
             OpResult(
                 name=op.name,
@@ -113,9 +135,13 @@ def evaluate(name: str, ops: list[Op], hw: HardwareSpec, steps: int, context: np
                 compute_time_s=k * _total(t_compute, steps),
                 memory_time_s=k * _total(t_memory, steps),
                 time_s=k * _total(t, steps),
+                estimate_s=estimate,
             )
         )
     phase = PhaseResult(name=name, steps=steps, ops=results, step_time_s=step_time, context=context)
+    if step_estimate is not None:
+        phase.step_estimate_s = step_estimate
+        phase.estimate_s = float(step_estimate.sum())
     # Substituted roofs, for the report's notes. Element-wise ("vector") math normally uses fp32.
     phase.fallbacks = {d: u for d, (_, u) in peaks.items() if u != (d if d != "vector" else "fp32")}
     for r in results:

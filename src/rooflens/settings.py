@@ -37,6 +37,11 @@ class Settings(BaseModel):
     low_bit: Literal["int", "float"] = Field("int", description="8/4-bit math in integers or fp8/fp4")
     group_size: int = Field(128, ge=1, le=1 << 20, description="quantization group size (weights)")
     quantize_embeddings: bool = Field(False, description="also quantize embedding table and LM head")
+    symmetric: bool = Field(False, description="quantization scales only, no zero points")
+    estimate: bool = Field(True, description="add the calibrated estimate when a profile is known")
+    engine: str | None = Field(
+        None, description="efficiency profile for the calibrated estimate (None: the device's default)"
+    )
     overhead_bytes: float | None = Field(
         None, ge=0, description="runtime memory overhead; None: the hardware entry's figure, else 0"
     )
@@ -51,4 +56,43 @@ class Settings(BaseModel):
             low_bit=self.low_bit,
             group_size=self.group_size,
             quantize_embeddings=self.quantize_embeddings,
+            symmetric=self.symmetric,
         )
+
+
+# Named quantization formats, as the settings that describe their storage and math. llama.cpp's
+# k-quants mix block sizes and widths; Q4_K_M is approximated by 4-bit groups of 32 with scale and
+# minimum (4.625 bits/weight against its ~4.6-4.8 measured).
+QUANT_PRESETS: dict[str, dict[str, object]] = {
+    "fp16": {},
+    "f16": {},  # llama.cpp's name for the same
+    "bf16": {"dtype": "bf16"},
+    "fp32": {"w_bits": 32, "a_bits": 32, "kv_bits": 32},
+    "q8_0": {"w_bits": 8, "group_size": 32, "symmetric": True, "quantize_embeddings": True},
+    "q4_0": {"w_bits": 4, "group_size": 32, "symmetric": True, "quantize_embeddings": True},
+    "q4_k_m": {"w_bits": 4, "group_size": 32, "quantize_embeddings": True},
+    "awq": {"w_bits": 4, "group_size": 128},
+    "gptq": {"w_bits": 4, "group_size": 128},
+    "w8a8": {"w_bits": 8, "a_bits": 8, "group_size": 1 << 20, "symmetric": True},
+    "fp8": {
+        "w_bits": 8,
+        "a_bits": 8,
+        "kv_bits": 8,
+        "low_bit": "float",
+        "group_size": 1 << 20,
+        "symmetric": True,
+    },
+}
+
+
+def preset(name: str) -> dict[str, object]:
+    """Settings of a named quantization format (case-insensitive: 'Q4_0', 'fp8', ...)."""
+    from .errors import RooflensError, did_you_mean
+
+    key = name.strip().lower().replace("-", "_")
+    if key not in QUANT_PRESETS:
+        raise RooflensError(
+            f"unknown quantization preset '{name}'.{did_you_mean(key, QUANT_PRESETS)} "
+            f"Known: {', '.join(QUANT_PRESETS)}"
+        )
+    return dict(QUANT_PRESETS[key])

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..units import parse_quantity
+from .efficiency import EfficiencyProfile
 
 DType = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
 DTYPES: tuple[str, ...] = DType.__args__  # type: ignore[attr-defined]
@@ -68,6 +69,9 @@ class HardwareSpec(BaseModel):
     tdp_watts: float | None = Field(default=None, gt=0)
     sparse_2_4: bool = False
     runtime_overhead_bytes: float | None = Field(default=None, ge=0)
+    efficiency: list[EfficiencyProfile] = Field(
+        default_factory=list, description="measured; first is default"
+    )
     sources: dict[str, str] = Field(default_factory=dict)
     notes: str = ""
 
@@ -114,3 +118,31 @@ class HardwareSpec(BaseModel):
     def ridge_point(self, dtype: str = "fp16") -> float:
         """Arithmetic intensity (FLOP/byte) where the compute roof meets the bandwidth slope."""
         return self.peak(dtype)[0] / self.memory_bandwidth
+
+
+def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile | None:
+    """The efficiency profile an estimate uses: the device's own, else one fitted on published data.
+
+    With no engine named: the device's first profile, else the published default engine for its kind.
+    Naming an engine nothing is known about is an error; having no profile at all is not (the report
+    then shows the ideal bound alone and says why).
+    """
+    from ..errors import RooflensError
+    from .efficiency import default_engine, published_engines, published_profile
+
+    if engine is None:
+        if hw.efficiency:
+            return hw.efficiency[0]
+        engine = default_engine(hw.kind)
+        return published_profile(engine, hw.name) if engine else None
+    for profile in hw.efficiency:
+        if profile.engine == engine:
+            return profile
+    profile = published_profile(engine, hw.name)
+    if profile is None:
+        known = sorted({p.engine for p in hw.efficiency} | set(published_engines()))
+        raise RooflensError(
+            f"no efficiency profile for engine '{engine}' on {hw.name}; known engines: "
+            f"{', '.join(known) or 'none'} (run `rooflens calibrate` to measure your own)"
+        )
+    return profile

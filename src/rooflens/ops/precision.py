@@ -3,9 +3,10 @@
 Rules (see DESIGN.md):
 - weights use ``w_bits`` (matrix weights inside the layers; embeddings and LM head too only when
   ``quantize_embeddings``), activations ``a_bits``, the KV cache ``kv_bits``;
-- quantized tensors (fewer than 16 bits) carry one 16-bit scale and one zero point (at the tensor's own
-  width) per group of ``group_size`` values along the input dimension (weights) or per head vector
-  (KV cache): the asymmetric group-wise layout GPTQ, AWQ and KIVI-style caches use;
+- quantized tensors (fewer than 16 bits) carry one 16-bit scale and, unless ``symmetric``, one zero
+  point (at the tensor's own width) per group of ``group_size`` values along the input dimension
+  (weights) or per head vector (KV cache): the asymmetric group-wise layout of GPTQ, AWQ and KIVI-style
+  caches; llama.cpp's Q4_0/Q8_0 and fp8 are symmetric (scales only);
 - a matmul runs in the wider of its two operands' formats: W4A16 dequantizes to fp16 and uses the fp16
   peak (paying 2 FLOPs per weight for the dequantization), W8A8 uses the int8 peak, W4A4 int4.
 """
@@ -27,6 +28,11 @@ class Precision:
     low_bit: str = "int"  # number format of 8- and 4-bit math: "int" or "float" (fp8/fp4)
     group_size: int = 128
     quantize_embeddings: bool = False
+    symmetric: bool = False
+
+    def _meta_bits(self, bits: int) -> int:
+        """Metadata bits per quantization group: a 16-bit scale, plus a zero point if asymmetric."""
+        return SCALE_BITS + (0 if self.symmetric else bits)
 
     def dtype(self, bits: int) -> str:
         """The compute dtype name for math carried out at ``bits`` bits."""
@@ -74,11 +80,11 @@ class Precision:
         if bits >= 16:
             return data
         groups = n_out * math.ceil(n_in / self.group_size)
-        return data + groups * (SCALE_BITS + bits) / 8
+        return data + groups * self._meta_bits(bits) / 8
 
     def kv_vector_bytes(self, dim: int, heads: int) -> float:
         """Bytes of one token's K (or V) over ``heads`` heads of total width ``dim``, at kv_bits."""
         data = dim * self.kv_bits / 8
         if self.kv_bits >= 16:
             return data
-        return data + heads * (SCALE_BITS + self.kv_bits) / 8
+        return data + heads * self._meta_bits(self.kv_bits) / 8
