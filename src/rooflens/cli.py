@@ -12,7 +12,7 @@ from rich.console import Console
 
 from . import analysis
 from .errors import RooflensError
-from .hardware import list_hardware
+from .hardware import list_hardware, load_hardware
 from .model import list_models
 from .render import FORMATS, print_report, print_rows, report_csv, report_markdown, rows_csv, to_json
 from .render.views import hardware_columns, model_columns
@@ -161,6 +161,144 @@ def hardware(
     rows = [h.summary() for h in list_hardware()]
     title = f"{len(rows)} bundled devices (add your own: --hardware my_gpu.yaml)"
     _listing(fmt.value, rows, hardware_columns(rows), title)
+
+
+@app.command()
+def calibrate(
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")] = "cpu",
+    dtype: Annotated[
+        list[str] | None, typer.Option("--dtype", help="Dtypes to measure (repeatable): fp32, fp16, bf16.")
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Tiny shapes: seconds, for smoke tests.")] = False,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name of the profile (default: host name).")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Profile file to write (YAML).")] = Path(
+        "profile.yaml"
+    ),
+) -> None:
+    """Measure this machine (PyTorch) and write a hardware profile that --hardware accepts."""
+    import yaml
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .measure.calibrate import calibrate as run_calibration
+    from .measure.calibrate import fmt_summary
+
+    try:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+        ) as bar:
+            task = bar.add_task("starting", total=None)
+            profile = run_calibration(
+                device,
+                tuple(dtype) if dtype else None,
+                quick,
+                name,
+                lambda msg: bar.update(task, description=msg),
+            )
+        load_hardware(profile)  # the profile must be a valid --hardware file
+    except RooflensError as err:
+        _fail(err)
+        return
+    output.write_text(yaml.safe_dump(profile, sort_keys=False, width=120))
+    console = _console()
+    for line in fmt_summary(profile):
+        console.print(line, highlight=False)
+    console.print(f"wrote {output} (use it with --hardware {output})", highlight=False)
+
+
+def _workloads(batch: int, prompt: int, gen: int, specs: list[str] | None):
+    from .measure.validate import Workload
+
+    if not specs:
+        return [Workload(batch, prompt, gen)]
+    out = []
+    for text in specs:
+        parts = text.replace("x", ",").split(",")
+        if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            raise RooflensError(
+                f"workload '{text}' must be three positive integers BATCH,PROMPT,GEN (e.g. 1,128,32)"
+            )
+        out.append(Workload(*(int(p) for p in parts)))
+    return out
+
+
+@app.command()
+def validate(
+    model: Annotated[
+        str | None, typer.Argument(help="Model to run for real (catalog name or config.json).")
+    ] = None,
+    hardware: Annotated[
+        str, typer.Option("--hardware", "-H", help="Profile from `rooflens calibrate`, or a catalog device.")
+    ] = "profile.yaml",
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32, fp16 or bf16.")] = "fp32",
+    batch: Annotated[int, typer.Option("--batch", "-b")] = 1,
+    prompt: Annotated[int, typer.Option("--prompt", "-p")] = 128,
+    gen: Annotated[int, typer.Option("--gen", "-g")] = 32,
+    workload: Annotated[
+        list[str] | None,
+        typer.Option("--workload", "-w", help="BATCH,PROMPT,GEN (repeatable; overrides -b/-p/-g)."),
+    ] = None,
+    repeats: Annotated[
+        int, typer.Option("--repeats", help="Timed runs per workload (after one warm-up).")
+    ] = 3,
+    ops: Annotated[
+        bool, typer.Option("--ops", help="Attribute time to operators with the PyTorch profiler.")
+    ] = False,
+    published: Annotated[
+        bool,
+        typer.Option("--published", help="Compare with published measurements instead of running a model."),
+    ] = False,
+    split: Annotated[str, typer.Option("--split", help="Published split: report or calibration.")] = "report",
+    data: Annotated[Path | None, typer.Option("--data", help="Published dataset (CSV).")] = None,
+    rows: Annotated[bool, typer.Option("--rows", help="With --published: list every row.")] = False,
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the results (CSV).")
+    ] = None,
+) -> None:
+    """Compare rooflens with reality: a real model run here, or published measurements."""
+    from .render.validation import print_published, print_published_rows, print_runs
+
+    console = _console()
+    try:
+        if published:
+            from .measure import published as pub
+
+            if split not in ("report", "calibration"):
+                raise RooflensError(f"--split must be report or calibration, not '{split}'")
+            results = pub.evaluate_rows(r for r in pub.load_rows(data) if r.split == split)
+            summary = pub.error_summary(results)
+            table_rows = [pub.result_dict(r) for r in results]
+            if fmt.value == "table":
+                print_published(summary, console, split)
+                if rows:
+                    print_published_rows(results, console)
+        else:
+            if model is None:
+                raise RooflensError(
+                    "give a MODEL to run, or --published to compare with published measurements"
+                )
+            from .measure.validate import validate as run_validation
+
+            results = run_validation(
+                model, hardware, _workloads(batch, prompt, gen, workload),
+                device=device, dtype=dtype, repeats=repeats, with_ops=ops,
+            )  # fmt: skip
+            table_rows = [r.to_dict() for r in results]
+            summary = table_rows
+            if fmt.value == "table":
+                print_runs(results, console)
+    except RooflensError as err:
+        _fail(err)
+        return
+    if fmt.value == "json":
+        _emit(to_json(summary if published else table_rows), None)
+    elif fmt.value == "csv":
+        _emit(rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows]), None)
+    if output is not None:
+        output.write_text(rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows]))
 
 
 def main() -> None:

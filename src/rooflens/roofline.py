@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .hardware.efficiency import KIND_OF_OP, EfficiencyProfile
+from .hardware.efficiency import EfficiencyProfile
 from .hardware.spec import HardwareSpec
 from .ops.base import Op, total_bytes
 
@@ -98,7 +98,8 @@ def evaluate(
     adds the calibrated estimate beside the ideal time.
     """
     step_time = np.zeros(steps)
-    step_estimate = np.full(steps, profile.step_overhead_s) if profile else None
+    device_time = np.zeros(steps)  # estimated device (kernel) time per step
+    launch_time = np.zeros(steps)  # fixed per-operator costs per step
     results: list[OpResult] = []
     peaks: dict[str, tuple[float, str]] = {}
     bandwidth = hw.memory_bandwidth
@@ -113,8 +114,11 @@ def evaluate(
         k = op.count
         estimate = None
         if profile is not None:
-            est = t / profile.efficiency(KIND_OF_OP[op.kind], tokens) + profile.op_overhead_s
-            step_estimate += k * est
+            busy = t / profile.efficiency(op.impl, op.kind, tokens, op.inner)
+            fixed = profile.overhead(op.impl)
+            device_time += k * busy
+            launch_time += k * fixed
+            est = busy if profile.overlap else busy + fixed
             estimate = k * _total(est, steps)
         results.append(
             OpResult(
@@ -139,9 +143,10 @@ def evaluate(
             )
         )
     phase = PhaseResult(name=name, steps=steps, ops=results, step_time_s=step_time, context=context)
-    if step_estimate is not None:
-        phase.step_estimate_s = step_estimate
-        phase.estimate_s = float(step_estimate.sum())
+    if profile is not None:
+        combined = np.maximum(device_time, launch_time) if profile.overlap else device_time + launch_time
+        phase.step_estimate_s = combined + profile.step_overhead_s
+        phase.estimate_s = float(phase.step_estimate_s.sum())
     # Substituted roofs, for the report's notes. Element-wise ("vector") math normally uses fp32.
     phase.fallbacks = {d: u for d, (_, u) in peaks.items() if u != (d if d != "vector" else "fp32")}
     for r in results:

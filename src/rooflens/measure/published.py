@@ -318,6 +318,18 @@ class RowResult:
         return None if self.estimate_s is None else self.estimate_s / self.measured_s - 1
 
 
+def result_dict(r: RowResult) -> dict[str, object]:
+    return {
+        **r.row.model_dump(),
+        "category": r.row.category,
+        "measured_s": r.measured_s,
+        "ideal_s": r.ideal_s,
+        "estimate_s": r.estimate_s,
+        "ideal_error": r.ideal_error,
+        "estimate_error": r.estimate_error,
+    }
+
+
 def evaluate_rows(rows: Iterable[PublishedRow]) -> list[RowResult]:
     out = []
     for row in rows:

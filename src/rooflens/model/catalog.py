@@ -81,6 +81,20 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return cfg
 
 
+def hf_config(model: ModelLike) -> dict[str, Any]:
+    """The Hugging Face config dict behind a catalog name, config path or dict (for building the real
+    model in ``rooflens validate``); rooflens's own ``_rooflens`` block is dropped."""
+    if isinstance(model, dict):
+        raw = model
+    elif isinstance(model, Path) or (isinstance(model, str) and find_catalog_name(model) is None):
+        raw = load_config_file(Path(model).expanduser())
+    elif isinstance(model, str):
+        raw = _catalog_files()[find_catalog_name(model)]
+    else:
+        raise RooflensError("a real-model run needs a catalog name, a config.json path or a config dict")
+    return {k: v for k, v in raw.items() if not k.startswith("_")}
+
+
 def load_model(model: ModelLike, *, hub: bool = False) -> ModelSpec:
     """Resolve any accepted model reference to a ModelSpec; raise RooflensError with advice if not."""
     if isinstance(model, ModelSpec):

@@ -62,6 +62,7 @@ def attention_ops(spec: ModelSpec, prec: Precision, p: Pass, count: int) -> list
                 kind="elementwise",
                 dtype="vector",
                 count=count,
+                impl="rope",
                 flops=rotated * spec.rotary_dim * ROPE_FLOPS,
                 # q and k in, plus the cos/sin tables for the q positions (shared by the batch).
                 act_in_bytes=rotated * spec.head_dim * a + 2 * p.q * spec.rotary_dim * a,
@@ -176,6 +177,7 @@ def _core(spec: ModelSpec, prec: Precision, p: Pass, count: int, kv_vec: float) 
             kind="elementwise",
             dtype="vector",
             count=count,
+            impl="softmax",
             flops=pairs * per_score,  # useful (causal) scores, as in the fused kernel
             act_in_bytes=scores,
             act_out_bytes=scores,

@@ -57,6 +57,12 @@ class Op:
     act_out_bytes: Array = 0.0
     kv_read_bytes: Array = 0.0
     kv_write_bytes: Array = 0.0
+    impl: str = ""  # implementation class for efficiency profiles ("matmul", "rmsnorm", ...)
+    inner: int = 0  # reduction dimension K of a matmul (its efficiency depends on it), else 0
+
+    def __post_init__(self) -> None:
+        if not self.impl:
+            self.impl = self.kind if self.kind in ("matmul", "attention", "embedding") else "add"
 
     @property
     def bytes(self) -> Array:
@@ -104,6 +110,7 @@ def linear(
         act_in_bytes=tokens * n_in * prec.a_bytes,
         act_out_bytes=tokens * n_out * prec.a_bytes if out_bytes is None else out_bytes,
         kv_write_bytes=kv_write_bytes,
+        inner=n_in,
     )
 
 
@@ -116,6 +123,7 @@ def norm(name: str, block: str, kind: str, width: int, rows: Array, prec: Precis
         kind="norm",
         dtype="vector",
         count=count,
+        impl=kind,
         flops=rows * width * NORM_FLOPS[kind],
         weight_bytes=params * prec.hi_bits / 8,
         act_in_bytes=rows * width * prec.a_bytes,
@@ -132,6 +140,7 @@ def elementwise(
     *,
     count: int,
     inputs: int = 1,
+    impl: str = "add",
 ) -> Op:
     """An element-wise op reading ``inputs`` tensors of ``elements`` values and writing one."""
     return Op(
@@ -140,6 +149,7 @@ def elementwise(
         kind="elementwise",
         dtype="vector",
         count=count,
+        impl=impl,
         flops=elements * flops_per_element,
         act_in_bytes=inputs * elements * prec.a_bytes,
         act_out_bytes=elements * prec.a_bytes,

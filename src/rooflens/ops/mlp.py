@@ -25,11 +25,24 @@ def mlp_ops(spec: ModelSpec, prec: Precision, p: Pass, count: int) -> list[Op]:
             ops.append(linear("gate_proj", "mlp", h, i, T, prec, count=count, bias=bias))
             ops.append(linear("up_proj", "mlp", h, i, T, prec, count=count, bias=bias))
         # act(gate) * up: two inputs, one output, the activation plus one multiply per element.
-        ops.append(elementwise("act_mul", "mlp", T * i, act_flops + 1, prec, count=count, inputs=2))
+        ops.append(
+            elementwise(
+                "act_mul",
+                "mlp",
+                T * i,
+                act_flops + 1,
+                prec,
+                count=count,
+                inputs=2,
+                impl=f"act:{spec.activation}:gated",
+            )
+        )
         ops.append(linear("down_proj", "mlp", i, h, T, prec, count=count, bias=bias))
     else:
         ops.append(linear("fc1", "mlp", h, i, T, prec, count=count, bias=bias))
-        ops.append(elementwise("act", "mlp", T * i, act_flops, prec, count=count))
+        ops.append(
+            elementwise("act", "mlp", T * i, act_flops, prec, count=count, impl=f"act:{spec.activation}")
+        )
         ops.append(linear("fc2", "mlp", i, h, T, prec, count=count, bias=bias))
     if spec.norms_per_layer == 4:
         ops.append(norm("post_mlp_norm", "mlp", spec.norm, h, T, prec, count=count))

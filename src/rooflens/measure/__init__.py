@@ -1,0 +1,1 @@
+"""Measuring reality: machine calibration, real-run validation, published measurements."""
