@@ -91,11 +91,13 @@ def evaluate(
     context: np.ndarray,
     tokens: float | np.ndarray = 1.0,
     profile: EfficiencyProfile | None = None,
+    host_s: float | None = None,
 ) -> PhaseResult:
     """Evaluate ``ops`` on ``hw``; op quantities are scalars or arrays of length ``steps``.
 
     ``tokens`` (tokens per pass, per step) keys the efficiency tables of ``profile``, which, when given,
-    adds the calibrated estimate beside the ideal time.
+    adds the calibrated estimate beside the ideal time. ``host_s``, the profile's measured fixed cost of
+    a pass of this model's family, replaces the per-operator overheads when given.
     """
     step_time = np.zeros(steps)
     device_time = np.zeros(steps)  # estimated device (kernel) time per step
@@ -115,7 +117,7 @@ def evaluate(
         estimate = None
         if profile is not None:
             busy = t / profile.efficiency(op.impl, op.kind, tokens, op.inner)
-            fixed = profile.overhead(op.impl)
+            fixed = 0.0 if host_s is not None else profile.overhead(op.impl)
             device_time += k * busy
             launch_time += k * fixed
             est = busy if profile.overlap else busy + fixed
@@ -144,8 +146,9 @@ def evaluate(
         )
     phase = PhaseResult(name=name, steps=steps, ops=results, step_time_s=step_time, context=context)
     if profile is not None:
+        launch_time += profile.step_overhead_s if host_s is None else host_s
         combined = np.maximum(device_time, launch_time) if profile.overlap else device_time + launch_time
-        phase.step_estimate_s = combined + profile.step_overhead_s
+        phase.step_estimate_s = combined
         phase.estimate_s = float(phase.step_estimate_s.sum())
     # Substituted roofs, for the report's notes. Element-wise ("vector") math normally uses fp32.
     phase.fallbacks = {d: u for d, (_, u) in peaks.items() if u != (d if d != "vector" else "fp32")}

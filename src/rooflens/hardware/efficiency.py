@@ -14,9 +14,11 @@ depend on their reduction dimension K. Each forward pass also pays ``step_overhe
 once (framework work outside the operators). The ideal bound is always reported;
 the estimate stands beside it and names the profile (engine and source) it came from.
 
-With ``overlap`` (engines that launch GPU kernels asynchronously), the host-side costs run while
-the device works: a step then costs ``max(sum of device times, sum of overheads) + step_overhead_s``,
-and an operator's own estimate is its device time alone.
+When the profile measured the model's family (``frameworks``: the fixed cost of a decoder layer and
+of a pass, from tiny models of that family), that host cost replaces the per-operator overheads.
+With ``overlap`` (engines that launch GPU kernels asynchronously), host costs run while the device
+works: a step then costs ``max(device time, host time)``, and an operator's own estimate is its
+device time alone.
 
 Profiles come from measurements only: ``rooflens calibrate`` (micro-benchmarks of the machine it runs
 on) or published end-to-end results (the calibration split of ``validation/published.csv``).
@@ -57,6 +59,10 @@ class EfficiencyProfile(BaseModel):
         default_factory=dict, description="per implementation class; else op_overhead_s"
     )
     step_overhead_s: float = Field(0.0, ge=0)
+    frameworks: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="measured fixed host cost per model family: {model_type: {layer_s, pass_s}}",
+    )
     overlap: bool = Field(
         False,
         description="asynchronous launch (CUDA): a step costs max(device time, launch time), not their sum",
@@ -84,6 +90,14 @@ class EfficiencyProfile(BaseModel):
         if any(v < 0 for v in self.op_overheads.values()):
             raise ValueError("op_overheads must be >= 0")
         return self
+
+    def host_cost(self, model_type: str, layers: int) -> float | None:
+        """Fixed host cost of one forward pass of a ``model_type`` model, if the profile measured the
+        family (then it replaces the per-operator overheads and ``step_overhead_s``)."""
+        family = self.frameworks.get(model_type)
+        if family is None:
+            return None
+        return family.get("pass_s", 0.0) + layers * family.get("layer_s", 0.0)
 
     def overhead(self, impl: str) -> float:
         """Fixed cost of one occurrence of an operator of implementation class ``impl``."""

@@ -15,7 +15,9 @@ Measured with PyTorch, on the CPU or a CUDA GPU:
      operator, so the table also captures how many passes the implementation really makes.
    Inputs rotate through pools several times the cache size, so every call streams from memory as a
    forward pass does.
-3. **Overheads.** Each class at a tiny size, where only module-call, dispatch and launch costs remain.
+3. **Overheads.** Each class at a tiny size, where only module-call, dispatch and launch costs remain;
+   and, when ``transformers`` is installed, the fixed host cost of a whole decoder layer and of a pass
+   of each model family, from decode steps of tiny (hidden size 64) models with 1 and 5 layers.
 
 FLOPs and bytes of every sample come from rooflens's own operator formulas, so each table measures
 the shortfall from exactly the ideal the analysis reports. Nothing here runs a whole model: the
@@ -399,6 +401,123 @@ def measure_overheads(device: str, dtype: str, plan: Plan, timer: Timer) -> dict
     return overheads
 
 
+# --- framework fixed costs -------------------------------------------------------------------------
+
+# Tiny configs of each family: the fixed cost of a decoder layer and of a pass, with negligible math.
+_TINY = {
+    "llama": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+    "qwen2": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+    "qwen3": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+    },
+    "mistral": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+    "gemma": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+    },
+    "gemma2": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+    },
+    "phi3": {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 4},
+    "gpt2": {"n_embd": 64, "n_head": 4, "n_positions": 512},
+    "gpt_neox": {
+        "hidden_size": 64,
+        "intermediate_size": 256,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 512,
+    },
+    "opt": {
+        "hidden_size": 64,
+        "ffn_dim": 256,
+        "num_attention_heads": 4,
+        "word_embed_proj_dim": 64,
+        "max_position_embeddings": 512,
+    },
+}
+_LAYERS_KEY = {"gpt2": "n_layer"}
+
+
+def _tiny_decode_step(
+    transformers, torch, model_type: str, layers: int, device: str, dtype: str, timer: Timer
+) -> float:
+    """Median seconds of one decode step of a tiny model (batch 1, short context)."""
+    cfg = dict(_TINY[model_type], vocab_size=256)
+    cfg[_LAYERS_KEY.get(model_type, "num_hidden_layers")] = layers
+    config = transformers.AutoConfig.for_model(model_type, **cfg)
+    config._attn_implementation = "sdpa"
+    with torch.device(device):
+        lm = transformers.AutoModelForCausalLM.from_config(
+            config, dtype=getattr(torch, TORCH_DTYPES[dtype])
+        ).eval()
+    ids = torch.randint(0, 256, (1, 8), device=device)
+    times = []
+    with torch.inference_mode():
+        out = lm(input_ids=ids, use_cache=True, logits_to_keep=1)
+        past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        for i in range(25):
+            timer.sync()
+            start = time.perf_counter()
+            out = lm(input_ids=token, past_key_values=past, use_cache=True)
+            past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            timer.sync()
+            if i >= 5:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_frameworks(device: str, dtype: str, timer: Timer) -> dict[str, dict[str, float]]:
+    """Fixed host-side cost per decoder layer and per pass of eager ``transformers`` models, by family.
+
+    Times decode steps of tiny models (hidden size 64) with 1 and 5 layers: the difference over 4 is
+    the cost of a layer, the rest the cost of a pass (embedding, final norm, head, cache bookkeeping,
+    Python). Empty when ``transformers`` is not installed.
+    """
+    try:
+        import transformers
+    except ImportError:
+        return {}
+    torch = timer.torch
+    costs = {}
+    for model_type in _TINY:
+        try:
+            one = _tiny_decode_step(transformers, torch, model_type, 1, device, dtype, timer)
+            five = _tiny_decode_step(transformers, torch, model_type, 5, device, dtype, timer)
+        except Exception:  # a family this transformers version builds differently: fall back to op costs
+            continue
+        layer = max((five - one) / 4, 0.0)
+        costs[model_type] = {
+            "layer_s": float(f"{layer:.4g}"),
+            "pass_s": float(f"{max(one - layer, 0.0):.4g}"),
+        }
+    return costs
+
+
 # --- fitting ------------------------------------------------------------------------------------
 
 
@@ -435,6 +554,7 @@ def build_profile(
     engine: str,
     source: str,
     overlap: bool = False,
+    frameworks: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, object]:
     """The efficiency profile (a dict in the HardwareSpec ``efficiency`` format) from samples.
 
@@ -461,6 +581,7 @@ def build_profile(
         "vector": table("add"),
         "classes": {name: table(name) for name in classes},
         "op_overheads": {k: float(f"{v:.4g}") for k, v in sorted(overheads.items())},
+        "frameworks": frameworks or {},
         "overlap": overlap,
     }
 
@@ -542,7 +663,15 @@ def calibrate(
         # Element-wise ops use the fp32 (vector) roof in the analysis; this profile measured the
         # matmul roof of the dtype, which on a CPU is also its vector roof.
         profiles.append(
-            build_profile(samples, overheads, (peaks[dtype], bandwidth), f"pytorch-{dtype}", source)
+            build_profile(
+                samples,
+                overheads,
+                (peaks[dtype], bandwidth),
+                f"pytorch-{dtype}",
+                source,
+                overlap=gpu,
+                frameworks=measure_frameworks(device, dtype, timer),
+            )
         )
     measured = f"measured by rooflens calibrate {stamp} on {where}"
     copies = f"read {bw['read'] / 1e9:.1f} GB/s, copy {bw['copy'] / 1e9:.1f} GB/s"
