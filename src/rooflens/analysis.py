@@ -56,10 +56,11 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     prefill_ops = build_ops(spec, prec, prefill_pass)
     decode_ops = build_ops(spec, prec, decode_pass)
     profile = resolve_profile(hw, s.engine) if s.estimate else None
+    host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
     prefill = evaluate(
-        "prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), prefill_pass.tokens, profile
+        "prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), prefill_pass.tokens, profile, host
     )
-    decode = evaluate("decode", decode_ops, hw, s.gen - 1, context, decode_pass.tokens, profile)
+    decode = evaluate("decode", decode_ops, hw, s.gen - 1, context, decode_pass.tokens, profile, host)
 
     memory = footprint(
         spec,
