@@ -157,3 +157,30 @@ def test_ops_frame_when_pandas_is_present():
     assert frame.groupby("phase")["time_s"].sum()["prefill"] == pytest.approx(
         rooflens.analyze("gpt2", "t4", prompt=32, gen=4).ttft_s
     )
+
+
+def test_quant_presets_engines_and_estimate_switch():
+    data = json.loads(
+        invoke("analyze", "llama-2-7b", "-H", "m2-ultra", "--quant", "q4_0", "-f", "json").output
+    )
+    s = data["settings"]
+    assert (s["w_bits"], s["group_size"], s["symmetric"], s["quantize_embeddings"]) == (4, 32, True, True)
+    override = json.loads(
+        invoke(
+            "analyze", "llama-2-7b", "-H", "m2-ultra", "--quant", "q4_0", "--w-bits", "8", "-f", "json"
+        ).output
+    )
+    assert override["settings"]["w_bits"] == 8 and override["settings"]["group_size"] == 32
+    assert data["estimate"]["engine"] == "llama.cpp-metal" and data["ttft_estimate_s"] > data["ttft_s"]
+    cuda = json.loads(
+        invoke("analyze", "llama-2-7b", "-H", "rtx-4090", "--engine", "llama.cpp-cuda", "-f", "json").output
+    )
+    assert cuda["estimate"]["engine"] == "llama.cpp-cuda"
+    bare = json.loads(invoke("analyze", "gpt2", "-H", "t4", "--no-estimate", "-f", "json").output)
+    assert bare["estimate"] is None and bare["decode"]["tpot_estimate_s"] is None
+    table = invoke("analyze", "llama-3-8b", "-H", "h100", "-p", "256", "-g", "8")
+    assert "estimate" in table.output and "Estimate from" in table.output
+    bad = invoke("analyze", "gpt2", "--quant", "q3_k")
+    assert bad.exit_code == 2 and "unknown quantization preset 'q3_k'" in bad.output
+    bad = invoke("analyze", "gpt2", "-H", "h100", "--engine", "vllm")
+    assert bad.exit_code == 2 and "no efficiency profile for engine 'vllm'" in bad.output

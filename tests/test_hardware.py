@@ -52,7 +52,15 @@ def test_catalog_has_the_required_devices():
 @pytest.mark.parametrize("hw", list_hardware(), ids=lambda h: h.name)
 def test_every_catalog_number_has_a_source(hw):
     sourced = set(hw.sources)
-    for field in ("memory_bytes", "memory_bandwidth", "on_chip_memory_bytes", "interconnect", "tdp_watts"):
+    fields = (
+        "memory_bytes",
+        "memory_bandwidth",
+        "on_chip_memory_bytes",
+        "interconnect",
+        "tdp_watts",
+        "runtime_overhead_bytes",
+    )
+    for field in fields:
         if getattr(hw, field) is not None:
             assert field in sourced, f"{hw.name}.{field} has no source"
     for dtype in hw.peak_flops:

@@ -25,7 +25,7 @@ from .ops.attention import Pass
 from .ops.model import build_ops
 from .report import Report
 from .roofline import evaluate
-from .settings import Settings
+from .settings import Settings, preset
 
 
 def make_settings(**kwargs: Any) -> Settings:
@@ -35,14 +35,19 @@ def make_settings(**kwargs: Any) -> Settings:
         raise explain_validation(err, "analysis settings") from None
 
 
-def analyze(model: ModelLike, hardware: HardwareLike, *, hub: bool = False, **settings: Any) -> Report:
+def analyze(
+    model: ModelLike, hardware: HardwareLike, *, hub: bool = False, quant: str | None = None, **settings: Any
+) -> Report:
     """Analyse ``model`` on ``hardware``.
 
     ``model``: catalog name, Hugging Face id known to the catalog, config.json path, dict or ModelSpec
     (``hub=True`` fetches the config from the Hugging Face Hub). ``hardware``: catalog name, YAML/JSON
     path, dict or HardwareSpec. Keyword settings are those of :class:`Settings` (batch, prompt, gen,
-    w_bits, a_bits, kv_bits, flash_attention, kv_cache, ...).
+    w_bits, a_bits, kv_bits, flash_attention, kv_cache, ...). ``quant`` names a format preset
+    (``q4_0``, ``fp8``, ... see ``settings.QUANT_PRESETS``); settings given explicitly override it.
     """
+    if quant is not None:
+        settings = {**preset(quant), **settings}
     return run(load_model(model, hub=hub), load_hardware(hardware), make_settings(**settings))
 
 

@@ -60,28 +60,51 @@ def analyze(
     batch: Annotated[int, typer.Option("--batch", "-b", help="Sequences processed together.")] = 1,
     prompt: Annotated[int, typer.Option("--prompt", "-p", help="Prompt tokens per sequence.")] = 1024,
     gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per sequence.")] = 128,
-    w_bits: Annotated[int, typer.Option("--w-bits", help="Weight bits: 4, 8, 16 or 32.")] = 16,
-    a_bits: Annotated[int, typer.Option("--a-bits", help="Activation bits: 4, 8, 16 or 32.")] = 16,
-    kv_bits: Annotated[int, typer.Option("--kv-bits", help="KV-cache bits: 4, 8, 16 or 32.")] = 16,
+    quant: Annotated[
+        str | None,
+        typer.Option("--quant", help="Named format: q4_0, q8_0, q4_k_m, awq, gptq, w8a8, fp8, bf16, fp32."),
+    ] = None,
+    w_bits: Annotated[int | None, typer.Option("--w-bits", help="Weight bits: 4, 8, 16 or 32 [16].")] = None,
+    a_bits: Annotated[
+        int | None, typer.Option("--a-bits", help="Activation bits: 4, 8, 16 or 32 [16].")
+    ] = None,
+    kv_bits: Annotated[
+        int | None, typer.Option("--kv-bits", help="KV-cache bits: 4, 8, 16 or 32 [16].")
+    ] = None,
     flash_attention: Annotated[
         bool, typer.Option("--flash-attention/--no-flash-attention", help="Fused attention.")
     ] = True,
     kv_cache: Annotated[
         bool, typer.Option("--kv-cache/--no-kv-cache", help="Off: recompute the sequence every step.")
     ] = True,
-    dtype: Annotated[str, typer.Option("--dtype", help="16-bit float format: fp16 or bf16.")] = "fp16",
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="16-bit float format: fp16 or bf16 [fp16].")
+    ] = None,
     low_bit: Annotated[
-        str, typer.Option("--low-bit", help="8/4-bit math as int (int8/int4) or float (fp8/fp4).")
-    ] = "int",
+        str | None,
+        typer.Option("--low-bit", help="8/4-bit math as int (int8/int4) or float (fp8/fp4) [int]."),
+    ] = None,
     group_size: Annotated[
-        int, typer.Option("--group-size", help="Quantization group size for weights.")
-    ] = 128,
+        int | None, typer.Option("--group-size", help="Quantization group size for weights [128].")
+    ] = None,
     quantize_embeddings: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--quantize-embeddings", help="Quantize the embedding table and LM head too (as llama.cpp does)."
+            "--quantize-embeddings/--no-quantize-embeddings",
+            help="Quantize the embedding table and LM head too (as llama.cpp does).",
         ),
-    ] = False,
+    ] = None,
+    symmetric: Annotated[
+        bool | None,
+        typer.Option("--symmetric/--asymmetric", help="Quantization scales only, no zero points."),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Efficiency profile for the estimate (e.g. llama.cpp-cuda)."),
+    ] = None,
+    estimate: Annotated[
+        bool, typer.Option("--estimate/--no-estimate", help="Show the calibrated estimate beside the ideal.")
+    ] = True,
     overhead_gib: Annotated[
         float | None,
         typer.Option("--overhead-gib", help="Runtime memory overhead (CUDA context, allocator) in GiB."),
@@ -98,24 +121,26 @@ def analyze(
     ] = None,
 ) -> None:
     """Roofline analysis of prefill and decode, operator by operator."""
+    # Precision options left unset take the --quant preset's value, else the default.
+    given = {
+        "w_bits": w_bits, "a_bits": a_bits, "kv_bits": kv_bits, "dtype": dtype, "low_bit": low_bit,
+        "group_size": group_size, "quantize_embeddings": quantize_embeddings, "symmetric": symmetric,
+    }  # fmt: skip
     try:
         report = analysis.analyze(
             model,
             hardware,
             hub=hf,
+            quant=quant,
             batch=batch,
             prompt=prompt,
             gen=gen,
-            w_bits=w_bits,
-            a_bits=a_bits,
-            kv_bits=kv_bits,
             flash_attention=flash_attention,
             kv_cache=kv_cache,
-            dtype=dtype,
-            low_bit=low_bit,
-            group_size=group_size,
-            quantize_embeddings=quantize_embeddings,
+            engine=engine,
+            estimate=estimate,
             overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
+            **{k: v for k, v in given.items() if v is not None},
         )
     except RooflensError as err:
         _fail(err)

@@ -11,8 +11,11 @@ embedding, and the rest).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -178,16 +181,33 @@ def profile_ops(lm, workload: Workload, device: str, report: Report) -> dict[str
         for phase in ("prefill", "decode"):
             out = lm(input_ids=ids, use_cache=True, logits_to_keep=1)
             token, past = out.logits[:, -1:].argmax(-1), out.past_key_values
-            with profile(activities=activities, record_shapes=True) as prof:
-                if phase == "prefill":
-                    lm(input_ids=ids, use_cache=True, logits_to_keep=1)
-                else:
-                    for _ in range(steps):
-                        out = lm(input_ids=token, past_key_values=past, use_cache=True)
-                        past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            prof = profile(activities=activities, record_shapes=True, acc_events=True)
+            with _quiet_fd2():
+                prof.start()
+            if phase == "prefill":
+                lm(input_ids=ids, use_cache=True, logits_to_keep=1)
+            else:
+                for _ in range(steps):
+                    out = lm(input_ids=token, past_key_values=past, use_cache=True)
+                    past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            with _quiet_fd2():
+                prof.stop()
             passes = 1 if phase == "prefill" else steps
             result[phase] = _attribute(prof, by_shape, device, passes)
     return result
+
+
+@contextlib.contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Silence the profiler back end's start/stop lines, which it writes straight to file descriptor 2."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _matmul_dims(spec, name: str) -> tuple[int, int]:

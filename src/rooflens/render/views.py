@@ -12,7 +12,7 @@ from ..roofline import OpResult, PhaseResult
 from ..units import fmt_bytes, fmt_flops, fmt_rate, fmt_si, fmt_time
 
 BLOCK_TITLES = {"embed": "Embedding", "attention": "Attention", "mlp": "MLP", "head": "Output head"}
-OP_HEADER = ("Op", "×", "FLOP", "Weight B", "Act B", "KV B", "FLOP/B", "Bound", "Time", "Share")
+OP_HEADER = ("Op", "×", "FLOP", "Weight B", "Act B", "KV B", "FLOP/B", "Bound", "Ideal", "Estimate", "Share")
 
 
 @dataclass
@@ -35,7 +35,7 @@ def header_lines(r: Report) -> list[str]:
     ]
 
 
-SUMMARY_HEADER = ("Phase", "FLOPs", "Bytes", "Time", "Bound", "Compute-bound share")
+SUMMARY_HEADER = ("Phase", "FLOPs", "Bytes", "Ideal time", "Estimate", "Bound", "Compute-bound share")
 
 
 def summary_rows(r: Report) -> list[tuple[str, ...]]:
@@ -49,6 +49,7 @@ def summary_rows(r: Report) -> list[tuple[str, ...]]:
                 fmt_flops(phase.flops),
                 fmt_bytes(phase.bytes),
                 fmt_time(phase.time_s),
+                fmt_time(phase.estimate_s),
                 phase.bound or "-",
                 f"{share:.0%}",
             )
@@ -56,18 +57,30 @@ def summary_rows(r: Report) -> list[tuple[str, ...]]:
     return rows
 
 
+def _with_estimate(ideal: str, estimate: float | None, fmt=fmt_time) -> str:
+    return ideal if estimate is None else f"{ideal}  · estimate {fmt(estimate)}"
+
+
 def headline_lines(r: Report) -> list[str]:
+    """Headline figures: the ideal bound, with the calibrated estimate beside it when there is one."""
     d = r.decode
-    lines = [f"TTFT            {fmt_time(r.ttft_s)}"]
+    lines = [f"TTFT            {_with_estimate(fmt_time(r.ttft_s), r.ttft_estimate_s)}"]
     if d.steps:
-        lines.append(
-            f"TPOT            {fmt_time(r.tpot_s)} mean (first step {fmt_time(float(d.step_time_s[0]))}, "
+        ideal = (
+            f"{fmt_time(r.tpot_s)} mean (first step {fmt_time(float(d.step_time_s[0]))}, "
             f"last {fmt_time(float(d.step_time_s[-1]))})"
         )
+        lines.append(f"TPOT            {_with_estimate(ideal, r.tpot_estimate_s)}")
         seqs = f"{r.settings.batch} sequence{'s' if r.settings.batch > 1 else ''}"
         lines.append(f"Decode speed    {r.decode_tokens_per_s:,.1f} tokens/s ({seqs})")
-    lines.append(f"End to end      {fmt_time(r.total_time_s)}")
-    lines.append(f"Throughput      {r.throughput_tokens_per_s:,.1f} generated tokens/s")
+    lines.append(f"End to end      {_with_estimate(fmt_time(r.total_time_s), r.total_estimate_s)}")
+    tps = r.throughput_estimate_tokens_per_s
+    lines.append(
+        f"Throughput      {r.throughput_tokens_per_s:,.1f} generated tokens/s"
+        + ("" if tps is None else f"  · estimate {tps:,.1f}")
+    )
+    if r.profile is not None:
+        lines.append(f"Estimate from   {r.profile.label}")
     return lines
 
 
@@ -100,6 +113,7 @@ def _op_row(op: OpResult, scale: float, count_label: str, step_time: float) -> t
         f"{op.intensity:,.1f}" if op.bytes else "-",
         op.bound,
         fmt_time(time),
+        fmt_time(None if op.estimate_s is None else op.estimate_s / scale),
         f"{time / step_time:.1%}" if step_time else "-",
     )
 
