@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import RooflensError
+from .hf import TORCH_DTYPES
 
-TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 DTYPE_BITS = {"fp32": 32, "fp16": 16, "bf16": 16}
 ACTIVATIONS = ("silu:gated", "gelu_pytorch_tanh:gated", "gelu_new", "gelu", "relu")
 
@@ -463,28 +463,29 @@ _TINY = {
 _LAYERS_KEY = {"gpt2": "n_layer"}
 
 
-def _tiny_decode_step(
-    transformers, torch, model_type: str, layers: int, device: str, dtype: str, timer: Timer
-) -> float:
+def _tiny_decode_step(model_type: str, layers: int, device: str, dtype: str, timer: Timer) -> float:
     """Median seconds of one decode step of a tiny model (batch 1, short context)."""
-    cfg = dict(_TINY[model_type], vocab_size=256)
+    from . import hf
+
+    # Token ids inside the tiny vocabulary (the families' defaults point past it).
+    cfg = dict(
+        _TINY[model_type],
+        model_type=model_type,
+        vocab_size=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     cfg[_LAYERS_KEY.get(model_type, "num_hidden_layers")] = layers
-    config = transformers.AutoConfig.for_model(model_type, **cfg)
-    config._attn_implementation = "sdpa"
-    with torch.device(device):
-        lm = transformers.AutoModelForCausalLM.from_config(
-            config, dtype=getattr(torch, TORCH_DTYPES[dtype])
-        ).eval()
-    ids = torch.randint(0, 256, (1, 8), device=device)
+    lm = hf.build(cfg, device, dtype)
+    ids = timer.torch.randint(0, 256, (1, 8), device=device)
     times = []
-    with torch.inference_mode():
-        out = lm(input_ids=ids, use_cache=True, logits_to_keep=1)
-        past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+    with timer.torch.inference_mode():
+        token, cache = hf.prefill(lm, ids)
         for i in range(25):
             timer.sync()
             start = time.perf_counter()
-            out = lm(input_ids=token, past_key_values=past, use_cache=True)
-            past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            token, cache = hf.decode_step(lm, token, cache)
             timer.sync()
             if i >= 5:
                 times.append(time.perf_counter() - start)
@@ -499,18 +500,17 @@ def measure_frameworks(device: str, dtype: str, timer: Timer) -> dict[str, dict[
     Python). Empty when ``transformers`` is not installed.
     """
     try:
-        import transformers
+        import transformers  # noqa: F401
     except ImportError:
         return {}
-    torch = timer.torch
     costs = {}
     # The first model built pays one-time costs (lazy imports, CUDA/cuBLAS initialisation): build
     # and run one untimed before measuring.
-    _tiny_decode_step(transformers, torch, "llama", 1, device, dtype, timer)
+    _tiny_decode_step("llama", 1, device, dtype, timer)
     for model_type in _TINY:
         try:
-            one = _tiny_decode_step(transformers, torch, model_type, 1, device, dtype, timer)
-            five = _tiny_decode_step(transformers, torch, model_type, 5, device, dtype, timer)
+            one = _tiny_decode_step(model_type, 1, device, dtype, timer)
+            five = _tiny_decode_step(model_type, 5, device, dtype, timer)
         except Exception:  # a family this transformers version builds differently: fall back to op costs
             continue
         layer = max((five - one) / 4, 0.0)

@@ -24,6 +24,7 @@ from ..errors import RooflensError
 from ..hardware.catalog import HardwareLike, load_hardware
 from ..model.catalog import ModelLike, hf_config, load_model
 from ..report import Report
+from . import hf
 from .calibrate import DTYPE_BITS, TORCH_DTYPES
 
 
@@ -87,28 +88,8 @@ class ValidationRow:
 
 
 def build_model(model: ModelLike, device: str, dtype: str):
-    """A Hugging Face causal LM from the config, random weights, in eval mode on ``device``."""
-    try:
-        import torch
-        import transformers
-    except ImportError:
-        raise RooflensError(
-            "rooflens validate needs torch and transformers: pip install torch transformers"
-        ) from None
-    cfg = hf_config(model)
-    cfg = {
-        k: v
-        for k, v in cfg.items()
-        if k not in ("architectures", "torch_dtype", "dtype", "transformers_version")
-    }
-    model_type = cfg.pop("model_type")
-    config = transformers.AutoConfig.for_model(model_type, **cfg)
-    config._attn_implementation = "sdpa"
-    torch_dtype = getattr(torch, TORCH_DTYPES[dtype])
-    torch.manual_seed(0)
-    with torch.device(device):
-        lm = transformers.AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
-    return lm.eval()
+    """A Hugging Face causal LM from the model's config, random weights, in eval mode on ``device``."""
+    return hf.build(hf_config(model), device, dtype)
 
 
 class _Clock:
@@ -137,21 +118,17 @@ def measure(lm, workload: Workload, device: str, repeats: int) -> Measurement:
     with torch.inference_mode():
         for run_index in range(repeats + 1):  # run 0 warms up
             start = clock.now()
-            out = lm(input_ids=ids, use_cache=True, logits_to_keep=1)
-            token = out.logits[:, -1:].argmax(-1)
+            token, cache = hf.prefill(lm, ids)
             ttft = clock.now() - start
-            past = out.past_key_values
             steps = []
             for _ in range(workload.gen - 1):
                 start = clock.now()
-                out = lm(input_ids=token, past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                token = out.logits[:, -1:].argmax(-1)
+                token, cache = hf.decode_step(lm, token, cache)
                 steps.append(clock.now() - start)
             if run_index:
                 ttfts.append(ttft)
                 tpots.append(statistics.fmean(steps) if steps else float("nan"))
-            del past, out
+            del cache
     peak = float(torch.cuda.max_memory_allocated()) if clock.cuda else None
     return Measurement(ttfts, tpots, peak)
 
@@ -177,19 +154,17 @@ def profile_ops(lm, workload: Workload, device: str, report: Report) -> dict[str
     steps = max(1, min(8, workload.gen - 1))
     result: dict[str, dict[str, float]] = {}
     with torch.inference_mode():
-        out = lm(input_ids=ids, use_cache=True, logits_to_keep=1)  # warm-up
+        hf.prefill(lm, ids)  # warm-up
         for phase in ("prefill", "decode"):
-            out = lm(input_ids=ids, use_cache=True, logits_to_keep=1)
-            token, past = out.logits[:, -1:].argmax(-1), out.past_key_values
+            token, cache = hf.prefill(lm, ids)
             prof = profile(activities=activities, record_shapes=True, acc_events=True)
             with _quiet_fd2():
                 prof.start()
             if phase == "prefill":
-                lm(input_ids=ids, use_cache=True, logits_to_keep=1)
+                hf.prefill(lm, ids)
             else:
                 for _ in range(steps):
-                    out = lm(input_ids=token, past_key_values=past, use_cache=True)
-                    past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+                    token, cache = hf.decode_step(lm, token, cache)
             with _quiet_fd2():
                 prof.stop()
             passes = 1 if phase == "prefill" else steps
