@@ -136,7 +136,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
     cases = {
         "broken.json": ("{oops", "is not valid JSON"),
         "partial.json": (json.dumps({"model_type": "llama", "hidden_size": 64}), "lacks required field"),
-        "moe.json": (json.dumps({"model_type": "mixtral"}), "model_type 'mixtral' is not supported yet"),
+        "moe.json": (json.dumps({"model_type": "mamba"}), "model_type 'mamba' is not supported yet"),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / name

@@ -131,7 +131,7 @@ def test_config_from_dict_and_file(tmp_path):
         ({"num_hidden_layers": -2}, r"'num_hidden_layers' must be positive"),
         ({"num_key_value_heads": 3}, r"must be a multiple of num_key_value_heads"),
         ({"hidden_size": 250}, r"not divisible by num_attention_heads"),
-        ({"model_type": "mixtral"}, r"model_type 'mixtral' is not supported yet; supported: .*llama"),
+        ({"model_type": "mamba"}, r"model_type 'mamba' is not supported yet; supported: .*llama"),
         ({"model_type": None}, r"has no 'model_type'"),
         ({"tie_word_embeddings": "yes"}, r"must be true or false"),
     ],

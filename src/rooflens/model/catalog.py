@@ -20,7 +20,14 @@ from .spec import ModelSpec
 
 ModelLike = ModelSpec | dict[str, Any] | str | Path
 
-_META_KEYS = ("hf_id", "source", "published_params", "published_params_source")
+_META_KEYS = (
+    "hf_id",
+    "source",
+    "published_params",
+    "published_params_source",
+    "published_active_params",
+    "active_params_convention",
+)
 
 
 @cache
@@ -54,7 +61,7 @@ def catalog_names() -> list[str]:
 def catalog_spec(name: str) -> ModelSpec:
     doc = _catalog_files()[name]
     meta = doc["_rooflens"]
-    return spec_from_config(doc, name=name, **{k: meta[k] for k in _META_KEYS})
+    return spec_from_config(doc, name=name, **{k: meta.get(k) for k in _META_KEYS})
 
 
 def find_catalog_name(query: str) -> str | None:

@@ -100,6 +100,45 @@ def _llama_like(r: _Reader, **family: Any) -> dict[str, Any]:
     return fields
 
 
+def _window_layers(r: _Reader, layers: int, sliding: list[bool]) -> dict[str, Any]:
+    """layer_attention from the config's own ``layer_types`` when it has them, else from ``sliding``."""
+    types = r.cfg.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        sliding = [t == "sliding_attention" for t in types]
+    if not any(sliding):
+        return {"sliding_window": None}
+    return {"layer_attention": tuple("sliding" if s else "full" for s in sliding)}
+
+
+def _qwen_window(r: _Reader) -> dict[str, Any]:
+    """Qwen2/3: with use_sliding_window, layers from max_window_layers on use the window."""
+    layers = r.int("num_hidden_layers")
+    if not r.bool("use_sliding_window", False):
+        return {"sliding_window": None}
+    first = r.int("max_window_layers", default=0) if r.cfg.get("max_window_layers") else 0
+    return {
+        "sliding_window": r.int("sliding_window"),
+        **_window_layers(r, layers, [i >= first for i in range(layers)]),
+    }
+
+
+def _moe(r: _Reader, layers: int, experts_key: str = "num_experts", **extra: Any) -> dict[str, Any]:
+    """Routed-expert fields shared by the MoE families."""
+    return dict(
+        num_experts=r.int(experts_key),
+        experts_per_token=r.int("num_experts_per_tok"),
+        layer_mlp=tuple(extra.pop("layer_mlp", ("moe",) * layers)),
+        **extra,
+    )
+
+
+def _qwen_moe_layers(r: _Reader, layers: int) -> tuple[str, ...]:
+    """Qwen-MoE: MoE where (i + 1) % decoder_sparse_step == 0, except mlp_only_layers."""
+    step = r.int("decoder_sparse_step", default=1)
+    dense = set(r.cfg.get("mlp_only_layers") or [])
+    return tuple("moe" if (i + 1) % step == 0 and i not in dense else "dense" for i in range(layers))
+
+
 def _llama(r: _Reader) -> dict[str, Any]:
     # transformers' LlamaConfig puts attention_bias on q, k, v and o alike.
     bias = r.bool("attention_bias", False)
@@ -110,16 +149,99 @@ def _mistral(r: _Reader) -> dict[str, Any]:
     return _llama_like(r, sliding_window=r.int("sliding_window", default=0) or None)
 
 
+def _mixtral(r: _Reader) -> dict[str, Any]:
+    layers = r.int("num_hidden_layers")
+    moe = _moe(r, layers, "num_local_experts", moe_intermediate_size=r.int("intermediate_size"))
+    return _llama_like(r, sliding_window=r.int("sliding_window", default=0) or None, **moe)
+
+
 def _qwen2(r: _Reader) -> dict[str, Any]:
     # Qwen2 always has q/k/v biases and an unbiased o_proj; its sliding window is off unless asked.
-    window = r.int("sliding_window", default=0) if r.bool("use_sliding_window", False) else 0
-    return _llama_like(r, qkv_bias=True, sliding_window=window or None)
+    return _llama_like(r, qkv_bias=True, **_qwen_window(r))
 
 
 def _qwen3(r: _Reader) -> dict[str, Any]:
     bias = r.bool("attention_bias", False)
-    window = r.int("sliding_window", default=0) if r.bool("use_sliding_window", False) else 0
-    return _llama_like(r, qkv_bias=bias, o_bias=bias, qk_norm=True, sliding_window=window or None)
+    return _llama_like(r, qkv_bias=bias, o_bias=bias, qk_norm=True, **_qwen_window(r))
+
+
+def _qwen2_moe(r: _Reader) -> dict[str, Any]:
+    fields = _qwen2(r)
+    layers = fields["num_layers"]
+    fields.update(
+        _moe(
+            r,
+            layers,
+            moe_intermediate_size=r.int("moe_intermediate_size"),
+            shared_expert_intermediate_size=r.int("shared_expert_intermediate_size", default=0) or 0,
+            shared_expert_gate=bool(r.cfg.get("shared_expert_intermediate_size")),
+            layer_mlp=_qwen_moe_layers(r, layers),
+        )
+    )
+    return fields
+
+
+def _qwen3_moe(r: _Reader) -> dict[str, Any]:
+    fields = _qwen3(r)
+    layers = fields["num_layers"]
+    fields.update(
+        _moe(
+            r,
+            layers,
+            moe_intermediate_size=r.int("moe_intermediate_size"),
+            layer_mlp=_qwen_moe_layers(r, layers),
+        )
+    )
+    return fields
+
+
+def _olmoe(r: _Reader) -> dict[str, Any]:
+    layers = r.int("num_hidden_layers")
+    # OLMoE's q and k norms span the whole projections, not each head.
+    moe = _moe(r, layers, moe_intermediate_size=r.int("intermediate_size"))
+    return _llama_like(r, qk_norm=True, qk_norm_per_head=False, **moe)
+
+
+def _deepseek(r: _Reader) -> dict[str, Any]:
+    """DeepSeek-V2/V3: multi-head latent attention, shared + routed experts after dense layers."""
+    layers = r.int("num_hidden_layers")
+    heads = r.int("num_attention_heads")
+    nope, rope = r.int("qk_nope_head_dim"), r.int("qk_rope_head_dim")
+    first_dense = r.int("first_k_dense_replace", default=0) if r.cfg.get("first_k_dense_replace") else 0
+    freq = r.int("moe_layer_freq", default=1)
+    routed = r.int("n_routed_experts", default=0) if r.cfg.get("n_routed_experts") else 0
+    kinds = tuple("moe" if routed and i >= first_dense and i % freq == 0 else "dense" for i in range(layers))
+    moe = (
+        _moe(
+            r,
+            layers,
+            "n_routed_experts",
+            moe_intermediate_size=r.int("moe_intermediate_size"),
+            shared_experts=r.int("n_shared_experts", default=0) if r.cfg.get("n_shared_experts") else 0,
+            layer_mlp=kinds,
+        )
+        if routed
+        else {}
+    )
+    return dict(
+        hidden_size=r.int("hidden_size"),
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=nope + rope,
+        intermediate_size=r.int("intermediate_size"),
+        vocab_size=r.int("vocab_size"),
+        max_position_embeddings=r.int("max_position_embeddings", default=0) or None,
+        activation=r.str("hidden_act", default="silu"),
+        rotary_dim=rope,
+        tie_word_embeddings=r.bool("tie_word_embeddings", False),
+        kv_lora_rank=r.int("kv_lora_rank"),
+        q_lora_rank=r.int("q_lora_rank", default=0) if r.cfg.get("q_lora_rank") else 0,
+        qk_nope_head_dim=nope,
+        qk_rope_head_dim=rope,
+        v_head_dim=r.int("v_head_dim"),
+        **moe,
+    )
 
 
 def _gemma(r: _Reader) -> dict[str, Any]:
@@ -137,12 +259,16 @@ def _gemma(r: _Reader) -> dict[str, Any]:
 
 def _gemma2(r: _Reader) -> dict[str, Any]:
     fields = _gemma(r)
+    layers = fields["num_layers"]
+    window = r.int("sliding_window", default=0) or None
     fields.update(
         norms_per_layer=4,
-        sliding_window=r.int("sliding_window", default=0) or None,
+        sliding_window=window,
         attn_logit_softcap=r.float("attn_logit_softcapping"),
         final_logit_softcap=r.float("final_logit_softcapping"),
     )
+    if window:  # Gemma-2 alternates: even layers use the local window, odd layers attend globally
+        fields.update(_window_layers(r, layers, [i % 2 == 0 for i in range(layers)]))
     return fields
 
 
@@ -253,6 +379,12 @@ FAMILIES: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "gpt2": _gpt2,
     "gpt_neox": _gpt_neox,
     "opt": _opt,
+    "mixtral": _mixtral,
+    "qwen2_moe": _qwen2_moe,
+    "qwen3_moe": _qwen3_moe,
+    "olmoe": _olmoe,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
 }
 
 
