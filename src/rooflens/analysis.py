@@ -2,27 +2,35 @@
 
 Phases:
 - prefill: one pass over the prompt (``q = c = prompt``); it also yields the first generated token,
-  so TTFT is its time;
+  so TTFT is its time. With a prefix shared by the batch, the prefix runs once (one sequence) and the
+  rest of each prompt runs on top of it.
 - decode: ``gen - 1`` steps; step ``t`` (1-based) feeds one token and attends over ``prompt + t``
   tokens. With the KV cache off, every step recomputes the whole sequence (``q = c = prompt + t``).
+  With speculative decoding a step is a round: the draft proposes ``k`` tokens one by one, the target
+  verifies ``k + 1`` in one pass, and ``(1 - a^(k+1)) / (1 - a)`` tokens are kept on average
+  (acceptance rate ``a``); TPOT is the decode time over the ``gen - 1`` tokens.
 All decode steps are evaluated at once with NumPy arrays over ``t``.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from .errors import explain_validation
+from .errors import RooflensError, explain_validation
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
-from .memory import footprint
+from .memory import CacheShape, footprint, kv_cache_bytes
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
 from .ops.attention import Pass
-from .ops.model import build_ops
+from .ops.base import Op
+from .ops.execution import Execution
+from .ops.model import build_ops, weight_memory_bytes
 from .report import Report
 from .roofline import evaluate
 from .settings import Settings, preset
@@ -43,48 +51,202 @@ def analyze(
     ``model``: catalog name, Hugging Face id known to the catalog, config.json path, dict or ModelSpec
     (``hub=True`` fetches the config from the Hugging Face Hub). ``hardware``: catalog name, YAML/JSON
     path, dict or HardwareSpec. Keyword settings are those of :class:`Settings` (batch, prompt, gen,
-    w_bits, a_bits, kv_bits, flash_attention, kv_cache, ...). ``quant`` names a format preset
-    (``q4_0``, ``fp8``, ... see ``settings.QUANT_PRESETS``); settings given explicitly override it.
+    w_bits, a_bits, kv_bits, flash_attention, kv_cache, tp, pp, ep, draft_model, ...). ``quant`` names a
+    format preset (``q4_0``, ``fp8``, ... see ``settings.QUANT_PRESETS``); settings given explicitly
+    override it.
     """
     if quant is not None:
         settings = {**preset(quant), **settings}
     return run(load_model(model, hub=hub), load_hardware(hardware), make_settings(**settings))
 
 
-def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
-    prec = s.precision
-    prefill_pass = Pass(s.batch, s.prompt, s.prompt, kv_cache=s.kv_cache, flash_attention=s.flash_attention)
-    context = s.prompt + np.arange(1, s.gen, dtype=np.float64)
-    q = 1.0 if s.kv_cache else context
-    decode_pass = Pass(s.batch, q, context, kv_cache=s.kv_cache, flash_attention=s.flash_attention)
+@dataclass(frozen=True)
+class Speculation:
+    """Speculative decoding: ``k`` draft tokens per round, ``accepted`` tokens kept on average."""
 
-    prefill_ops = build_ops(spec, prec, prefill_pass)
-    decode_ops = build_ops(spec, prec, decode_pass)
+    draft: ModelSpec
+    k: int
+    rate: float
+
+    @property
+    def accepted(self) -> float:
+        if self.rate >= 1:
+            return float(self.k + 1)
+        return (1 - self.rate ** (self.k + 1)) / (1 - self.rate)
+
+
+def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
+    _check(spec, hw, s)
+    prec = s.precision
+    base = Execution(
+        tp=s.tp,
+        ep=s.ep,
+        pp=s.pp,
+        devices_per_node=s.devices_per_node,
+        kv_budget=s.kv_budget,
+        keep_fraction=s.prompt_keep,
+        keep_after=s.prompt_keep_after,
+        prompt=s.prompt,
+        routing_skew=s.routing_skew,
+    )
+    prefill_ex = replace(base, mla_absorb=s.mla_absorb == "always")
+    decode_ex = replace(base, mla_absorb=s.mla_absorb != "never", layer_run=_layer_run(spec, s))
+    spec_dec = (
+        Speculation(load_model(s.draft_model), s.draft_tokens, s.acceptance_rate) if s.draft_model else None
+    )
+    draft_ex = Execution(ep=s.ep)  # the draft model runs whole on every device
+
+    prefill_ops = _prefill_ops(spec, prec, s, prefill_ex)
+    if spec_dec:
+        draft_pass = Pass(s.batch, s.prompt, s.prompt, flash_attention=s.flash_attention)
+        prefill_ops += _as_draft(build_ops(spec_dec.draft, prec, draft_pass, draft_ex), 1)
+    context, decode_ops = _decode_ops(spec, prec, s, decode_ex, spec_dec, draft_ex)
+
     profile = resolve_profile(hw, s.engine) if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
-    prefill = evaluate(
-        "prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), prefill_pass.tokens, profile, host
-    )
-    decode = evaluate("decode", decode_ops, hw, s.gen - 1, context, decode_pass.tokens, profile, host)
+    prefill = evaluate("prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), profile, host)
+    decode = evaluate("decode", decode_ops, hw, len(context), context, profile, host)
 
+    shape = CacheShape(s.batch, s.prompt, s.gen, s.shared_prefix)
+    residual_tokens = math.ceil(s.batch / s.ep) * (s.prompt if s.kv_cache else s.prompt + s.gen - 1)
+    extra_weights = extra_kv = 0.0
+    if spec_dec:
+        draft_prefill = [op for op in prefill_ops if op.block == "draft"]
+        extra_weights = weight_memory_bytes(spec_dec.draft, prec, draft_prefill, draft_ex)
+        extra_kv = kv_cache_bytes(spec_dec.draft, prec, shape, draft_ex)
     memory = footprint(
         spec,
         prec,
         hw,
-        batch=s.batch,
-        context=s.prompt + s.gen,
-        pass_tokens=s.prompt if s.kv_cache else s.prompt + s.gen - 1,
+        shape=shape,
+        residual_bytes=residual_tokens * spec.hidden_size * prec.a_bytes,
         kv_cache=s.kv_cache,
         # Decode arrays hold every step, the last and largest included (none when gen == 1).
-        phases=[prefill_ops, decode_ops] if s.gen > 1 else [prefill_ops],
+        phases=[[op for op in prefill_ops if op.block != "draft"], decode_ops]
+        if len(context)
+        else [prefill_ops],
         overhead_bytes=s.overhead_bytes,
+        ex=base,
+        extra_weights=extra_weights,
+        extra_kv=extra_kv,
     )
-    report = Report(spec, hw, s, prefill, decode, memory, notes=[], profile=profile)
-    report.notes.extend(_notes(report))
+    report = Report(
+        spec,
+        hw,
+        s,
+        prefill,
+        decode,
+        memory,
+        notes=[],
+        profile=profile,
+        draft=spec_dec.draft if spec_dec else None,
+    )
+    report.notes.extend(_notes(report, spec_dec))
     return report
 
 
-def _notes(r: Report) -> list[str]:
+def _check(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> None:
+    """Settings that are valid alone but not for this model or device."""
+    devices = s.tp * s.pp * s.ep
+    if devices > 1 and hw.interconnect is None:
+        raise RooflensError(
+            f"{hw.name} lists no interconnect, so multi-device execution cannot be modelled on it"
+        )
+    if devices > s.devices_per_node and hw.network is None:
+        raise RooflensError(
+            f"{devices} devices span more than one node of {s.devices_per_node}, and {hw.name} lists no "
+            "network link; add one or raise --devices-per-node"
+        )
+    if s.pp > spec.num_layers:
+        raise RooflensError(f"--pp {s.pp} exceeds {spec.name}'s {spec.num_layers} layers")
+    if s.ep > 1 and not spec.num_experts:
+        raise RooflensError(f"--ep needs a mixture-of-experts model; {spec.name} is dense")
+    if s.ep > max(spec.num_experts, 1):
+        raise RooflensError(f"--ep {s.ep} exceeds {spec.name}'s {spec.num_experts} experts")
+    if s.shared_prefix > s.prompt:
+        raise RooflensError(f"shared_prefix ({s.shared_prefix}) cannot exceed the prompt ({s.prompt} tokens)")
+    if s.prompt_keep_after > spec.num_layers:
+        raise RooflensError(
+            f"prompt_keep_after ({s.prompt_keep_after}) exceeds {spec.name}'s {spec.num_layers} layers"
+        )
+    if s.exit_distribution is not None and len(s.exit_distribution) != spec.num_layers:
+        raise RooflensError(
+            f"exit_distribution needs one probability per layer ({spec.num_layers}), "
+            f"got {len(s.exit_distribution)}"
+        )
+    if s.draft_model and not s.kv_cache:
+        raise RooflensError("speculative decoding needs the KV cache")
+
+
+def _layer_run(spec: ModelSpec, s: Settings) -> tuple[float, ...] | None:
+    """Probability each layer runs in a decode step under early exit (None: every layer runs).
+
+    A batched step runs layer l while any of its sequences has not exited: with per-layer exit
+    probabilities p (cumulative F), that is 1 - F(l-1)^batch. A plain exit fraction f runs the first
+    f * L layers (the last one fractionally).
+    """
+    layers = spec.num_layers
+    if s.exit_distribution is not None:
+        exited = np.concatenate([[0.0], np.cumsum(s.exit_distribution)[:-1]])
+        return tuple(float(v) for v in 1 - np.clip(exited, 0, 1) ** s.batch)
+    if s.exit_fraction < 1:
+        depth = s.exit_fraction * layers
+        return tuple(float(np.clip(depth - i, 0, 1)) for i in range(layers))
+    return None
+
+
+def _prefill_ops(spec: ModelSpec, prec, s: Settings, ex: Execution) -> list[Op]:
+    kw = dict(kv_cache=s.kv_cache, flash_attention=s.flash_attention)
+    shared = s.shared_prefix if s.batch > 1 else 0
+    if not shared:
+        return build_ops(spec, prec, Pass(s.batch, s.prompt, s.prompt, **kw), ex)
+    # The shared prefix is computed once; each sequence's own suffix then attends over it.
+    prefix = build_ops(spec, prec, Pass(1, shared, shared, **kw), replace(ex, ep=1) if ex.ep > 1 else ex)
+    ops = [replace(op, name=f"{op.name} [shared prefix]") for op in prefix]
+    if s.prompt > shared:
+        suffix = Pass(
+            s.batch,
+            s.prompt - shared,
+            s.prompt,
+            shared_prefix=shared,
+            prefix_reads_once=s.prefix_reads_once,
+            **kw,
+        )
+        ops += build_ops(spec, prec, suffix, ex)
+    return ops
+
+
+def _decode_ops(
+    spec: ModelSpec, prec, s: Settings, ex: Execution, spec_dec: Speculation | None, draft_ex: Execution
+) -> tuple[np.ndarray, list[Op]]:
+    """(context of each decode step, the step operators as arrays over steps)."""
+    kw = dict(
+        flash_attention=s.flash_attention,
+        shared_prefix=s.shared_prefix if s.batch > 1 else 0,
+        prefix_reads_once=s.prefix_reads_once,
+    )
+    if s.gen <= 1:
+        return np.zeros(0), build_ops(
+            spec, prec, Pass(s.batch, 1.0, np.zeros(0), kv_cache=s.kv_cache, **kw), ex
+        )
+    if spec_dec is None:
+        context = s.prompt + np.arange(1, s.gen, dtype=np.float64)
+        q = 1.0 if s.kv_cache else context
+        return context, build_ops(spec, prec, Pass(s.batch, q, context, kv_cache=s.kv_cache, **kw), ex)
+    k, accepted = spec_dec.k, spec_dec.accepted
+    rounds = math.ceil((s.gen - 1) / accepted)
+    context = s.prompt + 1 + accepted * np.arange(rounds, dtype=np.float64)  # pending token included
+    verify = build_ops(spec, prec, Pass(s.batch, float(k + 1), context + k, **kw), ex)
+    draft = build_ops(spec_dec.draft, prec, Pass(s.batch, 1.0, context + (k - 1) / 2, **kw), draft_ex)
+    return context, verify + _as_draft(draft, k)
+
+
+def _as_draft(ops: list[Op], times: float) -> list[Op]:
+    """A draft model's operators, run ``times`` per step, set apart in their own block."""
+    return [replace(op, name=f"draft.{op.name}", block="draft", count=op.count * times) for op in ops]
+
+
+def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
     """Caveats the numbers depend on, said once, in words."""
     spec, hw, s = r.model, r.hardware, r.settings
     notes = []
@@ -99,20 +261,38 @@ def _notes(r: Report) -> list[str]:
             f"prompt + gen = {length} tokens exceeds {spec.name}'s max_position_embeddings "
             f"({spec.max_position_embeddings}); figures assume the model could run that long"
         )
-    if spec.sliding_window and length > spec.sliding_window:
+    if "sliding" in spec.attention_kinds() and length > (spec.sliding_window or 0):
+        windowed = spec.attention_kinds().count("sliding")
         notes.append(
-            f"{spec.name} declares a {spec.sliding_window}-token sliding window; this analysis attends "
-            "over the full context (sliding-window attention is not modelled yet)"
+            f"{windowed} of {spec.num_layers} layers attend over a {spec.sliding_window}-token window, and "
+            "their KV cache is sized to the window (a rolling cache; some engines keep the whole context)"
         )
     if not r.memory.fits:
         notes.append(
-            f"does not fit: needs {r.memory.total_bytes / 1e9:.1f} GB, {hw.name} has "
+            f"does not fit: needs {r.memory.total_bytes / 1e9:.1f} GB per device, {hw.name} has "
             f"{hw.memory_bytes / 1e9:.1f} GB (largest batch that fits here: {r.memory.max_batch})"
         )
     if not s.kv_cache:
         notes.append("KV cache off: every decode step recomputes the whole sequence")
     if s.gen == 1:
         notes.append("gen = 1: the prefill pass yields the only token; there are no decode steps")
+    if r.devices > 1:
+        notes.append(
+            f"{r.devices} devices (tp {s.tp}, pp {s.pp}, ep {s.ep}): memory is per device; collectives are "
+            "ring/all-to-all over the interconnect and do not overlap computation"
+        )
+    if s.sparsity and not (s.sparsity == "2:4" and hw.sparse_2_4):
+        notes.append(f"{hw.name} has no {s.sparsity} sparse tensor cores: weights shrink but math runs dense")
+    if spec_dec:
+        notes.append(
+            f"speculative decoding with {spec_dec.draft.name}: {spec_dec.k} draft tokens per round, "
+            f"acceptance {spec_dec.rate:.0%} -> {spec_dec.accepted:.2f} tokens per target pass "
+            "(a decode step is a round)"
+        )
+        if spec_dec.draft.vocab_size != spec.vocab_size:
+            notes.append(
+                f"{spec_dec.draft.name}'s vocabulary differs from {spec.name}'s; real drafts share one"
+            )
     if r.profile is None and s.estimate:
         notes.append(
             f"no efficiency profile for {hw.name}: only the ideal roofline bound is shown "

@@ -42,6 +42,15 @@ def _console(file=None) -> Console:
     return console
 
 
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise RooflensError(f"{flag} takes comma-separated numbers, got {text!r}") from None
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -102,6 +111,53 @@ def analyze(
         str | None,
         typer.Option("--engine", help="Efficiency profile for the estimate (e.g. llama.cpp-cuda)."),
     ] = None,
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel stages.")] = 1,
+    ep: Annotated[
+        int, typer.Option("--ep", help="Expert-parallel degree (MoE; attention data-parallel).")
+    ] = 1,
+    micro_batches: Annotated[
+        int | None, typer.Option("--micro-batches", help="Pipeline micro-batches, for the bubble [pp].")
+    ] = None,
+    devices_per_node: Annotated[
+        int, typer.Option("--devices-per-node", help="Devices on the fast interconnect.")
+    ] = 8,
+    draft_model: Annotated[
+        str | None, typer.Option("--draft-model", help="Speculative decoding with this draft model.")
+    ] = None,
+    draft_tokens: Annotated[int, typer.Option("--draft-tokens", help="Draft tokens per round.")] = 4,
+    acceptance_rate: Annotated[
+        float, typer.Option("--acceptance-rate", help="Chance each draft token is accepted.")
+    ] = 0.8,
+    exit_fraction: Annotated[
+        float, typer.Option("--exit-fraction", help="Early exit: share of layers run per decoded token.")
+    ] = 1.0,
+    exit_distribution: Annotated[
+        str | None,
+        typer.Option("--exit-distribution", help="Early exit: comma-separated exit probability per layer."),
+    ] = None,
+    sparsity: Annotated[str | None, typer.Option("--sparsity", help="N:M weight sparsity, e.g. 2:4.")] = None,
+    prompt_keep: Annotated[
+        float, typer.Option("--prompt-keep", help="Prompt compression: share of prompt tokens kept.")
+    ] = 1.0,
+    prompt_keep_after: Annotated[
+        int, typer.Option("--prompt-keep-after", help="Layers that see the whole prompt before compression.")
+    ] = 0,
+    kv_budget: Annotated[
+        int | None, typer.Option("--kv-budget", help="Token eviction: cached tokens kept per layer.")
+    ] = None,
+    shared_prefix: Annotated[
+        int, typer.Option("--shared-prefix", help="Prompt tokens shared by every sequence of the batch.")
+    ] = 0,
+    prefix_reads_once: Annotated[
+        bool, typer.Option("--prefix-reads-once", help="Attention reads the shared prefix once per step.")
+    ] = False,
+    routing_skew: Annotated[
+        float, typer.Option("--routing-skew", help="MoE expert popularity skew (Zipf exponent; 0 uniform).")
+    ] = 0.0,
+    mla_absorb: Annotated[
+        str, typer.Option("--mla-absorb", help="Latent attention path: auto, always or never.")
+    ] = "auto",
     estimate: Annotated[
         bool, typer.Option("--estimate/--no-estimate", help="Show the calibrated estimate beside the ideal.")
     ] = True,
@@ -140,6 +196,24 @@ def analyze(
             engine=engine,
             estimate=estimate,
             overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            micro_batches=micro_batches,
+            devices_per_node=devices_per_node,
+            draft_model=draft_model,
+            draft_tokens=draft_tokens,
+            acceptance_rate=acceptance_rate,
+            exit_fraction=exit_fraction,
+            exit_distribution=_floats(exit_distribution, "--exit-distribution"),
+            sparsity=sparsity,
+            prompt_keep=prompt_keep,
+            prompt_keep_after=prompt_keep_after,
+            kv_budget=kv_budget,
+            shared_prefix=shared_prefix,
+            prefix_reads_once=prefix_reads_once,
+            routing_skew=routing_skew,
+            mla_absorb=mla_absorb,
             **{k: v for k, v in given.items() if v is not None},
         )
     except RooflensError as err:

@@ -1,24 +1,30 @@
-"""Memory footprint: weights + KV cache + peak activations + runtime overhead, and what fits.
+"""Memory footprint of one device: weights + KV cache + peak activations + runtime overhead.
 
-- Weights come from the ops themselves (see ``weight_memory_bytes``), so traffic and residency agree.
-- The KV cache is sized for the full sequence, ``prompt + gen`` tokens, as engines reserve it; it is
-  never summed over steps.
+- Weights come from the operators themselves (``weight_memory_bytes``): traffic and residency agree.
+  Under tensor parallelism a device holds its shard, under expert parallelism its ``E / ep`` experts,
+  under pipeline parallelism its stage.
+- The KV cache is sized for the full sequence, ``prompt + gen`` tokens, as engines reserve it; never
+  summed over steps. Windowed layers keep their window, a KV budget caps every layer, a compressed
+  prompt keeps its kept share, and a prefix shared by the batch is stored once. MLA caches one latent
+  per token, replicated on every tensor-parallel rank.
 - Peak activations: the residual stream plus the largest inputs+outputs of any single op, over the
-  prefill pass and the last (largest) decode step. Everything but the weights scales linearly with the
-  batch, which gives the largest batch that fits in closed form.
+  prefill passes and the last (largest) decode step.
+Everything but the weights scales with the number of sequences a device serves, which gives the
+largest batch that fits in closed form.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .hardware.spec import HardwareSpec
 from .model.spec import ModelSpec
 from .ops.base import Op
-from .ops.model import weight_memory_bytes
+from .ops.execution import Execution, layer_groups, shard
+from .ops.model import PLAIN, weight_memory_bytes
 from .ops.precision import Precision
 
 
@@ -31,6 +37,7 @@ class MemoryFootprint:
     capacity_bytes: float
     overhead_source: str
     max_batch: int  # largest batch whose footprint fits at this context (0: not even one)
+    devices: int = 1  # the figures above are per device
 
     @property
     def total_bytes(self) -> float:
@@ -45,18 +52,42 @@ class MemoryFootprint:
         return self.total_bytes / self.capacity_bytes
 
 
-def kv_cache_bytes(spec: ModelSpec, prec: Precision, batch: int, tokens: int) -> float:
-    """K and V for ``tokens`` positions of ``batch`` sequences over all layers, at kv_bits."""
-    per_token = 2 * spec.num_layers * prec.kv_vector_bytes(spec.kv_dim, spec.num_kv_heads)
-    return batch * tokens * per_token
+@dataclass(frozen=True)
+class CacheShape:
+    """What the KV cache must hold: sequences, tokens each, and the part of them shared by all."""
+
+    sequences: int
+    prompt: int
+    gen: int
+    shared_prefix: int = 0
 
 
-def peak_activation_bytes(
-    spec: ModelSpec, prec: Precision, batch: int, tokens: float, phases: list[list[Op]]
-) -> float:
+def kv_cache_bytes(spec: ModelSpec, prec: Precision, shape: CacheShape, ex: Execution = PLAIN) -> float:
+    """KV cache of one device: its layers, its KV heads, its sequences."""
+    local = shard(spec, ex.tp)
+    sequences = math.ceil(shape.sequences / ex.ep)
+    total = 0.0
+    for group in layer_groups(spec, replace(ex, layer_run=None)):
+        if group.attention == "mla":
+            per_token = prec.kv_vector_bytes(local.kv_cache_values("mla"), 1)
+        else:
+            per_token = 2 * prec.kv_vector_bytes(local.kv_dim, local.num_kv_heads)
+        held = float(shape.prompt + shape.gen)
+        if group.kept:
+            held = shape.prompt * ex.keep_fraction + shape.gen
+        if group.attention == "sliding" and spec.sliding_window:
+            held = min(held, spec.sliding_window)
+        if ex.kv_budget is not None:
+            held = min(held, ex.kv_budget)
+        shared = min(shape.shared_prefix, held)
+        tokens = shared + sequences * (held - shared)
+        total += len(group.layers) * tokens * per_token
+    return total / ex.pp
+
+
+def peak_activation_bytes(residual: float, phases: list[list[Op]]) -> float:
     """Residual stream of the largest pass plus the largest single-op working set."""
     largest_op = max(float(np.max(op.act_bytes)) for ops in phases for op in ops)
-    residual = batch * tokens * spec.hidden_size * prec.a_bytes
     return residual + largest_op
 
 
@@ -65,25 +96,29 @@ def footprint(
     prec: Precision,
     hw: HardwareSpec,
     *,
-    batch: int,
-    context: int,
-    pass_tokens: int,
+    shape: CacheShape,
+    residual_bytes: float,
     kv_cache: bool,
     phases: list[list[Op]],
     overhead_bytes: float | None,
+    ex: Execution = PLAIN,
+    extra_weights: float = 0.0,
+    extra_kv: float = 0.0,
 ) -> MemoryFootprint:
+    """``phases`` are the device's operator lists; ``extra_*`` add a draft model's weights and cache."""
     if overhead_bytes is not None:
         overhead, source = overhead_bytes, "set by the user"
     elif hw.runtime_overhead_bytes is not None:
         overhead, source = hw.runtime_overhead_bytes, f"{hw.name} catalog entry"
     else:
         overhead, source = 0.0, "not set: --overhead-gib / overhead_bytes"
-    weights = weight_memory_bytes(spec, prec, phases[0])
-    kv = kv_cache_bytes(spec, prec, batch, context) if kv_cache else 0.0
-    act = peak_activation_bytes(spec, prec, batch, pass_tokens, phases)
-    per_sequence = (kv + act) / batch
+    weights = weight_memory_bytes(spec, prec, phases[0], ex) + extra_weights
+    kv = (kv_cache_bytes(spec, prec, shape, ex) if kv_cache else 0.0) + extra_kv
+    act = peak_activation_bytes(residual_bytes, phases)
+    sequences = math.ceil(shape.sequences / ex.ep)  # what one device serves
+    per_sequence = (kv + act) / sequences
     room = hw.memory_bytes - weights - overhead
-    max_batch = max(0, math.floor(room / per_sequence)) if per_sequence > 0 else 0
+    max_batch = max(0, math.floor(room / per_sequence)) * ex.ep if per_sequence > 0 else 0
     return MemoryFootprint(
         weights_bytes=weights,
         kv_cache_bytes=kv,
@@ -92,4 +127,5 @@ def footprint(
         capacity_bytes=hw.memory_bytes,
         overhead_source=source,
         max_batch=max_batch,
+        devices=ex.devices,
     )

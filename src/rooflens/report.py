@@ -40,6 +40,9 @@ OP_COLUMNS = (
     "estimate_s",
     "compute_time_s",
     "memory_time_s",
+    "comm_time_s",
+    "link_bytes",
+    "group",
 )
 
 
@@ -53,6 +56,27 @@ class Report:
     memory: MemoryFootprint
     notes: list[str]
     profile: EfficiencyProfile | None = None  # source of the calibrated estimate, if any
+    draft: ModelSpec | None = None  # speculative decoding's draft model
+
+    # --- multi-device --------------------------------------------------------------------------
+    @property
+    def devices(self) -> int:
+        return self.settings.tp * self.settings.pp * self.settings.ep
+
+    @property
+    def micro_batches(self) -> int:
+        return self.settings.micro_batches or self.settings.pp
+
+    @property
+    def pipeline_bubble(self) -> float:
+        """Idle share of a pipeline with ``micro_batches`` micro-batches: (pp - 1) / (m + pp - 1)."""
+        pp = self.settings.pp
+        return (pp - 1) / (self.micro_batches + pp - 1)
+
+    @property
+    def decode_tokens(self) -> int:
+        """Tokens the decode phase generates (the first comes from prefill)."""
+        return self.settings.gen - 1
 
     # --- headline figures ----------------------------------------------------------------------
     @property
@@ -62,8 +86,8 @@ class Report:
 
     @property
     def tpot_s(self) -> float | None:
-        """Mean time per output token over the decode steps (None when gen == 1: no decode step)."""
-        return self.decode.time_s / self.decode.steps if self.decode.steps else None
+        """Mean time per output token over decode (None when gen == 1: no decode step)."""
+        return self.decode.time_s / self.decode_tokens if self.decode_tokens else None
 
     @property
     def total_time_s(self) -> float:
@@ -86,9 +110,9 @@ class Report:
 
     @property
     def tpot_estimate_s(self) -> float | None:
-        if self.decode.estimate_s is None or not self.decode.steps:
+        if self.decode.estimate_s is None or not self.decode_tokens:
             return None
-        return self.decode.estimate_s / self.decode.steps
+        return self.decode.estimate_s / self.decode_tokens
 
     @property
     def total_estimate_s(self) -> float | None:
@@ -128,6 +152,7 @@ class Report:
                 "name": self.model.name,
                 "model_type": self.model.model_type,
                 "params": self.model.num_params,
+                "active_params": self.model.active_params,
                 "layers": self.model.num_layers,
                 "hidden_size": self.model.hidden_size,
                 "num_heads": self.model.num_heads,
@@ -143,6 +168,23 @@ class Report:
                 "memory_bytes": hw.memory_bytes,
                 "memory_bandwidth": hw.memory_bandwidth,
                 "peak_flops": dict(hw.peak_flops),
+            },
+            "devices": self.devices,
+            "parallel": {
+                "tp": s.tp,
+                "pp": s.pp,
+                "ep": s.ep,
+                "micro_batches": self.micro_batches,
+                "pipeline_bubble": self.pipeline_bubble,
+            },
+            "speculative": None
+            if self.draft is None
+            else {
+                "draft_model": self.draft.name,
+                "draft_tokens": s.draft_tokens,
+                "acceptance_rate": s.acceptance_rate,
+                "rounds": decode.steps,
+                "tokens_per_round": self.decode_tokens / decode.steps if decode.steps else None,
             },
             "settings": s.model_dump(),
             "prefill": _phase_dict(self.prefill),
@@ -173,6 +215,8 @@ class Report:
                 "capacity_bytes": m.capacity_bytes,
                 "fits": m.fits,
                 "max_batch": m.max_batch,
+                "scope": "per device",
+                "all_devices_bytes": m.total_bytes * self.devices,
             },
             "ops": self.op_rows(),
             "notes": list(self.notes),
@@ -198,6 +242,7 @@ def _phase_dict(phase: PhaseResult) -> dict[str, Any]:
         "bound": phase.bound,
         "compute_bound_time_s": phase.compute_bound_time_s,
         "memory_bound_time_s": phase.memory_bound_time_s,
+        "comm_time_s": phase.comm_time_s,
     }
 
 
@@ -223,4 +268,7 @@ def _op_row(phase: str, op: OpResult) -> dict[str, Any]:
         "estimate_s": op.estimate_s,
         "compute_time_s": op.compute_time_s,
         "memory_time_s": op.memory_time_s,
+        "comm_time_s": op.comm_time_s,
+        "link_bytes": op.link_bytes,
+        "group": op.group,
     }

@@ -15,7 +15,7 @@ from .hardware.efficiency import EfficiencyProfile
 from .hardware.spec import HardwareSpec
 from .ops.base import Op, total_bytes
 
-Bound = str  # "compute" | "memory"
+Bound = str  # "compute" | "memory" | "comm"
 
 
 @dataclass(slots=True)
@@ -28,7 +28,7 @@ class OpResult:
     dtype: str
     peak_dtype: str
     peak_flops: float
-    count: int
+    count: float
     steps: int
     flops: float
     weight_bytes: float
@@ -40,6 +40,10 @@ class OpResult:
     memory_time_s: float
     time_s: float
     estimate_s: float | None = None  # calibrated estimate, when an efficiency profile applies
+    link_bytes: float = 0.0  # bytes sent over the interconnect (communication ops)
+    comm_time_s: float = 0.0
+    group: str = ""
+    layers: tuple[int, ...] = ()
 
     @property
     def bytes(self) -> float:
@@ -52,6 +56,8 @@ class OpResult:
 
     @property
     def bound(self) -> Bound:
+        if self.comm_time_s:
+            return "comm"
         return "compute" if self.compute_time_s > self.memory_time_s else "memory"
 
 
@@ -67,6 +73,7 @@ class PhaseResult:
     time_s: float = 0.0
     compute_bound_time_s: float = 0.0
     memory_bound_time_s: float = 0.0
+    comm_time_s: float = 0.0
     fallbacks: dict[str, str] = field(default_factory=dict)
     step_estimate_s: np.ndarray | None = None  # calibrated estimate of each step
     estimate_s: float | None = None
@@ -76,7 +83,12 @@ class PhaseResult:
         """The bound that accounts for most of the phase's time."""
         if not self.steps:
             return None
-        return "compute" if self.compute_bound_time_s > self.memory_bound_time_s else "memory"
+        times = {
+            "compute": self.compute_bound_time_s,
+            "memory": self.memory_bound_time_s,
+            "comm": self.comm_time_s,
+        }
+        return max(times, key=times.__getitem__)
 
 
 def _total(x: float | np.ndarray, steps: int) -> float:
@@ -89,15 +101,14 @@ def evaluate(
     hw: HardwareSpec,
     steps: int,
     context: np.ndarray,
-    tokens: float | np.ndarray = 1.0,
     profile: EfficiencyProfile | None = None,
     host_s: float | None = None,
 ) -> PhaseResult:
     """Evaluate ``ops`` on ``hw``; op quantities are scalars or arrays of length ``steps``.
 
-    ``tokens`` (tokens per pass, per step) keys the efficiency tables of ``profile``, which, when given,
-    adds the calibrated estimate beside the ideal time. ``host_s``, the profile's measured fixed cost of
-    a pass of this model's family, replaces the per-operator overheads when given.
+    ``profile``, when given, adds the calibrated estimate beside the ideal time, its efficiency tables
+    keyed by each op's tokens per pass. ``host_s``, the profile's measured fixed cost of a pass of this
+    model's family, replaces the per-operator overheads when given.
     """
     step_time = np.zeros(steps)
     device_time = np.zeros(steps)  # estimated device (kernel) time per step
@@ -106,18 +117,29 @@ def evaluate(
     peaks: dict[str, tuple[float, str]] = {}
     bandwidth = hw.memory_bandwidth
     for op in ops:
-        if op.dtype not in peaks:
-            peaks[op.dtype] = hw.peak(op.dtype)
-        peak, used = peaks[op.dtype]
-        t_compute = op.flops / peak
-        t_memory = op.bytes / bandwidth
-        t = np.maximum(t_compute, t_memory)
+        if op.kind == "comm":
+            peak, used = 0.0, "link"
+            link = hw.interconnect if op.link == "intra" else hw.network
+            t_compute = t_memory = 0.0
+            t_comm = op.link_bytes / link.bandwidth + op.messages * (link.latency_s or 0.0)
+            t = t_comm
+        else:
+            if op.dtype not in peaks:
+                peaks[op.dtype] = hw.peak(op.dtype)
+            peak, used = peaks[op.dtype]
+            if op.sparsity == (2, 4) and hw.sparse_2_4:
+                peak = 2 * peak  # 2:4 sparse tensor cores skip the zeros: FLOPs stay dense-equivalent
+            t_compute = op.flops / peak
+            t_memory = op.bytes / bandwidth
+            t_comm = 0.0
+            t = np.maximum(t_compute, t_memory)
         step_time += op.count * t
         k = op.count
         estimate = None
         if profile is not None:
-            busy = t / profile.efficiency(op.impl, op.kind, tokens, op.inner)
-            fixed = 0.0 if host_s is not None else profile.overhead(op.impl)
+            # Collectives keep their ideal time (bandwidth and latency of the link, no calibration).
+            busy = t if op.kind == "comm" else t / profile.efficiency(op.impl, op.kind, op.tokens, op.inner)
+            fixed = 0.0 if host_s is not None or op.kind == "comm" else profile.overhead(op.impl)
             device_time += k * busy
             launch_time += k * fixed
             est = busy if profile.overlap else busy + fixed
@@ -142,6 +164,10 @@ def evaluate(
                 memory_time_s=k * _total(t_memory, steps),
                 time_s=k * _total(t, steps),
                 estimate_s=estimate,
+                link_bytes=k * _total(op.link_bytes, steps),
+                comm_time_s=k * _total(t_comm, steps),
+                group=op.group,
+                layers=op.layers,
             )
         )
     phase = PhaseResult(name=name, steps=steps, ops=results, step_time_s=step_time, context=context)
@@ -158,6 +184,8 @@ def evaluate(
         phase.time_s += r.time_s
         if r.bound == "compute":
             phase.compute_bound_time_s += r.time_s
+        elif r.bound == "comm":
+            phase.comm_time_s += r.time_s
         else:
             phase.memory_bound_time_s += r.time_s
     return phase

@@ -6,9 +6,10 @@ bounded amount of work (a decode timeline is one array entry per generated token
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .ops.precision import Precision
 
@@ -46,6 +47,56 @@ class Settings(BaseModel):
         None, ge=0, description="runtime memory overhead; None: the hardware entry's figure, else 0"
     )
 
+    # Multi-device execution.
+    tp: int = Field(1, ge=1, le=1024, description="tensor-parallel degree")
+    pp: int = Field(1, ge=1, le=1024, description="pipeline-parallel stages")
+    ep: int = Field(1, ge=1, le=1024, description="expert-parallel degree (attention runs data-parallel)")
+    micro_batches: int | None = Field(None, ge=1, le=4096, description="pipeline micro-batches (default: pp)")
+    devices_per_node: int = Field(8, ge=1, le=1024, description="devices sharing the fast interconnect")
+
+    # The survey's techniques; neutral values leave the analysis unchanged.
+    draft_model: str | None = Field(None, description="speculative decoding: the draft model")
+    draft_tokens: int = Field(4, ge=1, le=64, description="tokens the draft proposes per round")
+    acceptance_rate: float = Field(0.8, ge=0, le=1, description="chance each draft token is accepted")
+    exit_fraction: float = Field(1.0, gt=0, le=1, description="early exit: share of layers run per token")
+    exit_distribution: tuple[float, ...] | None = Field(
+        None, description="early exit: probability a token leaves after each layer (sums to 1)"
+    )
+    sparsity: str | None = Field(None, description="N:M structured weight sparsity, e.g. '2:4'")
+    prompt_keep: float = Field(1.0, gt=0, le=1, description="prompt compression: share of prompt tokens kept")
+    prompt_keep_after: int = Field(0, ge=0, description="layers that see the whole prompt before compression")
+    kv_budget: int | None = Field(None, ge=1, description="token eviction: cached tokens kept per layer")
+    shared_prefix: int = Field(0, ge=0, description="prompt tokens shared by every sequence of the batch")
+    prefix_reads_once: bool = Field(False, description="attention reads the shared prefix once per step")
+    routing_skew: float = Field(0.0, ge=0, le=4, description="MoE expert popularity skew (Zipf exponent)")
+    mla_absorb: Literal["auto", "always", "never"] = Field(
+        "auto", description="latent attention path: auto absorbs in decode, decompresses in prefill"
+    )
+
+    @field_validator("sparsity")
+    @classmethod
+    def _nm(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", value)
+        if not match or not 0 < int(match[1]) < int(match[2]) <= 32:
+            raise ValueError(f"sparsity must be N:M with 0 < N < M <= 32, such as '2:4' (got {value!r})")
+        return f"{int(match[1])}:{int(match[2])}"
+
+    @field_validator("exit_distribution")
+    @classmethod
+    def _distribution(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and (any(v < 0 for v in value) or abs(sum(value) - 1) > 1e-6):
+            raise ValueError("exit_distribution must hold non-negative probabilities that sum to 1")
+        return value
+
+    @property
+    def sparsity_pattern(self) -> tuple[int, int] | None:
+        if self.sparsity is None:
+            return None
+        n, m = self.sparsity.split(":")
+        return int(n), int(m)
+
     @property
     def precision(self) -> Precision:
         return Precision(
@@ -57,6 +108,7 @@ class Settings(BaseModel):
             group_size=self.group_size,
             quantize_embeddings=self.quantize_embeddings,
             symmetric=self.symmetric,
+            sparsity=self.sparsity_pattern,
         )
 
 

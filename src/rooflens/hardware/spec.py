@@ -66,6 +66,7 @@ class HardwareSpec(BaseModel):
     peak_flops: dict[DType, float] = Field(min_length=1)
     on_chip_memory_bytes: float | None = Field(default=None, gt=0)
     interconnect: Interconnect | None = None
+    network: Interconnect | None = None  # between nodes (InfiniBand, Ethernet), per device
     tdp_watts: float | None = Field(default=None, gt=0)
     sparse_2_4: bool = False
     runtime_overhead_bytes: float | None = Field(default=None, ge=0)

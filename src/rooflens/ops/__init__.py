@@ -2,7 +2,8 @@
 
 from .attention import Pass
 from .base import Op
+from .execution import Execution
 from .model import build_ops, weight_memory_bytes
 from .precision import Precision
 
-__all__ = ["Op", "Pass", "Precision", "build_ops", "weight_memory_bytes"]
+__all__ = ["Execution", "Op", "Pass", "Precision", "build_ops", "weight_memory_bytes"]

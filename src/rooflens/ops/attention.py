@@ -10,11 +10,17 @@ Conventions:
 - With the KV cache on, the new K/V vectors are written to the cache at ``kv_bits`` (by the rotary
   op for K on rotary models, otherwise by the projection) and attention reads the cache at
   ``kv_bits``; with it off, K and V are ordinary activations.
+- A sliding window ``W`` limits each query to its ``W`` most recent keys: the pairs and the keys read
+  (``min(c, q + W - 1)``: the union the ``q`` queries see) shrink accordingly.
+- A prefix shared by every sequence of the batch is read once per step when the kernel exploits it
+  (cascade attention), else once per sequence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..model.spec import ModelSpec
 from .base import ADD_FLOPS, ROPE_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS, Array, Op, elementwise, linear, norm
@@ -30,13 +36,34 @@ class Pass:
     c: Array
     kv_cache: bool = True
     flash_attention: bool = True
+    window: int | None = None  # sliding-window size of the layers this pass runs
+    shared_prefix: float = 0.0  # leading context tokens shared by every sequence
+    prefix_reads_once: bool = False  # the attention kernel reads the shared prefix once per step
 
     @property
     def tokens(self) -> Array:
         return self.batch * self.q
 
 
-def attention_ops(spec: ModelSpec, prec: Precision, p: Pass, count: int) -> list[Op]:
+def _window_sum(n: Array, window: int | None) -> Array:
+    """Keys seen by queries at positions 1..n in total: sum of min(i, window)."""
+    n = np.maximum(n, 0)
+    if window is None:
+        return n * (n + 1) / 2
+    return np.where(n <= window, n * (n + 1) / 2, window * (window + 1) / 2 + (n - window) * window)
+
+
+def causal_pairs(q: Array, c: Array, window: int | None = None) -> Array:
+    """(query, key) pairs of q new tokens at the end of a context of c tokens, per sequence and head."""
+    return _window_sum(c, window) - _window_sum(c - q, window)
+
+
+def keys_read(q: Array, c: Array, window: int | None = None) -> Array:
+    """Distinct keys the q new queries attend to."""
+    return c if window is None else np.minimum(c, q + window - 1)
+
+
+def attention_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float) -> list[Op]:
     h, T, a = spec.hidden_size, p.tokens, prec.a_bytes
     kv_vec = prec.kv_vector_bytes(spec.kv_dim, spec.num_kv_heads) if p.kv_cache else spec.kv_dim * a
     rotary = spec.position == "rotary"
@@ -46,13 +73,16 @@ def attention_ops(spec: ModelSpec, prec: Precision, p: Pass, count: int) -> list
 
     ops = [norm("attn_norm", "attention", spec.norm, h, T, prec, count=count)]
     ops += _qkv(spec, prec, p, count, cache_k, cache_v, rotary)
-    if spec.qk_norm:
+    if spec.qk_norm and spec.qk_norm_per_head:
         ops.append(
             norm("q_norm", "attention", "rmsnorm", spec.head_dim, T * spec.num_heads, prec, count=count)
         )
         ops.append(
             norm("k_norm", "attention", "rmsnorm", spec.head_dim, T * spec.num_kv_heads, prec, count=count)
         )
+    elif spec.qk_norm:  # over the whole q and k projections (OLMoE)
+        ops.append(norm("q_norm", "attention", "rmsnorm", spec.q_dim, T, prec, count=count))
+        ops.append(norm("k_norm", "attention", "rmsnorm", spec.kv_dim, T, prec, count=count))
     if rotary:
         rotated = T * (spec.num_heads + spec.num_kv_heads)
         ops.append(
@@ -80,7 +110,7 @@ def attention_ops(spec: ModelSpec, prec: Precision, p: Pass, count: int) -> list
 
 
 def _qkv(
-    spec: ModelSpec, prec: Precision, p: Pass, count: int, cache_k: Array, cache_v: Array, rotary: bool
+    spec: ModelSpec, prec: Precision, p: Pass, count: float, cache_k: Array, cache_v: Array, rotary: bool
 ) -> list[Op]:
     h, T, a = spec.hidden_size, p.tokens, prec.a_bytes
     # On rotary models K still passes through the rotary op before it reaches the cache.
@@ -131,15 +161,19 @@ def _qkv(
     ]
 
 
-def _core(spec: ModelSpec, prec: Precision, p: Pass, count: int, kv_vec: float) -> list[Op]:
+def _core(spec: ModelSpec, prec: Precision, p: Pass, count: float, kv_vec: float) -> list[Op]:
     """Scores, softmax and the weighted sum of V, fused or not."""
     a, b, heads, hd = prec.a_bytes, p.batch, spec.num_heads, spec.head_dim
-    pairs = b * heads * (p.q * p.c - p.q * (p.q - 1) / 2)  # causal (query, key) pairs, all heads
+    pairs = b * heads * causal_pairs(p.q, p.c, p.window)  # causal (query, key) pairs, all heads
     matmul_flops = 2.0 * pairs * hd  # one of QKᵀ or score×V
     per_score = SOFTMAX_FLOPS + (SOFTCAP_FLOPS if spec.attn_logit_softcap else 0)
     q_bytes = p.tokens * spec.q_dim * a
     out_bytes = p.tokens * spec.q_dim * a
-    kv_bytes = b * p.c * kv_vec  # all of K (or V) for the context
+    keys = keys_read(p.q, p.c, p.window)
+    kv_bytes = b * keys * kv_vec  # all of K (or V) the queries see
+    if p.prefix_reads_once and p.shared_prefix:
+        shared = np.minimum(p.shared_prefix, keys)
+        kv_bytes = kv_bytes - (b - 1) * shared * kv_vec
     # K and V come from the cache when there is one, else they are plain activations.
     kv_read, kv_act = (kv_bytes, 0.0) if p.kv_cache else (0.0, kv_bytes)
     dtype = prec.attention_dtype
@@ -158,7 +192,7 @@ def _core(spec: ModelSpec, prec: Precision, p: Pass, count: int, kv_vec: float) 
                 kv_read_bytes=2 * kv_read,
             )
         ]
-    scores = b * heads * p.q * p.c * a  # the materialised (q x c) score matrix, all heads
+    scores = b * heads * p.q * keys * a  # the materialised score matrix, all heads
     return [
         Op(
             name="qk_matmul",

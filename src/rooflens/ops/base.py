@@ -47,10 +47,10 @@ def total_bytes(item: object) -> Array:
 @dataclass(slots=True)
 class Op:
     name: str
-    block: str  # "embed" | "attention" | "mlp" | "head"
-    kind: str  # "matmul" | "attention" | "norm" | "elementwise" | "embedding"
-    dtype: str  # the dtype whose peak applies; "vector" for element-wise work
-    count: int
+    block: str  # "embed" | "attention" | "mlp" | "head" | "draft"
+    kind: str  # "matmul" | "attention" | "norm" | "elementwise" | "embedding" | "comm"
+    dtype: str  # the dtype whose peak applies; "vector" for element-wise work, "link" for communication
+    count: float  # occurrences per pass (layers; fractional under early exit)
     flops: Array
     weight_bytes: Array = 0.0
     act_in_bytes: Array = 0.0
@@ -58,6 +58,14 @@ class Op:
     kv_read_bytes: Array = 0.0
     kv_write_bytes: Array = 0.0
     impl: str = ""  # implementation class for efficiency profiles ("matmul", "rmsnorm", ...)
+    sparsity: tuple[int, int] | None = None  # N:M structured-sparse weights (2:4 runs at the sparse peak)
+    link_bytes: Array = 0.0  # bytes a communication op sends per device
+    messages: float = 0  # sequential message steps of a communication op
+    link: str = ""  # "intra" (within a node) or "inter" (network)
+    group: str = ""  # the layer group it belongs to, when layers differ ("sliding", "moe", ...)
+    layers: tuple[int, ...] = ()  # indices of the layers it stands for
+    resident_bytes: float | None = None  # weights it keeps in memory, when more than one pass reads
+    tokens: Array = 0.0  # tokens in its pass (keys the efficiency tables); set by build_ops
     inner: int = 0  # reduction dimension K of a matmul (its efficiency depends on it), else 0
 
     def __post_init__(self) -> None:
@@ -67,6 +75,11 @@ class Op:
     @property
     def bytes(self) -> Array:
         return total_bytes(self)
+
+    @property
+    def resident(self) -> float:
+        """Weight bytes this operator keeps resident per occurrence (routed experts: all local ones)."""
+        return self.resident_bytes if self.resident_bytes is not None else float(np.max(self.weight_bytes))
 
     @property
     def act_bytes(self) -> Array:
@@ -82,11 +95,12 @@ def linear(
     tokens: Array,
     prec: Precision,
     *,
-    count: int,
+    count: float,
     bias: bool = False,
     w_bits: int | None = None,
     out_bytes: Array | None = None,
     kv_write_bytes: Array = 0.0,
+    sparse: bool = True,
 ) -> Op:
     """A dense projection of ``tokens`` rows: y = x W (+ b).
 
@@ -94,8 +108,9 @@ def linear(
     straight into the KV cache; that part goes in ``kv_write_bytes``).
     """
     bits = prec.w_bits if w_bits is None else w_bits
+    sparse = sparse and prec.sparsity is not None
     flops = 2.0 * tokens * n_in * n_out + prec.dequant_flops(n_in, n_out, bits)
-    weights = prec.weight_bytes(n_in, n_out, bits)
+    weights = prec.weight_bytes(n_in, n_out, bits, sparse=sparse)
     if bias:
         flops = flops + tokens * n_out * ADD_FLOPS
         weights += n_out * prec.hi_bits / 8
@@ -111,10 +126,11 @@ def linear(
         act_out_bytes=tokens * n_out * prec.a_bytes if out_bytes is None else out_bytes,
         kv_write_bytes=kv_write_bytes,
         inner=n_in,
+        sparsity=prec.sparsity if sparse else None,
     )
 
 
-def norm(name: str, block: str, kind: str, width: int, rows: Array, prec: Precision, *, count: int) -> Op:
+def norm(name: str, block: str, kind: str, width: int, rows: Array, prec: Precision, *, count: float) -> Op:
     """RMSNorm or LayerNorm over ``rows`` vectors of ``width`` (weights, plus a bias for LayerNorm)."""
     params = width * (2 if kind == "layernorm" else 1)
     return Op(
@@ -138,7 +154,7 @@ def elementwise(
     flops_per_element: float,
     prec: Precision,
     *,
-    count: int,
+    count: float,
     inputs: int = 1,
     impl: str = "add",
 ) -> Op:

@@ -13,7 +13,7 @@ from .base import ACTIVATION_FLOPS, ADD_FLOPS, DEFAULT_ACTIVATION_FLOPS, Op, ele
 from .precision import Precision
 
 
-def mlp_ops(spec: ModelSpec, prec: Precision, p: Pass, count: int) -> list[Op]:
+def mlp_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float) -> list[Op]:
     h, i, T = spec.hidden_size, spec.intermediate_size, p.tokens
     act_flops = ACTIVATION_FLOPS.get(spec.activation, DEFAULT_ACTIVATION_FLOPS)
     bias = spec.mlp_bias

@@ -1,20 +1,34 @@
-"""build_ops: the operator list of one forward pass of the whole model.
+"""build_ops: the operator list of one forward pass, as one device runs it.
 
 Embedding lookup (only the rows of the tokens in the pass are read), learned positions where the
-family has them, the decoder layers (one representative layer with ``count = num_layers``), the final
-norm and the LM head. The LM head runs on the last token of each sequence only, in prefill as in
-decode: serving engines and ``generate()`` keep only the logits they sample from.
+family has them, the decoder layers (one set of operators per layer group, ``count`` = its layers),
+the final norm and the LM head. The LM head runs on the last token of each sequence only, in prefill
+as in decode: serving engines and ``generate()`` keep only the logits they sample from.
+
+Multi-device execution (``Execution``): tensor parallelism shards every layer (``shard``) and adds two
+all-reduces per layer, a vocabulary-parallel embedding all-reduce and a logits all-gather; expert
+parallelism spreads the sequences over the group for attention and dense parts (data parallel),
+gives each device ``E / ep`` experts and adds an all-to-all dispatch and combine per MoE layer;
+pipeline parallelism splits the layers into stages (latency still runs through every layer) and adds
+one activation transfer per stage boundary.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
+from dataclasses import replace
 
 from ..model.spec import ModelSpec
 from .attention import Pass, attention_ops
 from .base import ADD_FLOPS, SOFTCAP_FLOPS, Op, linear, norm
+from .comm import all_gather, all_reduce, all_to_all, send
+from .execution import Execution, group_pass, layer_groups, shard
+from .mla import mla_ops
 from .mlp import mlp_ops
+from .moe import moe_ops
 from .precision import Precision
+
+PLAIN = Execution()
 
 
 def embedding_table_bytes(spec: ModelSpec, prec: Precision) -> float:
@@ -22,7 +36,54 @@ def embedding_table_bytes(spec: ModelSpec, prec: Precision) -> float:
     return prec.weight_bytes(spec.hidden_size, spec.vocab_size, prec.head_bits)
 
 
-def build_ops(spec: ModelSpec, prec: Precision, p: Pass) -> list[Op]:
+def weight_memory_bytes(spec: ModelSpec, prec: Precision, ops: list[Op], ex: Execution = PLAIN) -> float:
+    """Resident weight bytes on one device, derived from the operators that use them.
+
+    Layer operators hold their weights once per layer of their group (whatever the fraction of layers
+    a pass runs); the embedding lookups read rows, so their tables are counted whole (a tied LM head
+    *is* the embedding table). Under pipeline parallelism a device holds its stage's layers plus the
+    embedding (first stage) or the head (last stage), whichever is larger.
+    """
+    layers = sum(len(op.layers) * op.resident for op in ops if op.layers and op.kind != "comm")
+    head = sum(op.resident for op in ops if not op.layers and op.kind not in ("embedding", "comm"))
+    local = shard(spec, ex.tp)
+    table = 0.0 if spec.tie_word_embeddings else embedding_table_bytes(local, prec)
+    positions = spec.learned_positions * spec.hidden_size * prec.hi_bits / 8
+    if ex.pp == 1:
+        return layers + head + table + positions
+    first = (
+        table + positions if not spec.tie_word_embeddings else embedding_table_bytes(local, prec) + positions
+    )
+    return layers / ex.pp + max(first, head)
+
+
+def build_ops(spec: ModelSpec, prec: Precision, p: Pass, ex: Execution = PLAIN) -> list[Op]:
+    local = shard(spec, ex.tp)
+    # Under expert parallelism attention and dense parts are data-parallel: a device holds its share
+    # of the sequences (the busiest one, when they do not divide evenly).
+    mine = replace(p, batch=math.ceil(p.batch / ex.ep)) if ex.ep > 1 else p
+    ops = [replace(op, tokens=mine.tokens) for op in _embedding_ops(local, prec, mine, ex)]
+    for group in layer_groups(spec, ex):
+        gp = group_pass(mine, group, spec, ex)
+        count = group.count
+        if group.attention == "mla":
+            block = mla_ops(local, prec, gp, count, ex.mla_absorb)
+        else:
+            block = attention_ops(local, prec, gp, count)
+        if group.mlp == "moe":
+            everyone = group_pass(p, group, spec, ex).tokens
+            block += moe_ops(local, prec, gp, count, everyone, ex.ep, ex.routing_skew)
+        else:
+            block += mlp_ops(local, prec, gp, count)
+        block += _layer_comm(spec, prec, gp, group.mlp, count, ex)
+        ops += [replace(op, group=group.label, layers=group.layers, tokens=gp.tokens) for op in block]
+    if ex.pp > 1:
+        size = mine.tokens * spec.hidden_size * prec.a_bytes
+        ops.append(send("pp_send", "head", size, ex.pp - 1, ex.link(ex.devices)))
+    return ops + [replace(op, tokens=mine.tokens) for op in _head_ops(local, spec, prec, mine, ex)]
+
+
+def _embedding_ops(spec: ModelSpec, prec: Precision, p: Pass, ex: Execution) -> list[Op]:
     h, T, a = spec.hidden_size, p.tokens, prec.a_bytes
     row_bytes = embedding_table_bytes(spec, prec) / spec.vocab_size
     ops = [
@@ -52,14 +113,39 @@ def build_ops(spec: ModelSpec, prec: Precision, p: Pass) -> list[Op]:
                 act_out_bytes=T * h * a,
             )
         )
-    layers = spec.num_layers
-    ops += attention_ops(spec, prec, p, layers)
-    ops += mlp_ops(spec, prec, p, layers)
-    ops.append(norm("final_norm", "head", spec.norm, h, T, prec, count=1))
-    logits_rows = float(p.batch)  # last token of each sequence
-    ops.append(
-        linear("lm_head", "head", h, spec.vocab_size, logits_rows, prec, count=1, w_bits=prec.head_bits)
-    )
+    if ex.tp > 1:  # each rank looked up only the rows of its vocabulary shard
+        ops.append(all_reduce("embed_allreduce", "embed", T * h * a, ex.tp, 1, ex.link(ex.tp)))
+    return ops
+
+
+def _layer_comm(spec: ModelSpec, prec: Precision, p: Pass, mlp: str, count: float, ex: Execution) -> list[Op]:
+    size = p.tokens * spec.hidden_size * prec.a_bytes
+    ops = []
+    if ex.tp > 1:  # partial sums of o_proj and of down_proj (or the expert combine)
+        link = ex.link(ex.tp)
+        ops += [
+            all_reduce("attn_allreduce", "attention", size, ex.tp, count, link),
+            all_reduce("mlp_allreduce", "mlp", size, ex.tp, count, link),
+        ]
+    if mlp == "moe" and ex.ep > 1:  # each token's k expert inputs go out and come back
+        routed = size * spec.experts_per_token
+        link = ex.link(ex.ep * ex.tp)
+        ops += [
+            all_to_all("moe_dispatch", "mlp", routed, ex.ep, count, link),
+            all_to_all("moe_combine", "mlp", routed, ex.ep, count, link),
+        ]
+    return ops
+
+
+def _head_ops(local: ModelSpec, spec: ModelSpec, prec: Precision, p: Pass, ex: Execution) -> list[Op]:
+    h, T, a = spec.hidden_size, p.tokens, prec.a_bytes
+    rows = float(p.batch)  # last token of each sequence
+    ops = [
+        norm("final_norm", "head", spec.norm, h, T, prec, count=1),
+        linear(
+            "lm_head", "head", h, local.vocab_size, rows, prec, count=1, w_bits=prec.head_bits, sparse=False
+        ),
+    ]
     if spec.final_logit_softcap:
         ops.append(
             Op(
@@ -68,21 +154,11 @@ def build_ops(spec: ModelSpec, prec: Precision, p: Pass) -> list[Op]:
                 kind="elementwise",
                 dtype="vector",
                 count=1,
-                flops=logits_rows * spec.vocab_size * SOFTCAP_FLOPS,
-                act_in_bytes=logits_rows * spec.vocab_size * a,
-                act_out_bytes=logits_rows * spec.vocab_size * a,
+                flops=rows * local.vocab_size * SOFTCAP_FLOPS,
+                act_in_bytes=rows * local.vocab_size * a,
+                act_out_bytes=rows * local.vocab_size * a,
             )
         )
+    if ex.tp > 1:
+        ops.append(all_gather("logits_gather", "head", rows * spec.vocab_size * a, ex.tp, 1, ex.link(ex.tp)))
     return ops
-
-
-def weight_memory_bytes(spec: ModelSpec, prec: Precision, ops: list[Op]) -> float:
-    """Resident weight bytes, derived from the ops so memory and traffic can never disagree.
-
-    Every non-embedding op reads its whole weight once per pass; the embedding ops read only rows, so
-    their tables are added whole (the LM head of a tied model *is* the embedding table).
-    """
-    read = sum(op.count * float(np.max(op.weight_bytes)) for op in ops if op.kind != "embedding")
-    table = 0.0 if spec.tie_word_embeddings else embedding_table_bytes(spec, prec)
-    positions = spec.learned_positions * spec.hidden_size * prec.hi_bits / 8
-    return read + table + positions

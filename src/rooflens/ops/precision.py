@@ -29,6 +29,7 @@ class Precision:
     group_size: int = 128
     quantize_embeddings: bool = False
     symmetric: bool = False
+    sparsity: tuple[int, int] | None = None  # N:M structured sparsity of the layer weight matrices
 
     def _meta_bits(self, bits: int) -> int:
         """Metadata bits per quantization group: a 16-bit scale, plus a zero point if asymmetric."""
@@ -74,9 +75,16 @@ class Precision:
             return 2.0 * n_in * n_out
         return 0.0
 
-    def weight_bytes(self, n_in: int, n_out: int, bits: int) -> float:
-        """Bytes of an n_in x n_out weight matrix at ``bits``, with group scales and zero points."""
+    def weight_bytes(self, n_in: int, n_out: int, bits: int, sparse: bool = False) -> float:
+        """Bytes of an n_in x n_out weight matrix at ``bits``, with group scales and zero points.
+
+        ``sparse`` with an N:M pattern keeps N of every M values, each with a log2(M)-bit index (2:4:
+        2 bits per kept value, so 16-bit weights shrink to 9/16 of their size).
+        """
         data = n_in * n_out * bits / 8
+        if sparse and self.sparsity:
+            n, m = self.sparsity
+            data = n_in * n_out * n / m * (bits + math.ceil(math.log2(m))) / 8
         if bits >= 16:
             return data
         groups = n_out * math.ceil(n_in / self.group_size)

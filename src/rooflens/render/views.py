@@ -11,7 +11,13 @@ from ..report import Report
 from ..roofline import OpResult, PhaseResult
 from ..units import fmt_bytes, fmt_flops, fmt_rate, fmt_si, fmt_time
 
-BLOCK_TITLES = {"embed": "Embedding", "attention": "Attention", "mlp": "MLP", "head": "Output head"}
+BLOCK_TITLES = {
+    "embed": "Embedding",
+    "attention": "Attention",
+    "mlp": "MLP",
+    "head": "Output head",
+    "draft": "Draft model (speculative decoding)",
+}
 OP_HEADER = ("Op", "×", "FLOP", "Weight B", "Act B", "KV B", "FLOP/B", "Bound", "Ideal", "Estimate", "Share")
 
 
@@ -24,15 +30,48 @@ class Section:
 def header_lines(r: Report) -> list[str]:
     m, hw, s = r.model, r.hardware, r.settings
     peak, dtype = hw.peak(s.precision.matmul_dtype(s.w_bits))
-    return [
-        f"Model     {m.name} ({m.model_type}, {m.num_params / 1e9:.2f} B params, {m.num_layers} layers, "
-        f"{m.num_heads} heads / {m.num_kv_heads} KV heads)",
-        f"Hardware  {hw.display_name}: {fmt_rate(peak, 'FLOP/s')} {dtype}, "
+    moe = f", {m.num_experts} experts top-{m.experts_per_token}" if m.num_experts else ""
+    active = f", {m.active_params / 1e9:.2f} B active" if m.num_experts else ""
+    attention = "/".join(sorted(set(m.attention_kinds())))
+    devices = f"{r.devices} x " if r.devices > 1 else ""
+    split = f" (tp {s.tp}, pp {s.pp}, ep {s.ep}; figures per device)" if r.devices > 1 else ""
+    lines = [
+        f"Model     {m.name} ({m.model_type}, {m.num_params / 1e9:.2f} B params{active}, "
+        f"{m.num_layers} layers, {m.num_heads} heads / {m.num_kv_heads} KV heads, "
+        f"{attention} attention{moe})",
+        f"Hardware  {devices}{hw.display_name}: {fmt_rate(peak, 'FLOP/s')} {dtype}, "
         f"{fmt_rate(hw.memory_bandwidth, 'B/s')}, "
-        f"{fmt_bytes(hw.memory_bytes)}, ridge {peak / hw.memory_bandwidth:.0f} FLOP/B",
+        f"{fmt_bytes(hw.memory_bytes)}, ridge {peak / hw.memory_bandwidth:.0f} FLOP/B{split}",
         f"Workload  batch {s.batch}, prompt {s.prompt}, gen {s.gen}; W{s.w_bits}A{s.a_bits} KV{s.kv_bits}, "
         f"FlashAttention {'on' if s.flash_attention else 'off'}, KV cache {'on' if s.kv_cache else 'off'}",
     ]
+    techniques = _techniques(r)
+    if techniques:
+        lines.append(f"Techniques {', '.join(techniques)}")
+    return lines
+
+
+def _techniques(r: Report) -> list[str]:
+    s = r.settings
+    out = []
+    if r.draft is not None:
+        out.append(
+            f"speculative decoding ({r.draft.name}, {s.draft_tokens} tokens, "
+            f"acceptance {s.acceptance_rate:.0%})"
+        )
+    if s.exit_distribution is not None or s.exit_fraction < 1:
+        out.append("early exit")
+    if s.sparsity:
+        out.append(f"{s.sparsity} sparsity")
+    if s.prompt_keep < 1:
+        out.append(f"prompt kept {s.prompt_keep:.0%} after layer {s.prompt_keep_after}")
+    if s.kv_budget is not None:
+        out.append(f"KV budget {s.kv_budget} tokens")
+    if s.shared_prefix:
+        out.append(f"shared prefix {s.shared_prefix} tokens")
+    if r.pipeline_bubble:
+        out.append(f"pipeline bubble {r.pipeline_bubble:.0%} with {r.micro_batches} micro-batches")
+    return out
 
 
 SUMMARY_HEADER = ("Phase", "FLOPs", "Bytes", "Ideal time", "Estimate", "Bound", "Compute-bound share")
@@ -95,7 +134,10 @@ def memory_rows(r: Report) -> list[tuple[str, str]]:
         ("Peak activations", fmt_bytes(m.activations_bytes)),
         ("Runtime overhead", f"{fmt_bytes(m.overhead_bytes)} ({m.overhead_source})"),
         ("Total", f"{fmt_bytes(m.total_bytes)} of {fmt_bytes(m.capacity_bytes)} ({m.utilization:.0%})"),
-        ("Fits", "yes" if m.fits else "NO"),
+        (
+            "Fits",
+            ("yes" if m.fits else "NO") + (f" (per device, {m.devices} devices)" if m.devices > 1 else ""),
+        ),
         ("Largest batch that fits", f"{m.max_batch:,}"),
     ]
 
@@ -131,23 +173,36 @@ def op_sections(r: Report, phase: PhaseResult, per_layer: bool = False) -> list[
             _op_row(
                 o,
                 steps * (o.count if per_occurrence else 1),
-                "1" if per_occurrence else str(o.count),
+                "1" if per_occurrence else f"{o.count:g}",
                 step_time,
             )
             for o in ops
         ]
 
     sections = [Section(BLOCK_TITLES["embed"], rows(by_block.get("embed", []), False))]
+    layer_ops = by_block.get("attention", []) + by_block.get("mlp", [])
     if per_layer:
-        layer_ops = by_block.get("attention", []) + by_block.get("mlp", [])
-        sections += [Section(f"Layer {i}", rows(layer_ops, True)) for i in range(r.model.num_layers)]
+        for i in range(r.model.num_layers):
+            mine = [o for o in layer_ops if i in o.layers]
+            sections.append(Section(f"Layer {i}", rows(mine, True)))
     else:
-        sections += [
-            Section(f"{BLOCK_TITLES[b]} (all {r.model.num_layers} layers)", rows(by_block.get(b, []), False))
-            for b in ("attention", "mlp")
-        ]
-    sections.append(Section(BLOCK_TITLES["head"], rows(by_block.get("head", []), False)))
+        for block in ("attention", "mlp"):
+            groups: dict[tuple[str, tuple[int, ...]], list[OpResult]] = {}
+            for o in by_block.get(block, []):
+                traits = [t for t in o.group.split(", ") if t and t not in _OTHER_BLOCK_TRAITS[block]]
+                groups.setdefault((", ".join(traits), o.layers), []).append(o)
+            for (traits, layers), ops in groups.items():
+                n = len(layers)
+                size = f"all {n} layers" if n == r.model.num_layers else f"{n} layers"
+                title = f"{BLOCK_TITLES[block]} ({traits + ', ' if traits else ''}{size})"
+                sections.append(Section(title, rows(ops, False)))
+    for block in ("head", "draft"):
+        sections.append(Section(BLOCK_TITLES[block], rows(by_block.get(block, []), False)))
     return [sec for sec in sections if sec.rows]
+
+
+# Layer-group traits that describe the other half of the layer (not shown in this block's title).
+_OTHER_BLOCK_TRAITS = {"attention": {"moe"}, "mlp": {"sliding", "mla"}}
 
 
 def phase_title(phase: PhaseResult) -> str:

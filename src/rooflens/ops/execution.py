@@ -1,0 +1,119 @@
+"""How a forward pass is executed, beyond precision: parallelism and the techniques that change operators.
+
+Layers that are executed the same way form a *layer group*: same attention kind (full, sliding, MLA),
+same MLP kind (dense, MoE) and same context treatment (prompt-compressed or not). Operators are built
+once per group with ``count`` = the expected number of its layers a pass runs (fractional under early
+exit), so a 61-layer model with three layer kinds costs three sets of formulas, not 61.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..model.spec import ModelSpec
+from .attention import Pass
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Everything besides precision that shapes the operators of one pass.
+
+    Neutral values (tp = ep = pp = 1, no budget, keep_fraction 1, layer_run None) give the plain
+    analysis exactly.
+    """
+
+    tp: int = 1
+    ep: int = 1
+    pp: int = 1
+    devices_per_node: int = 8
+    kv_budget: int | None = None  # decode attends over at most this many cached tokens (H2O, SnapKV)
+    keep_fraction: float = 1.0  # share of the prompt kept after layer keep_after (GemFilter)
+    keep_after: int = 0
+    prompt: int = 0  # prompt length, for prompt compression
+    layer_run: tuple[float, ...] | None = None  # probability each layer runs in this pass (early exit)
+    mla_absorb: bool = False  # latent attention with absorbed up-projections (the decode path)
+    routing_skew: float = 0.0  # Zipf exponent of expert popularity (0: uniform routing)
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.ep * self.pp
+
+    def link(self, group: int) -> str:
+        """The link a collective over ``group`` devices uses: within a node, or across nodes."""
+        return "intra" if group <= self.devices_per_node else "inter"
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    attention: str  # "full" | "sliding" | "mla"
+    mlp: str  # "dense" | "moe"
+    kept: bool  # runs on the compressed prompt
+    layers: tuple[int, ...]
+    count: float  # expected layers of the group run per pass
+
+    @property
+    def label(self) -> str:
+        """How the group differs from a plain layer, for display ('' for plain layers)."""
+        parts = [k for k in (self.attention, self.mlp) if k not in ("full", "dense")]
+        if self.kept:
+            parts.append("compressed prompt")
+        return ", ".join(parts)
+
+
+def layer_groups(spec: ModelSpec, ex: Execution) -> list[LayerGroup]:
+    members: dict[tuple[str, str, bool], list[int]] = {}
+    for i, (attention, mlp) in enumerate(zip(spec.attention_kinds(), spec.mlp_kinds(), strict=True)):
+        kept = ex.keep_fraction < 1 and i >= ex.keep_after
+        members.setdefault((attention, mlp, kept), []).append(i)
+    run = ex.layer_run or (1.0,) * spec.num_layers
+    return [
+        LayerGroup(attention, mlp, kept, tuple(layers), float(sum(run[i] for i in layers)))
+        for (attention, mlp, kept), layers in members.items()
+    ]
+
+
+def group_pass(p: Pass, group: LayerGroup, spec: ModelSpec, ex: Execution) -> Pass:
+    """The pass as the group's layers see it: compressed prompt, KV budget, sliding window."""
+    q, c = p.q, p.c
+    if group.kept:  # the dropped prompt tokens are gone from these layers' context
+        c = c - ex.prompt * (1 - ex.keep_fraction)
+        q = np.minimum(q, c)
+    if ex.kv_budget is not None and p.kv_cache:  # eviction applies to decode (q < c), not prefill
+        c = np.where(np.asarray(q) < np.asarray(c), np.minimum(c, ex.kv_budget), c)
+    window = spec.sliding_window if group.attention == "sliding" else None
+    return replace(p, q=q, c=c, window=window)
+
+
+def shard(spec: ModelSpec, tp: int) -> ModelSpec:
+    """The slice of every layer one tensor-parallel rank holds.
+
+    Attention heads, MLP and expert intermediate sizes and the vocabulary split ``tp`` ways; KV heads
+    split too but are replicated when there are fewer than ``tp`` (each rank keeps one). MLA's latent
+    projections are small and stay whole on every rank.
+    """
+    if tp == 1:
+        return spec
+    from ..errors import RooflensError
+
+    if spec.num_heads % tp:
+        raise RooflensError(f"--tp {tp} does not divide {spec.name}'s {spec.num_heads} attention heads")
+    kv = spec.num_kv_heads
+    if kv > tp and kv % tp:
+        raise RooflensError(f"--tp {tp} does not divide {spec.name}'s {kv} key-value heads")
+
+    def part(n: int) -> int:
+        return math.ceil(n / tp) if n else 0
+
+    return spec.model_copy(
+        update=dict(
+            num_heads=spec.num_heads // tp,
+            num_kv_heads=max(1, kv // tp),
+            intermediate_size=part(spec.intermediate_size),
+            moe_intermediate_size=part(spec.moe_intermediate_size),
+            shared_expert_intermediate_size=part(spec.shared_expert_intermediate_size),
+            vocab_size=part(spec.vocab_size),
+        )
+    )

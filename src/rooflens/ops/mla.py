@@ -1,0 +1,142 @@
+"""Multi-head latent attention (DeepSeek-V2/V3).
+
+Keys and values are cached as one compressed latent of ``kv_lora_rank`` values plus a shared rotary key
+of ``qk_rope_head_dim`` per token (576 values for DeepSeek-V3, against 32,768 for the same heads under
+plain MHA). Two ways to compute with it, which engines pick per phase:
+
+- **decompressed** (prefill): ``kv_b_proj`` expands the latents of the attended tokens into per-head
+  keys (``qk_nope + qk_rope`` wide) and values (``v_head_dim``), then ordinary attention runs;
+- **absorbed** (decode): the key up-projection is folded into the query (``q_absorb``: each head's
+  ``qk_nope`` query maps into the latent space) and the value up-projection into the output
+  (``out_absorb``), so attention reads the latent cache directly: one read serves every head, which is
+  why latent attention decode moves so few bytes per FLOP.
+
+The split of ``kv_b_proj`` into the two absorbed matrices keeps the weight bytes identical.
+"""
+
+from __future__ import annotations
+
+from ..model.spec import ModelSpec
+from .attention import Pass, causal_pairs, keys_read
+from .base import ADD_FLOPS, ROPE_FLOPS, SOFTMAX_FLOPS, Op, elementwise, linear, norm
+from .precision import Precision
+
+
+def mla_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float, absorb: bool) -> list[Op]:
+    h, T, a, b = spec.hidden_size, p.tokens, prec.a_bytes, p.batch
+    heads, nope, rope, vd = spec.num_heads, spec.qk_nope_head_dim, spec.qk_rope_head_dim, spec.v_head_dim
+    latent, qk = spec.kv_lora_rank, nope + rope
+    cache_vec = prec.kv_vector_bytes(latent + rope, 1) if p.kv_cache else (latent + rope) * a
+    keys = keys_read(p.q, p.c, p.window)
+    pairs = b * heads * causal_pairs(p.q, p.c, p.window)
+    dtype = prec.attention_dtype
+
+    ops = [norm("attn_norm", "attention", spec.norm, h, T, prec, count=count)]
+    if spec.q_lora_rank:
+        ops += [
+            linear("q_a_proj", "attention", h, spec.q_lora_rank, T, prec, count=count),
+            norm("q_a_norm", "attention", "rmsnorm", spec.q_lora_rank, T, prec, count=count),
+            linear("q_b_proj", "attention", spec.q_lora_rank, heads * qk, T, prec, count=count),
+        ]
+    else:
+        ops.append(linear("q_proj", "attention", h, heads * qk, T, prec, count=count))
+    cached = p.kv_cache
+    ops += [
+        linear("kv_a_proj", "attention", h, latent + rope, T, prec, count=count),
+        # The normalised latent is what the cache stores; the rotated shared key joins it in rope.
+        Op(
+            "kv_a_norm",
+            "attention",
+            "norm",
+            "vector",
+            count,
+            flops=T * latent * 4,
+            impl="rmsnorm",
+            weight_bytes=latent * prec.hi_bits / 8,
+            act_in_bytes=T * latent * a,
+            act_out_bytes=0.0 if cached else T * latent * a,
+            kv_write_bytes=T * latent * cache_vec / (latent + rope) if cached else 0.0,
+        ),
+        Op(
+            "rope",
+            "attention",
+            "elementwise",
+            "vector",
+            count,
+            flops=T * (heads + 1) * rope * ROPE_FLOPS,
+            impl="rope",
+            act_in_bytes=T * (heads + 1) * rope * a,
+            act_out_bytes=T * heads * rope * a,
+            kv_write_bytes=T * rope * cache_vec / (latent + rope) if cached else 0.0,
+        ),
+    ]
+    if absorb:
+        ops += [
+            Op(
+                "q_absorb",
+                "attention",
+                "matmul",
+                prec.matmul_dtype(prec.w_bits),
+                count,
+                flops=2.0 * T * heads * nope * latent,
+                inner=nope,
+                weight_bytes=heads * prec.weight_bytes(nope, latent, prec.w_bits),
+                act_in_bytes=T * heads * nope * a,
+                act_out_bytes=T * heads * latent * a,
+            ),
+            Op(
+                "attention",
+                "attention",
+                "attention",
+                dtype,
+                count,
+                flops=pairs * (2 * (latent + rope) + 2 * latent + SOFTMAX_FLOPS),
+                act_in_bytes=T * heads * (latent + rope) * a,
+                act_out_bytes=T * heads * latent * a,
+                kv_read_bytes=b * keys * cache_vec if cached else 0.0,
+            ),
+            Op(
+                "out_absorb",
+                "attention",
+                "matmul",
+                prec.matmul_dtype(prec.w_bits),
+                count,
+                flops=2.0 * T * heads * latent * vd,
+                inner=latent,
+                weight_bytes=heads * prec.weight_bytes(latent, vd, prec.w_bits),
+                act_in_bytes=T * heads * latent * a,
+                act_out_bytes=T * heads * vd * a,
+            ),
+        ]
+    else:
+        ops += [
+            # Decompress the latents of every attended token into per-head keys and values.
+            Op(
+                "kv_b_proj",
+                "attention",
+                "matmul",
+                prec.matmul_dtype(prec.w_bits),
+                count,
+                flops=2.0 * b * keys * latent * heads * (nope + vd),
+                inner=latent,
+                weight_bytes=prec.weight_bytes(latent, heads * (nope + vd), prec.w_bits),
+                act_in_bytes=b * keys * latent * a,
+                act_out_bytes=b * keys * heads * (nope + vd) * a,
+                kv_read_bytes=0.0,
+            ),
+            Op(
+                "attention",
+                "attention",
+                "attention",
+                dtype,
+                count,
+                flops=pairs * (2 * qk + 2 * vd + SOFTMAX_FLOPS),
+                act_in_bytes=T * heads * qk * a + b * keys * heads * (qk + vd) * a,
+                act_out_bytes=T * heads * vd * a,
+            ),
+        ]
+    ops += [
+        linear("o_proj", "attention", heads * vd, h, T, prec, count=count),
+        elementwise("attn_residual", "attention", T * h, ADD_FLOPS, prec, count=count, inputs=2),
+    ]
+    return ops

@@ -1,0 +1,114 @@
+"""Mixture-of-experts MLP: router, routed experts (top-k of E), shared experts, combine.
+
+Weight traffic is what makes MoE decode differ from dense decode: a pass reads only the experts its
+tokens are routed to. With ``T`` tokens each picking ``k`` of ``E`` experts, expert ``i`` (picked by a
+token with probability ``p_i``) is touched with probability ``1 - (1 - p_i)^T``; under uniform routing
+``p_i = k / E``, so batch 1 reads k experts and large batches read almost all of them. A Zipf skew
+(``p_i`` proportional to ``i^-s``) models popular experts. Under expert parallelism each device holds
+``E / ep`` experts (round-robin: device 0 holds the most popular one and is the one reported) and
+receives the tokens routed to them from the whole group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.spec import ModelSpec
+from .attention import Pass
+from .base import ACTIVATION_FLOPS, ADD_FLOPS, DEFAULT_ACTIVATION_FLOPS, Array, Op, elementwise, linear, norm
+from .precision import Precision
+
+ROUTING_FLOPS = 5  # softmax over the expert logits, plus top-k selection
+
+
+def expert_probabilities(num_experts: int, k: int, skew: float) -> np.ndarray:
+    """Probability that one token picks each expert (sums to k); Zipf-skewed when ``skew`` > 0."""
+    weights = np.arange(1, num_experts + 1, dtype=float) ** -skew
+    return np.minimum(k * weights / weights.sum(), 1.0)
+
+
+def routed_load(num_experts: int, k: int, tokens: Array, ep: int, skew: float) -> tuple[Array, Array]:
+    """(distinct experts touched, token-expert assignments) on the busiest expert-parallel device."""
+    local = expert_probabilities(num_experts, k, skew)[::ep]  # device 0: experts 0, ep, 2ep, ...
+    tokens = np.asarray(tokens, dtype=float)
+    touched = np.sum(1 - (1 - local[:, None]) ** tokens.reshape(1, -1), axis=0).reshape(tokens.shape)
+    return touched, tokens * local.sum()
+
+
+def moe_ops(
+    spec: ModelSpec, prec: Precision, p: Pass, count: float, group_tokens: Array, ep: int, skew: float
+) -> list[Op]:
+    """One MoE MLP block on a device: ``p`` is the device's own pass, ``group_tokens`` the tokens of the
+    whole expert-parallel group (they all reach the experts through the all-to-all)."""
+    h, ie, T = spec.hidden_size, spec.moe_intermediate_size, p.tokens
+    E, k = spec.num_experts, spec.experts_per_token
+    touched, routed = routed_load(E, k, group_tokens, ep, skew)
+    a = prec.a_bytes
+    act_flops = ACTIVATION_FLOPS.get(spec.activation, DEFAULT_ACTIVATION_FLOPS)
+    expert_dtype = prec.matmul_dtype(prec.w_bits)
+    sparse = prec.sparsity is not None
+
+    def experts(name: str, n_in: int, n_out: int) -> Op:
+        return Op(
+            name=name,
+            block="mlp",
+            kind="matmul",
+            dtype=expert_dtype,
+            count=count,
+            flops=2.0 * routed * n_in * n_out + touched * prec.dequant_flops(n_in, n_out, prec.w_bits),
+            weight_bytes=touched * prec.weight_bytes(n_in, n_out, prec.w_bits, sparse=sparse),
+            act_in_bytes=routed * n_in * a,
+            act_out_bytes=routed * n_out * a,
+            inner=n_in,
+            sparsity=prec.sparsity if sparse else None,
+            resident_bytes=E / ep * prec.weight_bytes(n_in, n_out, prec.w_bits, sparse=sparse),
+        )
+
+    ops = [
+        norm("mlp_norm", "mlp", spec.norm, h, T, prec, count=count),
+        linear("router", "mlp", h, E, T, prec, count=count, sparse=False),
+        elementwise("routing", "mlp", T * E, ROUTING_FLOPS, prec, count=count),
+        experts("experts_gate_up", h, 2 * ie),
+        elementwise(
+            "experts_act",
+            "mlp",
+            routed * ie,
+            act_flops + 1,
+            prec,
+            count=count,
+            inputs=2,
+            impl=f"act:{spec.activation}:gated",
+        ),
+        experts("experts_down", ie, h),
+        # Weighted sum of each token's k expert outputs (gathered back to the token's device).
+        Op(
+            "experts_combine",
+            "mlp",
+            "elementwise",
+            "vector",
+            count,
+            flops=T * k * h * 2,
+            act_in_bytes=T * k * h * a,
+            act_out_bytes=T * h * a,
+        ),
+    ]
+    shared = spec.shared_experts * spec.moe_intermediate_size + spec.shared_expert_intermediate_size
+    if shared:
+        ops += [
+            linear("shared_gate_up", "mlp", h, 2 * shared, T, prec, count=count),
+            elementwise(
+                "shared_act",
+                "mlp",
+                T * shared,
+                act_flops + 1,
+                prec,
+                count=count,
+                inputs=2,
+                impl=f"act:{spec.activation}:gated",
+            ),
+            linear("shared_down", "mlp", shared, h, T, prec, count=count),
+        ]
+        if spec.shared_expert_gate:  # Qwen-MoE scales the shared expert by sigmoid(x W), W: h -> 1
+            ops.append(linear("shared_gate", "mlp", h, 1, T, prec, count=count, sparse=False))
+    ops.append(elementwise("mlp_residual", "mlp", T * h, ADD_FLOPS, prec, count=count, inputs=2))
+    return ops
