@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -304,6 +305,128 @@ def calibrate(
     for line in fmt_summary(profile):
         console.print(line, highlight=False)
     console.print(f"wrote {output} (use it with --hardware {output})", highlight=False)
+
+
+def _scalar(text: str) -> object:
+    """A KEY=VALUE value: a JSON number, boolean or null if it reads as one, else the string.
+
+    (Not YAML: YAML 1.1 reads '2:4' as the base-60 integer 124.)
+    """
+    text = text.strip()
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return json.loads(text.lower() if text.lower() in ("true", "false") else text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, object]:
+    """KEY=VALUE settings; the settings model validates names and values."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RooflensError(f"{flag} takes KEY=VALUE (a setting name such as w_bits=4), got {item!r}")
+        out[key.strip().replace("-", "_")] = _scalar(value)
+    return out
+
+
+def _zip_variants(lists: dict[str, list]) -> list[dict[str, object]]:
+    """Options given several times form the analyses; options given once apply to all of them."""
+    given = {k: v for k, v in lists.items() if v}
+    counts = {len(v) for v in given.values() if len(v) > 1}
+    if len(counts) > 1:
+        detail = ", ".join(f"{k} x{len(v)}" for k, v in given.items() if len(v) > 1)
+        raise RooflensError(
+            f"options repeated a different number of times ({detail}); repeat each the same number"
+        )
+    n = counts.pop() if counts else 1
+    return [{k: (v[i] if len(v) > 1 else v[0]) for k, v in given.items()} for i in range(n)]
+
+
+@app.command()
+def compare(
+    models: Annotated[list[str], typer.Argument(help="Model(s): one is shared, several are compared.")],
+    hardware: Annotated[
+        list[str] | None, typer.Option("--hardware", "-H", help="Device (repeat to compare).")
+    ] = None,
+    batch: Annotated[list[int] | None, typer.Option("--batch", "-b")] = None,
+    prompt: Annotated[list[int] | None, typer.Option("--prompt", "-p")] = None,
+    gen: Annotated[list[int] | None, typer.Option("--gen", "-g")] = None,
+    quant: Annotated[
+        list[str] | None, typer.Option("--quant", help="Named format (repeat to compare).")
+    ] = None,
+    w_bits: Annotated[list[int] | None, typer.Option("--w-bits")] = None,
+    a_bits: Annotated[list[int] | None, typer.Option("--a-bits")] = None,
+    kv_bits: Annotated[list[int] | None, typer.Option("--kv-bits")] = None,
+    tp: Annotated[list[int] | None, typer.Option("--tp")] = None,
+    pp: Annotated[list[int] | None, typer.Option("--pp")] = None,
+    ep: Annotated[list[int] | None, typer.Option("--ep")] = None,
+    draft_model: Annotated[
+        list[str] | None, typer.Option("--draft-model", help="'none' for no draft.")
+    ] = None,
+    sparsity: Annotated[list[str] | None, typer.Option("--sparsity", help="'none' for dense.")] = None,
+    kv_budget: Annotated[list[str] | None, typer.Option("--kv-budget", help="'none' for no budget.")] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", help="One analysis as KEY=VALUE[;KEY=VALUE...] (repeat for several)."),
+    ] = None,
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="KEY=VALUE applied to every analysis (any setting).")
+    ] = None,
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+    ops: Annotated[bool, typer.Option("--ops/--no-ops", help="Show the per-operator change.")] = True,
+) -> None:
+    """Two or more analyses side by side, e.g. --w-bits 16 --w-bits 4, or --tp 1 --tp 4."""
+    from .compare import compare as line_up
+    from .render.compare import print_comparison
+
+    try:
+        none = lambda v: None if isinstance(v, str) and v.lower() == "none" else v  # noqa: E731
+        lists = {
+            "model": models,
+            "hardware": hardware or ["h100-sxm"],
+            "batch": batch,
+            "prompt": prompt,
+            "gen": gen,
+            "quant": quant,
+            "w_bits": w_bits,
+            "a_bits": a_bits,
+            "kv_bits": kv_bits,
+            "tp": tp,
+            "pp": pp,
+            "ep": ep,
+            "draft_model": [none(v) for v in draft_model or []],
+            "sparsity": [none(v) for v in sparsity or []],
+            "kv_budget": [none(v) for v in kv_budget or []],
+        }
+        variants = _zip_variants(lists)
+        if variant:
+            if len(variants) > 1:
+                raise RooflensError("use either repeated options or --variant, not both")
+            variants = [{**variants[0], **_pairs(v.split(";"), "--variant")} for v in variant]
+        common = _pairs(setting, "--set")
+        reports = []
+        for v in variants:
+            v = {**common, **v}
+            reports.append(
+                analysis.analyze(v.pop("model"), v.pop("hardware"), quant=v.pop("quant", None), **v)
+            )
+        cmp = line_up(reports)
+    except RooflensError as err:
+        _fail(err)
+        return
+    if fmt.value == "json":
+        _emit(to_json(cmp.to_dict()), None)
+    elif fmt.value == "csv":
+        rows = [
+            {"metric": r["metric"], **dict(zip(cmp.names, r["values"], strict=True))}
+            for r in cmp.metric_rows()
+        ]
+        _emit(rows_csv(rows), None)
+    else:
+        print_comparison(cmp, _console(), ops)
 
 
 def _workloads(batch: int, prompt: int, gen: int, specs: list[str] | None):
