@@ -195,3 +195,10 @@ def test_techniques_compose_with_quantization():
     plain = rooflens.analyze("llama-3-8b", "h100", **BASE)
     assert r.tpot_s < plain.tpot_s and r.memory.total_bytes < plain.memory.total_bytes
     assert "speculative decoding" in "; ".join(r.notes)
+
+
+def test_shared_prefix_does_not_count_weights_twice():
+    plain = rooflens.analyze("llama-3-8b", "h100", batch=32, prompt=2048, gen=129)
+    shared = rooflens.analyze("llama-3-8b", "h100", batch=32, prompt=2048, gen=129, shared_prefix=1800)
+    assert shared.memory.weights_bytes == plain.memory.weights_bytes
+    assert shared.memory.total_bytes < plain.memory.total_bytes

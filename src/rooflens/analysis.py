@@ -111,8 +111,8 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     residual_tokens = math.ceil(s.batch / s.ep) * (s.prompt if s.kv_cache else s.prompt + s.gen - 1)
     extra_weights = extra_kv = 0.0
     if spec_dec:
-        draft_prefill = [op for op in prefill_ops if op.block == "draft"]
-        extra_weights = weight_memory_bytes(spec_dec.draft, prec, draft_prefill, draft_ex)
+        draft_pass = build_ops(spec_dec.draft, prec, Pass(1, 1.0, 1.0), draft_ex)
+        extra_weights = weight_memory_bytes(spec_dec.draft, prec, draft_pass, draft_ex)
         extra_kv = kv_cache_bytes(spec_dec.draft, prec, shape, draft_ex)
     memory = footprint(
         spec,
@@ -125,6 +125,8 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
         phases=[[op for op in prefill_ops if op.block != "draft"], decode_ops]
         if len(context)
         else [prefill_ops],
+        # Resident weights from one pass of one token (prefill may hold two passes: prefix and rest).
+        weight_ops=build_ops(spec, prec, Pass(1, 1.0, 1.0), base),
         overhead_bytes=s.overhead_bytes,
         ex=base,
         extra_weights=extra_weights,

@@ -100,19 +100,21 @@ def footprint(
     residual_bytes: float,
     kv_cache: bool,
     phases: list[list[Op]],
+    weight_ops: list[Op],
     overhead_bytes: float | None,
     ex: Execution = PLAIN,
     extra_weights: float = 0.0,
     extra_kv: float = 0.0,
 ) -> MemoryFootprint:
-    """``phases`` are the device's operator lists; ``extra_*`` add a draft model's weights and cache."""
+    """``phases`` are the device's operator lists (for the activation peak), ``weight_ops`` the operators
+    of one single pass (for resident weights); ``extra_*`` add a draft model's weights and cache."""
     if overhead_bytes is not None:
         overhead, source = overhead_bytes, "set by the user"
     elif hw.runtime_overhead_bytes is not None:
         overhead, source = hw.runtime_overhead_bytes, f"{hw.name} catalog entry"
     else:
         overhead, source = 0.0, "not set: --overhead-gib / overhead_bytes"
-    weights = weight_memory_bytes(spec, prec, phases[0], ex) + extra_weights
+    weights = weight_memory_bytes(spec, prec, weight_ops, ex) + extra_weights
     kv = (kv_cache_bytes(spec, prec, shape, ex) if kv_cache else 0.0) + extra_kv
     act = peak_activation_bytes(residual_bytes, phases)
     sequences = math.ceil(shape.sequences / ex.ep)  # what one device serves
