@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..analysis import make_settings, run
 from ..errors import RooflensError
@@ -36,6 +36,7 @@ from ..hardware.catalog import load_hardware
 from ..hardware.efficiency import EfficiencyProfile
 from ..model.catalog import load_model
 from ..report import Report
+from ..roofline import PhaseResult
 from ..settings import preset
 
 Metric = Literal["prefill_tokens_per_s", "ttft_s", "decode_tokens_per_s", "output_tokens_per_s"]
@@ -56,6 +57,7 @@ class PublishedRow(BaseModel):
     engine: str
     hardware: str
     devices: int
+    parallel: Literal["", "tp", "pp"] = ""  # how a multi-device row splits the model
     model: str
     precision: str
     batch: int
@@ -72,6 +74,14 @@ class PublishedRow(BaseModel):
     def _fa(cls, value: object) -> object:
         return {"on": True, "off": False, "": None}.get(value, value) if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _split_named(self) -> PublishedRow:
+        if self.devices > 1 and not self.parallel:
+            raise ValueError(f"row {self.id}: {self.devices} devices need a parallel mode (tp or pp)")
+        if self.devices == 1 and self.parallel:
+            raise ValueError(f"row {self.id}: parallel '{self.parallel}' needs more than one device")
+        return self
+
     @property
     def category(self) -> str:
         return CATEGORY[self.metric]
@@ -83,6 +93,8 @@ class PublishedRow(BaseModel):
             # run int8 tensor-core math: W4A8 / W8A8, not W4A16.
             kw["a_bits"] = 8
         kw["batch"] = self.batch
+        if self.parallel:
+            kw[self.parallel] = self.devices
         if self.flash_attention is not None:
             kw["flash_attention"] = self.flash_attention
         if self.category == "prefill":
@@ -149,27 +161,35 @@ FIT_TOKENS = [1.0, 1024.0]  # efficiency grid of published profiles: decode-like
 
 @dataclass(frozen=True)
 class _Phase:
-    """What the estimate of one phase needs: ideal time, steps, ops per pass, tokens per pass."""
+    """What the estimate of one phase needs: ideal time of the device ops, steps, device ops per pass,
+    tokens per pass, and the time of the collectives (kept at their ideal, as roofline.evaluate does)."""
 
     ideal_s: float
     steps: int
     ops_per_pass: int
     tokens: float
+    comm_s: float = 0.0
+
+
+def _phase(phase: PhaseResult, tokens: float, per_step: bool = False) -> _Phase:
+    """The fit's summary of one evaluated phase (``per_step``: one mean decode step)."""
+    comm = sum(o.time_s for o in phase.ops if o.kind == "comm")
+    n_ops = sum(o.count for o in phase.ops if o.kind != "comm")
+    scale = 1 / phase.steps if per_step else 1
+    steps = 1 if per_step else phase.steps
+    return _Phase((phase.time_s - comm) * scale, steps, n_ops, tokens, comm * scale)
 
 
 @cache
 def _phases(row: PublishedRow) -> list[_Phase]:
     report = analyse_row(row, profile=None)
     s = report.settings
-    prefill = _Phase(report.prefill.time_s, 1, sum(o.count for o in report.prefill.ops), s.batch * s.prompt)
-    decode = _Phase(
-        report.decode.time_s, report.decode.steps, sum(o.count for o in report.decode.ops), s.batch
-    )
+    prefill = _phase(report.prefill, s.batch * s.prompt)
     if row.category == "prefill":
         return [prefill]
-    if row.category == "decode":  # per step
-        return [_Phase(decode.ideal_s / decode.steps, 1, decode.ops_per_pass, decode.tokens)]
-    return [prefill, decode]
+    if row.category == "decode":
+        return [_phase(report.decode, s.batch, per_step=True)]
+    return [prefill, _phase(report.decode, s.batch)]
 
 
 def profile_from_params(engine: str, params: np.ndarray, source: str) -> EfficiencyProfile:
@@ -189,7 +209,7 @@ def _estimate(phases: list[_Phase], params: np.ndarray) -> float:
     total = 0.0
     for p in phases:
         eff = np.interp(np.log(p.tokens), np.log(FIT_TOKENS), [e1, e2])
-        total += p.ideal_s / eff + p.steps * p.ops_per_pass * t0
+        total += p.ideal_s / eff + p.steps * p.ops_per_pass * t0 + p.comm_s
     return total
 
 
@@ -339,14 +359,18 @@ def evaluate_rows(rows: Iterable[PublishedRow]) -> list[RowResult]:
 
 
 def error_summary(results: list[RowResult]) -> list[dict[str, object]]:
-    """Median absolute errors by category and engine, plus each category over all engines."""
+    """Median absolute errors by category and engine, each category over all engines, and the
+    multi-device rows (every phase) on their own, since they also test the collectives' model."""
     groups: dict[tuple[str, str], list[RowResult]] = {}
     for r in results:
         groups.setdefault((r.row.category, r.row.engine), []).append(r)
         groups.setdefault((r.row.category, "all engines"), []).append(r)
+        if r.row.devices > 1:
+            groups.setdefault(("all phases", "multi-device rows"), []).append(r)
     summary = []
     for (category, engine), rs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all engines", kv[0][1])
+        groups.items(),
+        key=lambda kv: (kv[0][0] == "all phases", kv[0][0], kv[0][1] == "all engines", kv[0][1]),
     ):
         ideal = np.abs([r.ideal_error for r in rs])
         est = np.abs([r.estimate_error for r in rs if r.estimate_error is not None])
