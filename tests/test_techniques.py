@@ -152,6 +152,21 @@ def test_gemfilter_style_prompt_compression():
     assert r.ttft_s < 0.45 * plain.ttft_s and r.tpot_s < plain.tpot_s
 
 
+def test_prompt_compression_composes_with_a_shared_prefix():
+    """Each prefill pass keeps its own share of prompt tokens: the prefix pass (S of them) and the
+    suffix pass (P - S queries over all P) both shrink by the kept fraction after layer r."""
+    r = rooflens.analyze(
+        "llama-3-8b", "h100", batch=4, prompt=4000, gen=2, shared_prefix=1000, prompt_keep=0.5,
+        prompt_keep_after=4, estimate=False,
+    )  # fmt: skip
+    (prefix_early, prefix_late) = op(r, "prefill", "q_proj [shared prefix]")
+    suffix_early, suffix_late = op(r, "prefill", "q_proj")
+    assert prefix_late.flops / 28 == pytest.approx(prefix_early.flops / 4 * 0.5)  # 1000 -> 500 tokens
+    assert suffix_late.flops / 28 == pytest.approx(suffix_early.flops / 4 * 0.5)  # 4 x 3000 -> 4 x 1500
+    with pytest.raises(RooflensError, match="keeps less than one of the 10 prompt tokens"):
+        rooflens.analyze("gpt2", "h100", prompt=10, prompt_keep=0.05)
+
+
 def test_kv_budget_caps_decode_reads_and_memory():
     r = rooflens.analyze("llama-3-8b", "h100", batch=8, prompt=16000, gen=129, kv_budget=2048)
     attn = op(r, "decode", "attention")[0]

@@ -167,6 +167,11 @@ def _check(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> None:
         raise RooflensError(f"--ep {s.ep} exceeds {spec.name}'s {spec.num_experts} experts")
     if s.shared_prefix > s.prompt:
         raise RooflensError(f"shared_prefix ({s.shared_prefix}) cannot exceed the prompt ({s.prompt} tokens)")
+    if s.prompt_keep < 1 and s.prompt * s.prompt_keep < 1:
+        raise RooflensError(
+            f"prompt_keep {s.prompt_keep:g} keeps less than one of the {s.prompt} prompt tokens; "
+            f"keep at least {1 / s.prompt:.3g}"
+        )
     if s.prompt_keep_after > spec.num_layers:
         raise RooflensError(
             f"prompt_keep_after ({s.prompt_keep_after}) exceeds {spec.name}'s {spec.num_layers} layers"

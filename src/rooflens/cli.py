@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from enum import Enum
@@ -15,6 +16,7 @@ from . import analysis
 from .errors import RooflensError
 from .hardware import list_hardware, load_hardware
 from .model import list_models
+from .plots import KINDS as PLOT_KINDS
 from .render import FORMATS, print_report, print_rows, report_csv, report_markdown, rows_csv, to_json
 from .render.views import hardware_columns, model_columns
 
@@ -178,45 +180,9 @@ def analyze(
     ] = None,
 ) -> None:
     """Roofline analysis of prefill and decode, operator by operator."""
-    # Precision options left unset take the --quant preset's value, else the default.
-    given = {
-        "w_bits": w_bits, "a_bits": a_bits, "kv_bits": kv_bits, "dtype": dtype, "low_bit": low_bit,
-        "group_size": group_size, "quantize_embeddings": quantize_embeddings, "symmetric": symmetric,
-    }  # fmt: skip
+    opts = {k: v for k, v in locals().items() if k not in _OUTPUT_OPTIONS}
     try:
-        report = analysis.analyze(
-            model,
-            hardware,
-            hub=hf,
-            quant=quant,
-            batch=batch,
-            prompt=prompt,
-            gen=gen,
-            flash_attention=flash_attention,
-            kv_cache=kv_cache,
-            engine=engine,
-            estimate=estimate,
-            overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
-            tp=tp,
-            pp=pp,
-            ep=ep,
-            micro_batches=micro_batches,
-            devices_per_node=devices_per_node,
-            draft_model=draft_model,
-            draft_tokens=draft_tokens,
-            acceptance_rate=acceptance_rate,
-            exit_fraction=exit_fraction,
-            exit_distribution=_floats(exit_distribution, "--exit-distribution"),
-            sparsity=sparsity,
-            prompt_keep=prompt_keep,
-            prompt_keep_after=prompt_keep_after,
-            kv_budget=kv_budget,
-            shared_prefix=shared_prefix,
-            prefix_reads_once=prefix_reads_once,
-            routing_skew=routing_skew,
-            mla_absorb=mla_absorb,
-            **{k: v for k, v in given.items() if v is not None},
-        )
+        report = _report(**opts)
     except RooflensError as err:
         _fail(err)
         return
@@ -232,6 +198,71 @@ def analyze(
             print_report(report, _console(fh), per_layer)
     else:
         print_report(report, _console(), per_layer)
+
+
+_OUTPUT_OPTIONS = ("fmt", "per_layer", "output")
+
+
+def _report(
+    model, hardware, hf, quant, w_bits, a_bits, kv_bits, dtype, low_bit, group_size,
+    quantize_embeddings, symmetric, overhead_gib, exit_distribution, **settings
+):  # fmt: skip
+    """The analysis that analyze's options (also plot's) describe."""
+    # Precision options left unset take the --quant preset's value, else the default.
+    given = {
+        "w_bits": w_bits, "a_bits": a_bits, "kv_bits": kv_bits, "dtype": dtype, "low_bit": low_bit,
+        "group_size": group_size, "quantize_embeddings": quantize_embeddings, "symmetric": symmetric,
+    }  # fmt: skip
+    return analysis.analyze(
+        model,
+        hardware,
+        hub=hf,
+        quant=quant,
+        overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
+        exit_distribution=_floats(exit_distribution, "--exit-distribution"),
+        **settings,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+
+
+PlotKind = Enum("PlotKind", {k: k for k in PLOT_KINDS}, type=str)  # type: ignore[misc]
+
+
+def plot(
+    kind: Annotated[
+        PlotKind, typer.Option("--kind", "-k", help="roofline, breakdown, memory, timeline or block.")
+    ] = "roofline",  # type: ignore[assignment]
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="File to write: .html (plotly.js inline, offline) or .png/.svg/.pdf."),
+    ] = Path("rooflens.html"),
+    **opts,
+) -> None:
+    """A figure of the analysis: the roofline, time by operator kind, memory, decode timeline or block."""
+    from . import plots
+
+    try:
+        report = _report(**opts)
+        fig = plots.KINDS[kind.value](report)
+        plots.write_figure(fig, out)
+    except RooflensError as err:
+        _fail(err)
+        return
+    _console().print(f"wrote {out} ({kind.value} of {report.model.name} on {report.hardware.name})")
+
+
+# plot takes every option analyze takes (bar the output ones): one list of options, two commands.
+plot.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        *(
+            p
+            for p in inspect.signature(analyze, eval_str=True).parameters.values()
+            if p.name not in _OUTPUT_OPTIONS
+        ),
+        *list(inspect.signature(plot, eval_str=True).parameters.values())[:2],
+    ]
+)
+app.command()(plot)
 
 
 def _listing(fmt: str, rows: list[dict], columns: list[tuple[str, str]], title: str) -> None:
@@ -377,6 +408,10 @@ def compare(
     ] = None,
     fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
     ops: Annotated[bool, typer.Option("--ops/--no-ops", help="Show the per-operator change.")] = True,
+    plot_out: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw the comparison into this file (.html, .png, .svg)."),
+    ] = None,
 ) -> None:
     """Two or more analyses side by side, e.g. --w-bits 16 --w-bits 4, or --tp 1 --tp 4."""
     from .compare import compare as line_up
@@ -414,6 +449,10 @@ def compare(
                 analysis.analyze(v.pop("model"), v.pop("hardware"), quant=v.pop("quant", None), **v)
             )
         cmp = line_up(reports)
+        if plot_out is not None:
+            from .plots import comparison, write_figure
+
+            write_figure(comparison(cmp), plot_out)
     except RooflensError as err:
         _fail(err)
         return
@@ -521,6 +560,28 @@ def validate(
         _emit(rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows]), None)
     if output is not None:
         output.write_text(rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows]))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.", min=1, max=65535)] = 8000,
+) -> None:
+    """The web page and JSON API (OpenAPI docs at /docs). Needs the web extra."""
+    try:
+        import uvicorn
+
+        from .web import create_app
+
+        web_app = create_app()
+    except ImportError:
+        _fail(RooflensError("rooflens serve needs its extra: pip install 'rooflens[web]'"))
+        return
+    except RooflensError as err:
+        _fail(err)
+        return
+    Console(stderr=True).print(f"rooflens: http://{host}:{port}/  (API docs: /docs; Ctrl-C stops)")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -47,6 +47,15 @@ def catalog_hardware(name: str) -> HardwareSpec:
     return HardwareSpec(name=name, **entry)
 
 
+def hardware_by_name(name: str) -> HardwareSpec:
+    """A catalog device by name or alias only: never a file path (the web API takes names from clients)."""
+    found = _aliases().get(name.strip().lower())
+    if found is None:
+        hint = did_you_mean(name, list(_aliases()))
+        raise RooflensError(f"unknown hardware '{name}'.{hint} GET /api/hardware lists the catalog.")
+    return catalog_hardware(found)
+
+
 def list_hardware() -> list[HardwareSpec]:
     return [catalog_hardware(n) for n in hardware_names()]
 

@@ -68,6 +68,15 @@ def find_catalog_name(query: str) -> str | None:
     return _index().get(query.strip().lower())
 
 
+def catalog_model(name: str) -> ModelSpec:
+    """A catalog model by name or alias only: never a file path (the web API takes names from clients)."""
+    found = find_catalog_name(name)
+    if found is None:
+        hint = did_you_mean(name, list(_index()))
+        raise RooflensError(f"unknown model '{name}'.{hint or ''} GET /api/models lists the catalog.")
+    return catalog_spec(found)
+
+
 def list_models() -> list[ModelSpec]:
     return [catalog_spec(n) for n in catalog_names()]
 

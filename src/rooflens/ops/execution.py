@@ -78,9 +78,14 @@ def layer_groups(spec: ModelSpec, ex: Execution) -> list[LayerGroup]:
 def group_pass(p: Pass, group: LayerGroup, spec: ModelSpec, ex: Execution) -> Pass:
     """The pass as the group's layers see it: compressed prompt, KV budget, sliding window."""
     q, c = p.q, p.c
-    if group.kept:  # the dropped prompt tokens are gone from these layers' context
-        c = c - ex.prompt * (1 - ex.keep_fraction)
-        q = np.minimum(q, c)
+    if group.kept:  # the dropped prompt tokens are gone from these layers' queries and context
+        # Queries are the last q of the c positions; the prompt is positions [0, prompt). A pass may
+        # cover part of the prompt only (a shared prefix, or the suffix after it).
+        drop = 1 - ex.keep_fraction
+        prompt_in_c = np.minimum(c, ex.prompt)
+        prompt_in_q = np.maximum(0.0, prompt_in_c - (c - q))
+        q = q - prompt_in_q * drop
+        c = c - prompt_in_c * drop
     if ex.kv_budget is not None and p.kv_cache:  # eviction applies to decode (q < c), not prefill
         c = np.where(np.asarray(q) < np.asarray(c), np.minimum(c, ex.kv_budget), c)
     window = spec.sliding_window if group.attention == "sliding" else None

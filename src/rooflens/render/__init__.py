@@ -25,8 +25,8 @@ from .views import (
 FORMATS = ("table", "json", "csv", "markdown")
 
 
-def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, allow_nan=False, default=_jsonable)
+def to_json(data: Any, indent: int | None = 2) -> str:
+    return json.dumps(data, indent=indent, allow_nan=False, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,0 +1,193 @@
+"""The web API and page: FastAPI over the Python API. It parses, calls, serialises; it computes nothing.
+
+    rooflens serve            # http://127.0.0.1:8000/ (page), /docs (OpenAPI)
+
+Endpoints: GET /api/models, GET /api/hardware, POST /api/analyze, POST /api/compare. Bad input is a
+400 (a rooflens error, one readable sentence) or a 422 (the request's shape), never a 5xx; bodies
+over ``MAX_BODY_BYTES`` get a 413.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..analysis import analyze as run_analysis
+from ..compare import compare as line_up
+from ..errors import RooflensError
+from ..hardware import list_hardware
+from ..hardware.catalog import hardware_by_name, hardware_from_dict
+from ..model import list_models
+from ..model.catalog import catalog_model
+from ..model.spec import ModelSpec
+from ..render import report_csv, to_json
+from ..report import Report
+from .limits import BodySizeLimit
+from .schemas import MAX_BODY_BYTES, MAX_EXPERTS, MAX_LAYERS, AnalyzeRequest, CompareRequest
+
+STATIC = Path(str(resources.files("rooflens") / "web" / "static"))
+
+
+def _model(req: AnalyzeRequest) -> ModelSpec:
+    if req.config is None:
+        return catalog_model(req.model or "")
+    from ..model.families import spec_from_config
+
+    spec = spec_from_config(req.config)
+    if spec.num_layers > MAX_LAYERS or (spec.num_experts or 0) > MAX_EXPERTS:
+        raise RooflensError(
+            f"this server analyses configs with at most {MAX_LAYERS} layers and {MAX_EXPERTS} experts "
+            f"(got {spec.num_layers} layers, {spec.num_experts or 0} experts); use the CLI for larger ones"
+        )
+    return spec
+
+
+def _report(req: AnalyzeRequest) -> Report:
+    spec = _model(req)
+    if req.custom_hardware is not None:
+        hw = hardware_from_dict(req.custom_hardware, origin="custom_hardware")
+    else:
+        hw = hardware_by_name(req.hardware or "")
+    settings = dict(req.settings)
+    draft = settings.get("draft_model")
+    if draft is not None:
+        if not isinstance(draft, str):
+            raise RooflensError("settings.draft_model must be a catalog model name")
+        catalog_model(draft)  # names only: a draft is never read from a path
+    given = {k: getattr(req, k) for k in ("w_bits", "a_bits", "kv_bits") if getattr(req, k) is not None}
+    return run_analysis(
+        spec,
+        hw,
+        quant=req.quant,
+        batch=req.batch,
+        prompt=req.prompt,
+        gen=req.gen,
+        flash_attention=req.flash_attention,
+        kv_cache=req.kv_cache,
+        **settings,
+        **given,
+    )
+
+
+def _figure_json(fig: Any) -> str:
+    import plotly.io as pio
+
+    return pio.to_json(fig, validate=False)
+
+
+def _figures_json(figures: dict[str, Any]) -> str:
+    return "{" + ",".join(f"{json.dumps(k)}:{_figure_json(f)}" for k, f in figures.items()) + "}"
+
+
+def _json(parts: dict[str, str]) -> Response:
+    """A JSON object from already-serialised members (figures are serialised by plotly, fast)."""
+    body = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in parts.items()) + "}"
+    return Response(body, media_type="application/json")
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="rooflens",
+        version=__version__,
+        description="Operator-level roofline analysis of LLM inference: memory, TTFT, TPOT, throughput. "
+        "All quantities are SI base units (s, bytes, FLOPs); the report is the `--format json` contract.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.exception_handler(RooflensError)
+    async def _bad_input(_: Request, err: RooflensError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_shape(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
+            problems.append(f"{loc}: {e['msg']}")
+        return JSONResponse({"detail": "; ".join(problems), "errors": json.loads(_safe(err.errors()))}, 422)
+
+    @app.get("/api/models", summary="The model catalog")
+    def models() -> list[dict[str, Any]]:
+        """Every bundled model with its key figures (parameters, layers, heads, source)."""
+        return [m.summary() for m in list_models()]
+
+    @app.get("/api/hardware", summary="The hardware catalog")
+    def hardware() -> list[dict[str, Any]]:
+        """Every bundled device: peaks per dtype, bandwidth, memory, interconnect, TDP, sources."""
+        return [h.summary() for h in list_hardware()]
+
+    @app.post(
+        "/api/analyze",
+        summary="Analyse one model on one device",
+        responses={
+            200: {
+                "description": "`{report, figures?}` (report: the `--format json` contract), or CSV",
+                "content": {"application/json": {}, "text/csv": {}},
+            },
+            400: {"description": "a rooflens error: unknown name, impossible setting, too large"},
+        },
+    )
+    def analyze(req: AnalyzeRequest) -> Response:
+        report = _report(req)
+        if req.format == "csv":
+            return Response(report_csv(report), media_type="text/csv")
+        parts = {"report": to_json(report.to_dict(timeline=req.timeline), indent=None)}
+        if req.figures:
+            from .. import plots
+
+            figures = {
+                "roofline": plots.roofline(report),
+                "breakdown": plots.breakdown(report),
+                "memory": plots.memory(report),
+                "timeline": plots.timeline(report),
+                "block_prefill": plots.block_graph(report, "prefill"),
+            }
+            if report.decode.steps:
+                figures["block_decode"] = plots.block_graph(report, "decode")
+            parts["figures"] = _figures_json(figures)
+        return _json(parts)
+
+    @app.post(
+        "/api/compare",
+        summary="Several analyses side by side",
+        responses={200: {"description": "`{comparison, figure?}`"}, 400: {"description": "a rooflens error"}},
+    )
+    def compare(req: CompareRequest) -> Response:
+        cmp = line_up([_report(a) for a in req.analyses])
+        parts = {"comparison": to_json(cmp.to_dict(), indent=None)}
+        if req.figures:
+            from .. import plots
+
+            parts["figure"] = _figure_json(plots.comparison(cmp))
+        return _json(parts)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        # The copy bundled with the installed plotly package: the page needs no CDN.
+        import plotly
+
+        return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _safe(errors: list[dict[str, Any]]) -> str:
+    """Pydantic error entries can hold arbitrary inputs and exceptions: keep them printable."""
+    return json.dumps(errors, default=str)

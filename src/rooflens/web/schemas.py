@@ -1,0 +1,86 @@
+"""What the web API accepts, and the caps that keep every request cheap.
+
+A request names a catalog model or carries a config.json as data (never a path: the server reads no
+file a client names, and a config is parsed as data, never run). The same goes for hardware: a
+catalog name, or a spec given field by field. Bounds are tighter than the Python API's because a
+server must answer every request in milliseconds: measured at the caps, the heaviest analysis plus
+its figures takes about 0.1 s (`benchmarks/bench_serve.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_BODY_BYTES = 256 * 1024  # a pasted config.json is a few kB; a custom hardware spec less
+MAX_BATCH = 65_536
+MAX_PROMPT = 1_048_576
+MAX_GEN = 65_536
+MAX_LAYERS = 1024  # configs given as data: layers and experts bound the per-request work
+MAX_EXPERTS = 4096
+MAX_COMPARE = 6
+Bits = Literal[4, 8, 16, 32]
+
+# Settings the request carries as its own fields; every other analysis setting goes in `settings`.
+OWN_FIELDS = ("batch", "prompt", "gen", "w_bits", "a_bits", "kv_bits", "flash_attention", "kv_cache")
+
+
+class AnalyzeRequest(BaseModel):
+    """One analysis: a model, a device, a workload and its settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        "llama-3-8b", max_length=128, description="catalog model name (GET /api/models); or give `config`"
+    )
+    config: dict[str, Any] | None = Field(
+        None, description="a Hugging Face config.json, as JSON data (overrides `model`)"
+    )
+    hardware: str | None = Field(
+        "h100-sxm",
+        max_length=128,
+        description="catalog device (GET /api/hardware); or give `custom_hardware`",
+    )
+    custom_hardware: dict[str, Any] | None = Field(
+        None,
+        description="a device spec: name, memory_bytes, memory_bandwidth, peak_flops {dtype: FLOP/s}, ... "
+        "(overrides `hardware`)",
+    )
+    quant: str | None = Field(None, max_length=32, description="named format preset: q4_0, awq, fp8, ...")
+    batch: int = Field(1, ge=1, le=MAX_BATCH)
+    prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
+    gen: int = Field(128, ge=1, le=MAX_GEN)
+    w_bits: Bits | None = Field(None, description="weight bits (default 16, or the preset's)")
+    a_bits: Bits | None = Field(None, description="activation bits")
+    kv_bits: Bits | None = Field(None, description="KV-cache bits")
+    flash_attention: bool = True
+    kv_cache: bool = True
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="any other analysis setting by name (tp, pp, ep, draft_model, sparsity, kv_budget, ...)",
+    )
+    figures: bool = Field(False, description="also return the plotly figures the web page draws")
+    timeline: bool = Field(False, description="include every decode step in report.decode.timeline")
+    format: Literal["json", "csv"] = Field("json", description="csv: the per-operator table as CSV")
+
+    @model_validator(mode="after")
+    def _no_doubles(self) -> AnalyzeRequest:
+        doubled = sorted(set(self.settings) & set(OWN_FIELDS))
+        if doubled:
+            raise ValueError(f"give {', '.join(doubled)} as top-level fields, not inside `settings`")
+        if self.model is None and self.config is None:
+            raise ValueError("give `model` (a catalog name) or `config` (a config.json as data)")
+        if self.hardware is None and self.custom_hardware is None:
+            raise ValueError("give `hardware` (a catalog name) or `custom_hardware` (a device spec)")
+        return self
+
+
+class CompareRequest(BaseModel):
+    """Two or more analyses side by side; the first is the baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    analyses: list[AnalyzeRequest] = Field(min_length=2, max_length=MAX_COMPARE)
+    figures: bool = Field(False, description="also return the comparison figure")

@@ -1,0 +1,331 @@
+// rooflens page: reads controls, asks the API, draws what it returns. It computes no figure itself:
+// numbers come from the report, plots are the server's plotly figures.
+"use strict";
+
+const DEFAULTS = {
+  model: "llama-3-8b", hardware: "h100-sxm", batch: 1, prompt: 1024, gen: 128,
+  w: 16, a: 16, kv: 16, fa: 1, phase: "decode",
+};
+const CUSTOM_FIELDS = ["hw_name", "hw_mem", "hw_bw", "hw_fp16", "hw_int8"];
+const COLUMNS = [
+  ["name", "operator"], ["phase", "phase"], ["block", "block"], ["kind", "kind"], ["count", "×"],
+  ["flops", "FLOPs"], ["bytes", "bytes"], ["intensity", "FLOP/B"], ["bound", "bound"],
+  ["time_s", "ideal time"], ["estimate_s", "estimate"],
+];
+const PLOTS = ["roofline", "breakdown", "memory", "timeline"];
+
+const $ = (id) => document.getElementById(id);
+const state = { ...DEFAULTS, config: null, custom: null };
+let report = null;
+let figures = null;
+let sortKey = "time_s";
+let sortDir = -1;
+let inflight = null;
+let renders = 0;
+let timer = null;
+
+// --- formatting (display only) --------------------------------------------------------------
+function si(v, unit) {
+  if (v === null || v === undefined) return "–";
+  const a = Math.abs(v);
+  const steps = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"], [1, ""], [1e-3, "m"], [1e-6, "µ"], [1e-9, "n"]];
+  for (const [scale, p] of steps) if (a >= scale) return (v / scale).toPrecision(3) + " " + p + unit;
+  return v.toPrecision(3) + " " + unit;
+}
+const secs = (v) => si(v, "s");
+const esc = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const bytes = (v) => si(v, "B");
+
+// --- state <-> URL ---------------------------------------------------------------------------
+function b64encode(text) {
+  return btoa(unescape(encodeURIComponent(text))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+function b64decode(text) {
+  return decodeURIComponent(escape(atob(text.replace(/-/g, "+").replace(/_/g, "/"))));
+}
+
+function readUrl() {
+  const q = new URLSearchParams(location.search);
+  for (const key of Object.keys(DEFAULTS)) {
+    if (!q.has(key)) continue;
+    state[key] = typeof DEFAULTS[key] === "number" ? Number(q.get(key)) : q.get(key);
+  }
+  if (q.has("config")) {
+    try { state.config = JSON.parse(b64decode(q.get("config"))); } catch { state.config = null; }
+  }
+  if (q.has("hw_name")) {
+    state.custom = {};
+    for (const f of CUSTOM_FIELDS) state.custom[f] = q.get(f) || "";
+  }
+}
+
+function writeUrl() {
+  const q = new URLSearchParams();
+  for (const [key, def] of Object.entries(DEFAULTS)) if (String(state[key]) !== String(def)) q.set(key, state[key]);
+  if (state.config) q.set("config", b64encode(JSON.stringify(state.config)));
+  if (state.custom) for (const f of CUSTOM_FIELDS) q.set(f, state.custom[f]);
+  const search = q.toString();
+  history.replaceState(null, "", search ? "?" + search : location.pathname);
+}
+
+// --- controls <-> state ----------------------------------------------------------------------
+function log2Slider(name, value) {
+  $(name).value = value;
+  $(name + "-range").value = Math.round(Math.log2(Math.max(1, value)));
+}
+
+function showState() {
+  $("model").value = state.config ? "(pasted config)" : state.model;
+  $("model").disabled = !!state.config;
+  if (state.config) $("config-text").value = JSON.stringify(state.config, null, 1);
+  $("hardware").value = state.hardware;
+  $("hw-custom").checked = !!state.custom;
+  $("hardware").disabled = !!state.custom;
+  if (state.custom) {
+    $("custom-box").open = true;
+    for (const f of CUSTOM_FIELDS) $(f.replace("_", "-")).value = state.custom[f];
+  }
+  log2Slider("batch", state.batch);
+  log2Slider("prompt", state.prompt);
+  log2Slider("gen", state.gen);
+  $("w-bits").value = String(state.w);
+  $("a-bits").value = String(state.a);
+  $("kv-bits").value = String(state.kv);
+  $("flash").checked = !!Number(state.fa);
+  $("block-phase").value = state.phase;
+}
+
+function customHardware() {
+  const c = state.custom;
+  const peaks = { fp16: Number(c.hw_fp16) * 1e12 };
+  if (Number(c.hw_int8) > 0) peaks.int8 = Number(c.hw_int8) * 1e12;
+  return {
+    name: c.hw_name || "custom", memory_bytes: Number(c.hw_mem) * 1e9,
+    memory_bandwidth: Number(c.hw_bw) * 1e12, peak_flops: peaks,
+  };
+}
+
+function requestBody() {
+  const body = {
+    batch: state.batch, prompt: state.prompt, gen: state.gen,
+    w_bits: Number(state.w), a_bits: Number(state.a), kv_bits: Number(state.kv),
+    flash_attention: !!Number(state.fa),
+  };
+  if (state.config) body.config = state.config; else body.model = state.model;
+  if (state.custom) body.custom_hardware = customHardware(); else body.hardware = state.hardware;
+  return body;
+}
+
+// --- talking to the API ----------------------------------------------------------------------
+async function post(body) {
+  const res = await fetch("/api/analyze", {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    signal: inflight.signal,
+  });
+  if (body.format === "csv") return res.ok ? { text: await res.text() } : { error: (await res.json()).detail };
+  const data = await res.json();
+  return res.ok ? data : { error: typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail) };
+}
+
+function schedule(delay = 30) {
+  clearTimeout(timer);
+  timer = setTimeout(update, delay);
+}
+
+async function update() {
+  writeUrl();
+  if (inflight) inflight.abort();
+  inflight = new AbortController();
+  const started = performance.now();
+  const body = { ...requestBody(), figures: true };
+  $("status").textContent = "updating…";
+  let data;
+  try {
+    data = await post(body);
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    data = { error: String(err) };
+  }
+  if (data.error) {
+    $("error").textContent = data.error;
+    $("error").hidden = false;
+    $("status").textContent = "error";
+    document.body.dataset.state = "error";
+    return;
+  }
+  $("error").hidden = true;
+  report = data.report;
+  figures = data.figures;
+  showNumbers();
+  await drawPlots();
+  drawTable();
+  const ms = performance.now() - started;
+  renders += 1;
+  document.body.dataset.renders = String(renders);
+  document.body.dataset.state = "ready";
+  document.body.dataset.lastUpdateMs = ms.toFixed(1);
+  $("status").textContent = `updated in ${ms.toFixed(0)} ms`;
+}
+
+// --- drawing ---------------------------------------------------------------------------------
+function setFigure(id, value, text) {
+  const el = $(id);
+  el.dataset.value = value === null || value === undefined ? "" : String(value);
+  el.textContent = text;
+}
+
+function showNumbers() {
+  const r = report;
+  setFigure("ttft", r.ttft_s, secs(r.ttft_s));
+  setFigure("ttft-est", r.ttft_estimate_s, r.ttft_estimate_s === null ? "no estimate" : "estimate " + secs(r.ttft_estimate_s));
+  setFigure("tpot", r.decode.tpot_s, secs(r.decode.tpot_s));
+  setFigure("tpot-est", r.decode.tpot_estimate_s,
+    r.decode.tpot_estimate_s === null ? "no estimate" : "estimate " + secs(r.decode.tpot_estimate_s));
+  setFigure("throughput", r.throughput_tokens_per_s, r.throughput_tokens_per_s.toFixed(1));
+  setFigure("memory", r.memory.total_bytes, bytes(r.memory.total_bytes));
+  setFigure("fits", r.memory.fits, `${r.memory.fits ? "fits" : "does not fit"} in ${bytes(r.memory.capacity_bytes)}; largest batch ${r.memory.max_batch}`);
+  $("notes").textContent = (r.notes || []).join(" ");
+  const m = r.model;
+  $("model-info").textContent = `${m.name}: ${(m.params / 1e9).toFixed(2)} B params, ${m.layers} layers, ${m.num_heads} heads / ${m.num_kv_heads} KV heads`;
+  const h = r.hardware;
+  $("hardware-info").textContent = `${h.display_name}: ${bytes(h.memory_bytes)}, ${si(h.memory_bandwidth, "B/s")}`;
+}
+
+async function drawPlots() {
+  const jobs = PLOTS.map((name) => {
+    const fig = figures[name];
+    return Plotly.react("plot-" + name, fig.data, fig.layout, { responsive: true, displaylogo: false });
+  });
+  jobs.push(drawBlock());
+  await Promise.all(jobs);
+}
+
+async function drawBlock() {
+  const phase = figures["block_" + state.phase] ? state.phase : "prefill";
+  const fig = figures["block_" + phase];
+  const el = $("plot-block");
+  await Plotly.react(el, fig.data, fig.layout, { displaylogo: false });
+  el.dataset.phase = phase;
+  if (!el.dataset.bound) {
+    el.dataset.bound = "1";
+    el.on("plotly_click", (ev) => {
+      const point = ev.points.find((p) => p.customdata !== undefined);
+      if (point) showOp(el.dataset.phase, point.customdata);
+    });
+  }
+}
+
+function showOp(phase, index) {
+  const op = report.ops.filter((o) => o.phase === phase)[index];
+  if (!op) return;
+  $("op-detail").dataset.op = op.name;
+  $("op-detail").innerHTML = `<b>${esc(op.name)}</b> (${phase}, ${esc(op.block)}, ×${op.count}): ` +
+    `${si(op.flops, "FLOP")}, ${bytes(op.bytes)} (weights ${bytes(op.weight_bytes)}, ` +
+    `KV read ${bytes(op.kv_read_bytes)}), intensity ${op.intensity === null ? "–" : op.intensity.toPrecision(3)} FLOP/B, ` +
+    `<b>${op.bound}</b>-bound, ideal ${secs(op.time_s)}` + (op.estimate_s === null ? "" : `, estimate ${secs(op.estimate_s)}`);
+}
+
+function drawTable() {
+  const thead = $("op-table").tHead;
+  thead.innerHTML = "<tr>" + COLUMNS.map(([key, title]) =>
+    `<th data-key="${key}">${title}${key === sortKey ? (sortDir < 0 ? " ▼" : " ▲") : ""}</th>`).join("") + "</tr>";
+  const rows = [...report.ops].sort((x, y) => {
+    const a = x[sortKey], b = y[sortKey];
+    if (a === b) return 0;
+    if (a === null) return 1;
+    if (b === null) return -1;
+    return (a < b ? -1 : 1) * sortDir;
+  });
+  const cell = (op, key) => {
+    const v = op[key];
+    if (["flops"].includes(key)) return si(v, "");
+    if (key.endsWith("bytes")) return bytes(v);
+    if (key.endsWith("_s")) return secs(v);
+    if (key === "intensity") return v === null ? "–" : v.toPrecision(3);
+    return esc(v);
+  };
+  $("op-table").tBodies[0].innerHTML = rows.map((op) =>
+    `<tr class="${op.bound}">` + COLUMNS.map(([k]) => `<td>${cell(op, k)}</td>`).join("") + "</tr>").join("");
+}
+
+// --- exports ---------------------------------------------------------------------------------
+function download(name, text, type) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+// --- wiring ----------------------------------------------------------------------------------
+function wire() {
+  $("model").addEventListener("change", () => { state.model = $("model").value.trim(); schedule(0); });
+  $("hardware").addEventListener("change", () => { state.hardware = $("hardware").value.trim(); schedule(0); });
+  $("config-apply").addEventListener("click", () => {
+    try {
+      state.config = JSON.parse($("config-text").value);
+    } catch (err) {
+      $("error").textContent = "config.json is not valid JSON: " + err.message;
+      $("error").hidden = false;
+      return;
+    }
+    showState();
+    schedule(0);
+  });
+  $("config-clear").addEventListener("click", () => { state.config = null; showState(); schedule(0); });
+  const readCustom = () => {
+    state.custom = $("hw-custom").checked ? Object.fromEntries(CUSTOM_FIELDS.map((f) => [f, $(f.replace("_", "-")).value])) : null;
+    $("hardware").disabled = !!state.custom;
+    schedule();
+  };
+  $("hw-custom").addEventListener("change", readCustom);
+  for (const f of CUSTOM_FIELDS) $(f.replace("_", "-")).addEventListener("input", () => { if (state.custom) readCustom(); });
+  for (const name of ["batch", "prompt", "gen"]) {
+    $(name + "-range").addEventListener("input", () => {
+      state[name] = 2 ** Number($(name + "-range").value);
+      $(name).value = state[name];
+      schedule();
+    });
+    $(name).addEventListener("change", () => {
+      state[name] = Math.max(1, Math.round(Number($(name).value) || 1));
+      log2Slider(name, state[name]);
+      schedule(0);
+    });
+  }
+  for (const [id, key] of [["w-bits", "w"], ["a-bits", "a"], ["kv-bits", "kv"]]) {
+    $(id).addEventListener("change", () => { state[key] = Number($(id).value); schedule(0); });
+  }
+  $("flash").addEventListener("change", () => { state.fa = $("flash").checked ? 1 : 0; schedule(0); });
+  $("block-phase").addEventListener("change", () => { state.phase = $("block-phase").value; writeUrl(); drawBlock(); });
+  $("op-table").tHead.addEventListener("click", (ev) => {
+    const key = ev.target.closest("th")?.dataset.key;
+    if (!key) return;
+    sortDir = key === sortKey ? -sortDir : -1;
+    sortKey = key;
+    drawTable();
+  });
+  $("copy-link").addEventListener("click", () => navigator.clipboard?.writeText(location.href));
+  $("export-json").addEventListener("click", () => {
+    if (report) download("rooflens-report.json", JSON.stringify(report, null, 2), "application/json");
+  });
+  $("export-csv").addEventListener("click", async () => {
+    inflight = new AbortController();
+    const data = await post({ ...requestBody(), format: "csv" });
+    if (data.text) download("rooflens-ops.csv", data.text, "text/csv");
+  });
+}
+
+async function loadCatalogs() {
+  const [models, hardware] = await Promise.all([
+    fetch("/api/models").then((r) => r.json()), fetch("/api/hardware").then((r) => r.json()),
+  ]);
+  $("model-list").innerHTML = models.map((m) =>
+    `<option value="${esc(m.name)}">${(m.params / 1e9).toFixed(1)} B, ${esc(m.model_type)}</option>`).join("");
+  $("hardware-list").innerHTML = hardware.map((h) =>
+    `<option value="${esc(h.name)}">${esc(h.display_name)}</option>`).join("");
+}
+
+readUrl();
+showState();
+wire();
+loadCatalogs().then(update);

@@ -1,0 +1,203 @@
+"""The web page in a real browser: Playwright driving Debian's Chromium against `rooflens serve`.
+
+scripts/test.sh installs Chromium and sets ROOFLENS_REQUIRE_BROWSER=1, so in CI a missing browser
+fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+CHROMIUM = os.environ.get("ROOFLENS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("ROOFLENS_REQUIRE_BROWSER"):
+        raise RuntimeError(f"no Chromium at {CHROMIUM}: scripts/test.sh installs Debian's chromium package")
+    pytest.skip("no Chromium here (scripts/test.sh installs it)", allow_module_level=True)
+
+playwright = pytest.importorskip("playwright.sync_api")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def server():
+    import uvicorn
+
+    from rooflens.web import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(base + "/api/hardware", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    yield base
+    srv.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1600})
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    pg.close()
+    assert not errors, errors
+
+
+def wait_render(page, n: int) -> None:
+    page.wait_for_function(f"Number(document.body.dataset.renders || 0) >= {n}", timeout=20_000)
+
+
+def shown(page) -> dict[str, float]:
+    return {
+        key: float(page.get_attribute(f"#{key}", "data-value"))
+        for key in ("ttft", "tpot", "memory", "throughput")
+    }
+
+
+def api(server, **body) -> dict[str, float]:
+    r = httpx.post(server + "/api/analyze", json=body, timeout=30).json()["report"]
+    return {
+        "ttft": r["ttft_s"],
+        "tpot": r["decode"]["tpot_s"],
+        "memory": r["memory"]["total_bytes"],
+        "throughput": r["throughput_tokens_per_s"],
+    }
+
+
+def plot_title(page, name: str) -> str:
+    return page.evaluate(f"document.getElementById('plot-{name}').layout.title.text")
+
+
+def test_controls_drive_numbers_and_plots(server, page):
+    page.goto(server + "/")
+    wait_render(page, 1)
+    assert shown(page) == api(server, model="llama-3-8b", hardware="h100-sxm", batch=1, w_bits=16)
+
+    page.fill("#model", "qwen2.5-7b")
+    page.dispatch_event("#model", "change")
+    wait_render(page, 2)
+    assert shown(page) == api(server, model="qwen2.5-7b", batch=1)
+    assert "qwen2.5-7b" in plot_title(page, "roofline")
+
+    page.fill("#batch", "16")
+    page.dispatch_event("#batch", "change")
+    wait_render(page, 3)
+    assert shown(page) == api(server, model="qwen2.5-7b", batch=16)
+    assert page.input_value("#batch-range") == "4"  # the slider follows: 2**4
+
+    page.select_option("#w-bits", "4")
+    wait_render(page, 4)
+    want = api(server, model="qwen2.5-7b", batch=16, w_bits=4)
+    assert shown(page) == want
+    report = httpx.post(
+        server + "/api/analyze", json={"model": "qwen2.5-7b", "batch": 16, "w_bits": 4}, timeout=30
+    ).json()["report"]
+    # The memory plot was redrawn with the 4-bit weights.
+    weights_gb = page.evaluate("document.getElementById('plot-memory').data[0].x[0]")
+    assert weights_gb == pytest.approx(report["memory"]["weights_bytes"] / 1e9)
+
+    # The URL carries the state.
+    assert "model=qwen2.5-7b" in page.url and "batch=16" in page.url and "w=4" in page.url
+
+    # Clicking an operator in the block graph shows its figures.
+    page.locator("#plot-block .scatterlayer .trace").nth(1).locator("path.point").first.click(force=True)
+    page.wait_for_function("document.getElementById('op-detail').dataset.op !== undefined", timeout=5000)
+    assert page.get_attribute("#op-detail", "data-op") == "attn_norm"
+    assert "memory-bound" in page.inner_text("#op-detail")
+
+    # Sorting the operator table by FLOPs puts the largest first.
+    page.click("#op-table th[data-key=flops]")
+    first = page.inner_text("#op-table tbody tr:first-child td:first-child")
+    assert first == max(report["ops"], key=lambda o: o["flops"])["name"]
+
+
+def test_a_shared_url_brings_the_same_view_back(server, page, browser):
+    page.goto(server + "/")
+    wait_render(page, 1)
+    page.fill("#model", "mixtral-8x7b")
+    page.dispatch_event("#model", "change")
+    wait_render(page, 2)
+    page.select_option("#kv-bits", "8")
+    wait_render(page, 3)
+    page.fill("#prompt", "4096")
+    page.dispatch_event("#prompt", "change")
+    wait_render(page, 4)
+    page.select_option("#block-phase", "prefill")
+    url, numbers = page.url, shown(page)
+
+    other = browser.new_page()
+    other.goto(url)
+    wait_render(other, 1)
+    assert other.input_value("#model") == "mixtral-8x7b"
+    assert other.input_value("#kv-bits") == "8" and other.input_value("#prompt") == "4096"
+    assert other.input_value("#block-phase") == "prefill"
+    assert shown(other) == numbers == api(server, model="mixtral-8x7b", prompt=4096, kv_bits=8)
+    assert "prefill" in plot_title(other, "block")
+    other.close()
+
+
+def test_pasted_config_and_custom_device(server, page, browser):
+    config = (
+        '{"model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 12,'
+        ' "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 32000}'
+    )
+    page.goto(server + "/")
+    wait_render(page, 1)
+    page.click("#config-box summary")
+    page.fill("#config-text", config)
+    page.click("#config-apply")
+    wait_render(page, 2)
+    page.click("#custom-box summary")
+    page.fill("#hw-bw", "1.5")
+    page.check("#hw-custom")
+    wait_render(page, 3)
+    device = {
+        "name": "my-device",
+        "memory_bytes": 80e9,
+        "memory_bandwidth": 1.5e12,
+        "peak_flops": {"fp16": 300e12},
+    }
+    assert shown(page) == api(server, config=json.loads(config), custom_hardware=device)
+    # ...and a link to it reproduces it.
+    other = browser.new_page()
+    other.goto(page.url)
+    wait_render(other, 1)
+    assert shown(other) == shown(page)
+    other.close()
+    # A bad value is a readable message on the page, not a broken page.
+    page.fill("#hw-bw", "-1")
+    page.dispatch_event("#hw-bw", "input")
+    page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+    assert "memory_bandwidth" in page.inner_text("#error")

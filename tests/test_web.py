@@ -1,0 +1,202 @@
+"""The web API: every endpoint, bad input with readable 4xx messages, the caps, and no 5xx ever."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rooflens
+from rooflens.web import create_app
+from rooflens.web.schemas import MAX_BODY_BYTES, MAX_COMPARE, MAX_GEN
+
+
+@pytest.fixture(scope="module")
+def client():
+    return TestClient(create_app())
+
+
+def test_catalog_endpoints(client):
+    models = client.get("/api/models").json()
+    assert {"llama-3-8b", "mixtral-8x7b", "deepseek-v3"} <= {m["name"] for m in models}
+    assert all(m["params"] > 0 and m["source"] for m in models)
+    hardware = client.get("/api/hardware").json()
+    h100 = next(h for h in hardware if h["name"] == "h100-sxm")
+    assert h100["memory_bandwidth"] == pytest.approx(3.35e12) and h100["sources"]
+
+
+def test_analyze_matches_the_python_api(client):
+    body = {"model": "llama-3-8b", "hardware": "a100", "batch": 4, "prompt": 512, "gen": 64, "w_bits": 4}
+    got = client.post("/api/analyze", json=body).json()["report"]
+    want = rooflens.analyze("llama-3-8b", "a100", batch=4, prompt=512, gen=64, w_bits=4).to_dict(
+        timeline=False
+    )
+    assert got == json.loads(json.dumps(want))
+    assert "timeline" not in got["decode"]
+    with_timeline = client.post("/api/analyze", json={**body, "timeline": True}).json()["report"]
+    assert len(with_timeline["decode"]["timeline"]["step_time_s"]) == 63
+
+
+def test_analyze_figures_read_the_report(client):
+    data = client.post("/api/analyze", json={"model": "llama-3-8b", "batch": 2, "figures": True}).json()
+    figs, report = data["figures"], data["report"]
+    assert set(figs) == {"roofline", "breakdown", "memory", "timeline", "block_prefill", "block_decode"}
+    weights = next(t for t in figs["memory"]["data"] if t["name"].startswith("weights"))
+    assert weights["x"][0] == pytest.approx(report["memory"]["weights_bytes"] / 1e9)
+    nodes = next(t for t in figs["block_decode"]["data"] if t.get("customdata"))
+    decode_ops = [o for o in report["ops"] if o["phase"] == "decode"]
+    assert [decode_ops[i]["name"] for i in nodes["customdata"]] == nodes["text"]
+
+
+def test_custom_config_and_hardware(client):
+    config = {
+        "model_type": "llama", "hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
+        "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 32000,
+    }  # fmt: skip
+    device = {
+        "name": "mine",
+        "memory_bytes": "24 GB",
+        "memory_bandwidth": "1 TB/s",
+        "peak_flops": {"fp16": 1e14},
+    }
+    res = client.post("/api/analyze", json={"config": config, "custom_hardware": device, "gen": 16})
+    assert res.status_code == 200, res.text
+    report = res.json()["report"]
+    assert report["hardware"]["memory_bandwidth"] == 1e12 and report["model"]["layers"] == 8
+    assert report == json.loads(json.dumps(rooflens.analyze(config, device, gen=16).to_dict(timeline=False)))
+
+
+def test_csv_export(client):
+    res = client.post("/api/analyze", json={"model": "gpt2", "format": "csv"})
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/csv")
+    assert res.text.splitlines()[0].startswith("name,phase,block,kind")
+
+
+def test_compare(client):
+    body = {"analyses": [{"model": "llama-3-8b"}, {"model": "llama-3-8b", "w_bits": 4}], "figures": True}
+    data = client.post("/api/compare", json=body).json()
+    assert [a["label"] for a in data["comparison"]["analyses"]] == ["w_bits=16", "w_bits=4"]
+    assert data["figure"]["data"][0]["x"] == ["w_bits=16", "w_bits=4"]
+
+
+def test_openapi_documents_every_endpoint(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/analyze", "/api/compare", "/api/models", "/api/hardware"} <= set(paths)
+    assert "AnalyzeRequest" in json.dumps(paths["/api/analyze"])
+
+
+def test_page_and_bundled_plotly(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/plotly.min.js" in page.text and "cdn" not in page.text.lower()
+    js = client.get("/static/plotly.min.js")
+    assert js.status_code == 200 and len(js.content) > 1_000_000
+    assert client.get("/static/app.js").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"model": "llama-3-8x"}, 400, "Did you mean 'llama-3-8b'"),
+        ({"hardware": "h1000"}, 400, "unknown hardware 'h1000'"),
+        ({"batch": 0}, 422, "batch: Input should be greater than or equal to 1"),
+        ({"gen": MAX_GEN + 1}, 422, "gen: Input should be less than or equal to"),
+        ({"w_bits": 5}, 422, "w_bits: Input should be 4, 8, 16 or 32"),
+        ({"settings": {"tp": 3}}, 400, "does not divide"),
+        ({"settings": {"batch": 2}}, 422, "give batch as top-level fields"),
+        ({"settings": {"warp_speed": 9}}, 400, "warp_speed"),
+        ({"bogus": 1}, 422, "bogus: Extra inputs are not permitted"),
+        ({"model": None, "config": None}, 422, "give `model`"),
+        ({"config": {"model_type": "llama"}}, 400, "hidden_size"),
+        ({"config": {"model_type": "mamba"}}, 400, "mamba"),
+        ({"custom_hardware": {"name": "x", "memory_bytes": 1}}, 400, "memory_bandwidth"),
+        ({"quant": "q3_z"}, 400, "q3_z"),
+    ],
+)
+def test_bad_input_is_a_readable_4xx(client, body, status, message):
+    res = client.post("/api/analyze", json=body)
+    assert res.status_code == status, res.text
+    assert message in res.json()["detail"]
+
+
+def test_no_file_is_read_from_client_paths(client, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "gpt2", "n_embd": 64, "n_layer": 1, "n_head": 2}))
+    for body in (
+        {"model": str(config)},
+        {"hardware": str(tmp_path / "hw.yaml")},
+        {"settings": {"draft_model": str(config)}},
+    ):
+        res = client.post("/api/analyze", json=body)
+        assert res.status_code == 400 and "unknown" in res.json()["detail"], res.text
+
+
+def test_caps(client):
+    big = json.dumps({"model": "gpt2", "config": {"pad": "x" * MAX_BODY_BYTES}}).encode()
+    res = client.post("/api/analyze", content=big, headers={"content-type": "application/json"})
+    assert res.status_code == 413 and "KiB" in res.json()["detail"]
+
+    def chunks():  # no Content-Length: counted as it streams
+        for _ in range(MAX_BODY_BYTES // 1000 + 2):
+            yield b" " * 1000
+
+    res = client.post("/api/analyze", content=chunks(), headers={"content-type": "application/json"})
+    assert res.status_code == 413
+    deep = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 5000,
+            "num_attention_heads": 4, "vocab_size": 100}  # fmt: skip
+    res = client.post("/api/analyze", json={"config": deep})
+    assert res.status_code == 400 and "at most 1024 layers" in res.json()["detail"]
+    many = {"analyses": [{"model": "gpt2"}] * (MAX_COMPARE + 1)}
+    assert client.post("/api/compare", json=many).status_code == 422
+    assert client.post("/api/compare", json={"analyses": [{"model": "gpt2"}]}).status_code == 422
+
+
+MODELS = ["gpt2", "llama-3-8b", "mixtral-8x7b", "deepseek-v2-lite", "gemma-2-9b", "qwen3-30b-a3b"]
+HARDWARE = ["h100-sxm", "a100", "rtx-4090", "m2-ultra", "mi300x", "tpu-v5e"]
+
+requests = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(MODELS),
+        "hardware": st.sampled_from(HARDWARE),
+        "batch": st.integers(1, 65_536),
+        "prompt": st.integers(1, 1_048_576),
+        "gen": st.integers(1, 4096),
+        "w_bits": st.sampled_from([4, 8, 16, 32]),
+        "a_bits": st.sampled_from([4, 8, 16, 32]),
+        "kv_bits": st.sampled_from([4, 8, 16, 32]),
+        "flash_attention": st.booleans(),
+        "kv_cache": st.booleans(),
+        "figures": st.booleans(),
+    },
+    optional={
+        "quant": st.sampled_from(["q4_0", "fp8", "awq", "w8a8", "nope"]),
+        "settings": st.fixed_dictionaries(
+            {},
+            optional={
+                "tp": st.integers(1, 16),
+                "pp": st.integers(1, 8),
+                "ep": st.integers(1, 8),
+                "sparsity": st.sampled_from(["2:4", "1:4", "4:2", "x"]),
+                "kv_budget": st.integers(-5, 10_000),
+                "exit_fraction": st.floats(-0.5, 1.5, allow_nan=False),
+                "shared_prefix": st.integers(0, 5000),
+                "draft_model": st.sampled_from(["llama-3.2-1b", "gpt2", "nope"]),
+                "routing_skew": st.floats(0, 5, allow_nan=False),
+                "prompt_keep": st.floats(0, 1, allow_nan=False),
+            },
+        ),
+    },
+)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a NaN or an overflow is a silently wrong number
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=requests)
+def test_random_requests_never_5xx(client, body):
+    res = client.post("/api/analyze", json=body)
+    assert res.status_code in (200, 400, 422), (body, res.status_code, res.text[:500])
+    if res.status_code != 200:
+        detail = res.json()["detail"]
+        assert isinstance(detail, str) and detail
