@@ -22,6 +22,7 @@ SKIP = (
     "my_gpu.yaml",
     "validate_real",
     "bench_",
+    "rooflens serve",  # starts a server that runs until stopped (tests/test_browser.py drives it)
 )
 
 
@@ -43,6 +44,7 @@ def test_the_readme_shows_commands():
 
 
 @pytest.mark.parametrize("command", readme_commands())
-def test_readme_command_runs(command):
+def test_readme_command_runs(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # plots are written to the current folder
     result = CliRunner().invoke(app, shlex.split(command)[1:])
     assert result.exit_code == 0, f"{command}\n{result.output}"
