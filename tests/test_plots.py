@@ -71,6 +71,9 @@ def test_block_graph_rows_and_collectives(report):
     rows = plots.block_rows([(i, o) for i, o in enumerate(report.decode.ops) if o.block == "attention"])
     assert [o.name for _, o in rows[1]] == ["q_proj", "k_proj", "v_proj"]  # one row: same input
     colors = dict(zip(names, nodes.marker.color, strict=True))
+    ds = rooflens.analyze("deepseek-v3", "h200", tp=8, w_bits=8, gen=3)
+    ds_nodes = next(t for t in plots.block_graph(ds).data if t.customdata is not None)
+    assert "experts_gate_up" in ds_nodes.text  # the block of 58 MoE layers, not the 3 dense ones
     assert colors["attn_allreduce"] == plots.BOUND_COLORS["comm"]
 
 

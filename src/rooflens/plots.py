@@ -268,8 +268,11 @@ def block_graph(report: Report, phase: str = "decode", group: str | None = None)
     go = _go()
     result = getattr(report, phase)
     layer_ops = [(i, op) for i, op in enumerate(result.ops) if op.block in ("attention", "mlp")]
-    groups = list(dict.fromkeys(op.group for _, op in layer_ops))
-    chosen = groups[0] if group is None and groups else group
+    # By default the block most layers share (DeepSeek: an MoE layer, not one of its first dense ones).
+    layers: dict[str, float] = {}
+    for _, op in layer_ops:
+        layers[op.group] = max(layers.get(op.group, 0.0), op.count)
+    chosen = max(layers, key=layers.__getitem__) if group is None and layers else group
     rows = block_rows([(i, op) for i, op in layer_ops if op.group == chosen])
     total = result.time_s or 1.0
     xs, ys, text, colors, hover, custom = [], [], [], [], [], []
