@@ -75,9 +75,8 @@ class Speculation:
         return (1 - self.rate ** (self.k + 1)) / (1 - self.rate)
 
 
-def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
-    _check(spec, hw, s)
-    prec = s.precision
+def executions(spec: ModelSpec, s: Settings) -> tuple[Execution, Execution, Execution]:
+    """How the model is laid out and run: (base, prefill, decode) executions for these settings."""
     base = Execution(
         tp=s.tp,
         ep=s.ep,
@@ -91,6 +90,13 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     )
     prefill_ex = replace(base, mla_absorb=s.mla_absorb == "always")
     decode_ex = replace(base, mla_absorb=s.mla_absorb != "never", layer_run=_layer_run(spec, s))
+    return base, prefill_ex, decode_ex
+
+
+def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
+    _check(spec, hw, s)
+    prec = s.precision
+    base, prefill_ex, decode_ex = executions(spec, s)
     spec_dec = (
         Speculation(load_model(s.draft_model), s.draft_tokens, s.acceptance_rate) if s.draft_model else None
     )

@@ -18,6 +18,7 @@ from .hardware import list_hardware, load_hardware
 from .model import list_models
 from .plots import KINDS as PLOT_KINDS
 from .render import FORMATS, print_report, print_rows, report_csv, report_markdown, rows_csv, to_json
+from .render.sweep import print_sweep_summary, write_frame
 from .render.views import hardware_columns, model_columns
 
 app = typer.Typer(
@@ -560,6 +561,82 @@ def validate(
         _emit(rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows]), None)
     if output is not None:
         output.write_text(rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows]))
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    """'1,2,4' or a doubling range '1:1024' (1, 2, 4, ... 1024)."""
+    try:
+        if ":" in text:
+            lo, hi = (int(v) for v in text.split(":"))
+            if lo < 1 or hi < lo:
+                raise ValueError
+            return [lo * 2**i for i in range(64) if lo * 2**i <= hi]
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise RooflensError(
+            f"{flag} takes comma-separated integers (1,2,4) or a doubling range (1:1024), got {text!r}"
+        ) from None
+
+
+@app.command()
+def sweep(
+    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
+    hardware: Annotated[
+        list[str] | None, typer.Option("--hardware", "-H", help="Device (repeat for several).")
+    ] = None,
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Batches: 1,8,64 or 1:1024.")] = "1:256",
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt lengths.")] = "1024",
+    gen: Annotated[str, typer.Option("--gen", "-g", help="Generation lengths.")] = "128",
+    w_bits: Annotated[str, typer.Option("--w-bits", help="Weight bit widths.")] = "16",
+    a_bits: Annotated[str, typer.Option("--a-bits", help="Activation bit widths.")] = "16",
+    kv_bits: Annotated[str, typer.Option("--kv-bits", help="KV-cache bit widths.")] = "16",
+    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel degrees.")] = "1",
+    pp: Annotated[str, typer.Option("--pp", help="Pipeline stages.")] = "1",
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="KEY=VALUE applied to every configuration.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write every row: .csv or .parquet (else a summary).")
+    ] = None,
+    plot_out: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Throughput per device against per-user TPOT, the frontier marked."),
+    ] = None,
+) -> None:
+    """Many configurations at once (vectorised): every combination of the listed values."""
+    from rich.progress import Progress
+
+    from .sweep import sweep as run_sweep
+
+    try:
+        axes = {
+            "batch": _ints(batch, "--batch"), "prompt": _ints(prompt, "--prompt"), "gen": _ints(gen, "--gen"),
+            "w_bits": _ints(w_bits, "--w-bits"), "a_bits": _ints(a_bits, "--a-bits"),
+            "kv_bits": _ints(kv_bits, "--kv-bits"), "tp": _ints(tp, "--tp"), "pp": _ints(pp, "--pp"),
+        }  # fmt: skip
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("sweeping", total=None)
+            result = run_sweep(
+                model,
+                hardware=hardware or ["h100-sxm"],
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                **axes,
+                **_pairs(setting, "--set"),
+            )
+        frame = result.to_frame()
+        if out is not None:
+            write_frame(frame, out)
+        if plot_out is not None:
+            from .plots import frontier, write_figure
+
+            write_figure(frontier(frame), plot_out)
+    except RooflensError as err:
+        _fail(err)
+        return
+    console = _console()
+    print_sweep_summary(frame, result.skipped, console)
+    if out is not None:
+        console.print(f"wrote {len(frame):,} rows to {out}")
 
 
 @app.command()

@@ -72,17 +72,19 @@ def kv_cache_bytes(spec: ModelSpec, prec: Precision, shape: CacheShape, ex: Exec
             per_token = prec.kv_vector_bytes(local.kv_cache_values("mla"), 1)
         else:
             per_token = 2 * prec.kv_vector_bytes(local.kv_dim, local.num_kv_heads)
-        held = float(shape.prompt + shape.gen)
+        # prompt and gen may be arrays (sweeps): every step below is element-wise.
+        held = np.asarray(shape.prompt + shape.gen, dtype=float)
         if group.kept:
             held = shape.prompt * ex.keep_fraction + shape.gen
         if group.attention == "sliding" and spec.sliding_window:
-            held = min(held, spec.sliding_window)
+            held = np.minimum(held, spec.sliding_window)
         if ex.kv_budget is not None:
-            held = min(held, ex.kv_budget)
-        shared = min(shape.shared_prefix, held)
+            held = np.minimum(held, ex.kv_budget)
+        shared = np.minimum(shape.shared_prefix, held)
         tokens = shared + sequences * (held - shared)
-        total += len(group.layers) * tokens * per_token
-    return total / ex.pp
+        total = total + len(group.layers) * tokens * per_token
+    total = total / ex.pp
+    return float(total) if np.ndim(total) == 0 else total
 
 
 def peak_activation_bytes(residual: float, phases: list[list[Op]]) -> float:

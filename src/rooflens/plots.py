@@ -378,6 +378,52 @@ def comparison(cmp: Comparison) -> go.Figure:
     return fig
 
 
+# --- sweeps -----------------------------------------------------------------------------------------
+
+
+def frontier(frame: Any) -> go.Figure:
+    """Sweep rows that fit: throughput per device against per-user TPOT (estimate where there is one),
+    one colour per device, and the frontier (best throughput at each latency or better) as a line."""
+    go = _go()
+    rows = frame[frame["fits"] & (frame["gen"] > 1)]
+    estimated = len(rows) and rows["tpot_estimate_s"].notna().all()
+    x_col, y_col = (
+        ("tpot_estimate_s", "throughput_estimate_per_device")
+        if estimated
+        else ("tpot_s", "throughput_per_device")
+    )
+    fig = go.Figure()
+    for hw, part in rows.groupby("hardware", sort=True):
+        fig.add_trace(
+            go.Scattergl(
+                x=part[x_col],
+                y=part[y_col],
+                mode="markers",
+                name=str(hw),
+                marker={"size": 5, "opacity": 0.6},
+                text=[
+                    f"{r.hardware} x{r.devices}, W{r.w_bits}A{r.a_bits}KV{r.kv_bits}, batch {r.batch}, "
+                    f"prompt {r.prompt}, gen {r.gen}"
+                    for r in part.itertuples()
+                ],
+                hovertemplate="%{text}<br>TPOT %{x:.3s}s<br>%{y:,.0f} tokens/s/device<extra></extra>",
+            )
+        )
+    ordered = rows.sort_values(x_col)
+    edge = ordered[ordered[y_col] >= ordered[y_col].cummax()]
+    fig.add_trace(
+        go.Scatter(x=edge[x_col], y=edge[y_col], mode="lines", name="frontier",
+                   line={"color": "black", "shape": "hv"})
+    )  # fmt: skip
+    label = "estimate" if estimated else "ideal"
+    fig.update_layout(
+        title=f"Throughput per device against per-user latency ({label})",
+        xaxis={"type": "log", "title": f"TPOT, seconds ({label})"},
+        yaxis={"type": "log", "title": "generated tokens/s per device"},
+    )
+    return fig
+
+
 # --- export -----------------------------------------------------------------------------------------
 
 KINDS: dict[str, Callable[[Report], Any]] = {

@@ -95,6 +95,76 @@ def _total(x: float | np.ndarray, steps: int) -> float:
     return float(x.sum()) if isinstance(x, np.ndarray) else float(x) * steps
 
 
+@dataclass(slots=True)
+class _Cost:
+    """One op's time per layer and step: the ideal and its parts, and the estimate's busy/fixed parts."""
+
+    peak: float
+    peak_dtype: str
+    compute: float | np.ndarray
+    memory: float | np.ndarray
+    comm: float | np.ndarray
+    ideal: float | np.ndarray
+    busy: float | np.ndarray = 0.0
+    fixed: float = 0.0
+
+
+def _cost(
+    op: Op,
+    hw: HardwareSpec,
+    peaks: dict[str, tuple[float, str]],
+    profile: EfficiencyProfile | None,
+    host_s: float | None,
+) -> _Cost:
+    if op.kind == "comm":
+        link = hw.interconnect if op.link == "intra" else hw.network
+        t_comm = op.link_bytes / link.bandwidth + op.messages * (link.latency_s or 0.0)
+        # Collectives keep their ideal time in the estimate (link bandwidth and latency, no calibration).
+        return _Cost(0.0, "link", 0.0, 0.0, t_comm, t_comm, t_comm, 0.0)
+    if op.dtype not in peaks:
+        peaks[op.dtype] = hw.peak(op.dtype)
+    peak, used = peaks[op.dtype]
+    if op.sparsity == (2, 4) and hw.sparse_2_4:
+        peak = 2 * peak  # 2:4 sparse tensor cores skip the zeros: FLOPs stay dense-equivalent
+    t_compute = op.flops / peak
+    t_memory = op.bytes / hw.memory_bandwidth
+    t = np.maximum(t_compute, t_memory)
+    cost = _Cost(peak, used, t_compute, t_memory, 0.0, t)
+    if profile is not None:
+        cost.busy = t / profile.efficiency(op.impl, op.kind, op.tokens, op.inner)
+        cost.fixed = 0.0 if host_s is not None else profile.overhead(op.impl)
+    return cost
+
+
+def _combine(
+    device_time: np.ndarray, launch_time: np.ndarray, profile: EfficiencyProfile, host_s: float | None
+) -> np.ndarray:
+    """Estimated step time from device (kernel) time and fixed per-op or per-pass host costs."""
+    launch_time = launch_time + (profile.step_overhead_s if host_s is None else host_s)
+    return np.maximum(device_time, launch_time) if profile.overlap else device_time + launch_time
+
+
+def step_times(
+    ops: list[Op],
+    hw: HardwareSpec,
+    steps: int,
+    profile: EfficiencyProfile | None = None,
+    host_s: float | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(ideal, estimate) time of each step, without the per-op results: evaluate() for sweeps."""
+    ideal = np.zeros(steps)
+    device = np.zeros(steps)
+    launch = np.zeros(steps)
+    peaks: dict[str, tuple[float, str]] = {}
+    for op in ops:
+        c = _cost(op, hw, peaks, profile, host_s)
+        ideal += op.count * c.ideal
+        if profile is not None:
+            device += op.count * c.busy
+            launch += op.count * c.fixed
+    return ideal, None if profile is None else _combine(device, launch, profile, host_s)
+
+
 def evaluate(
     name: str,
     ops: list[Op],
@@ -115,34 +185,23 @@ def evaluate(
     launch_time = np.zeros(steps)  # fixed per-operator costs per step
     results: list[OpResult] = []
     peaks: dict[str, tuple[float, str]] = {}
-    bandwidth = hw.memory_bandwidth
     for op in ops:
-        if op.kind == "comm":
-            peak, used = 0.0, "link"
-            link = hw.interconnect if op.link == "intra" else hw.network
-            t_compute = t_memory = 0.0
-            t_comm = op.link_bytes / link.bandwidth + op.messages * (link.latency_s or 0.0)
-            t = t_comm
-        else:
-            if op.dtype not in peaks:
-                peaks[op.dtype] = hw.peak(op.dtype)
-            peak, used = peaks[op.dtype]
-            if op.sparsity == (2, 4) and hw.sparse_2_4:
-                peak = 2 * peak  # 2:4 sparse tensor cores skip the zeros: FLOPs stay dense-equivalent
-            t_compute = op.flops / peak
-            t_memory = op.bytes / bandwidth
-            t_comm = 0.0
-            t = np.maximum(t_compute, t_memory)
+        c = _cost(op, hw, peaks, profile, host_s)
+        peak, used, t_compute, t_memory, t_comm, t = (
+            c.peak,
+            c.peak_dtype,
+            c.compute,
+            c.memory,
+            c.comm,
+            c.ideal,
+        )
         step_time += op.count * t
         k = op.count
         estimate = None
         if profile is not None:
-            # Collectives keep their ideal time (bandwidth and latency of the link, no calibration).
-            busy = t if op.kind == "comm" else t / profile.efficiency(op.impl, op.kind, op.tokens, op.inner)
-            fixed = 0.0 if host_s is not None or op.kind == "comm" else profile.overhead(op.impl)
-            device_time += k * busy
-            launch_time += k * fixed
-            est = busy if profile.overlap else busy + fixed
+            device_time += k * c.busy
+            launch_time += k * c.fixed
+            est = c.busy if profile.overlap else c.busy + c.fixed
             estimate = k * _total(est, steps)
         results.append(
             OpResult(
@@ -172,9 +231,7 @@ def evaluate(
         )
     phase = PhaseResult(name=name, steps=steps, ops=results, step_time_s=step_time, context=context)
     if profile is not None:
-        launch_time += profile.step_overhead_s if host_s is None else host_s
-        combined = np.maximum(device_time, launch_time) if profile.overlap else device_time + launch_time
-        phase.step_estimate_s = combined
+        phase.step_estimate_s = _combine(device_time, launch_time, profile, host_s)
         phase.estimate_s = float(phase.step_estimate_s.sum())
     # Substituted roofs, for the report's notes. Element-wise ("vector") math normally uses fp32.
     phase.fallbacks = {d: u for d, (_, u) in peaks.items() if u != (d if d != "vector" else "fp32")}

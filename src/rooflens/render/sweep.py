@@ -1,0 +1,55 @@
+"""Sweep output: the summary table and files (CSV, Parquet). Selects and formats; computes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import RooflensError
+from ..units import fmt_bytes, fmt_time
+
+
+def write_frame(frame: Any, out: Path) -> None:
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(out, index=False)
+    elif suffix == ".parquet":
+        try:
+            frame.to_parquet(out, index=False)
+        except ImportError:
+            raise RooflensError("Parquet needs pyarrow: pip install pyarrow (or write .csv)") from None
+    else:
+        raise RooflensError(f"cannot write '{out.name}': use .csv or .parquet")
+
+
+def print_sweep_summary(frame: Any, skipped: list, console: Console, top: int = 10) -> None:
+    fitting = frame[frame["fits"]]
+    console.print(
+        f"{len(frame):,} configurations, {len(fitting):,} fit in memory; {len(skipped)} combinations "
+        "skipped" + (f" (e.g. {skipped[0][1]})" if skipped else ""),
+        highlight=False,
+    )
+    if fitting.empty:
+        return
+    best = fitting.sort_values("throughput_per_device", ascending=False).head(top)
+    table = Table(title=f"Highest throughput per device (ideal), top {len(best)} that fit")
+    for title in ("Hardware", "Devices", "W/A/KV bits", "Batch", "Prompt", "Gen", "TTFT", "TPOT",
+                  "Tokens/s/device", "Memory/device"):  # fmt: skip
+        table.add_column(title, justify="right")
+    for row in best.itertuples():
+        table.add_row(
+            row.hardware,
+            str(row.devices),
+            f"{row.w_bits}/{row.a_bits}/{row.kv_bits}",
+            str(row.batch),
+            str(row.prompt),
+            str(row.gen),
+            fmt_time(row.ttft_s),
+            fmt_time(row.tpot_s) if row.tpot_s == row.tpot_s else "-",
+            f"{row.throughput_per_device:,.0f}",
+            fmt_bytes(row.total_bytes),
+        )
+    console.print(table)

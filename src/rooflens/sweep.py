@@ -1,0 +1,285 @@
+"""Sweeps: many analyses at once, evaluated with NumPy arrays instead of one analysis per configuration.
+
+A configuration is (hardware, tp, pp, ep, w_bits, a_bits, kv_bits, batch, prompt, gen). Everything but
+the last two fixes the operators; prompt and generation length only move them along the context.
+So, for each of the other combinations, the sweep builds the operators once:
+
+- prefill with the prompt as an array (one roofline evaluation gives the TTFT of every prompt length);
+- one decode step for every context from 1 to max(prompt) + max(gen) - 1, whose prefix sums give the
+  decode time of any (prompt, gen) as ``S[prompt + gen - 1] - S[prompt]`` (the steps attend to
+  contexts prompt + 1 ... prompt + gen - 1, exactly as a single analysis does);
+- the KV cache and activation peak as arrays over (prompt, gen).
+
+Results equal ``rooflens.analyze`` configuration by configuration (tests/test_sweep.py) to rounding.
+Settings whose effect depends on the prompt itself (prompt compression, shared prefixes, speculative
+decoding) are refused here: analyse those one by one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .analysis import _check, executions, make_settings
+from .errors import RooflensError
+from .hardware.catalog import HardwareLike, load_hardware
+from .hardware.spec import HardwareSpec, resolve_profile
+from .memory import kv_cache_bytes
+from .model.catalog import ModelLike, load_model
+from .model.spec import ModelSpec
+from .ops.attention import Pass
+from .ops.model import build_ops, weight_memory_bytes
+from .roofline import step_times
+from .settings import preset
+
+STRUCTURAL = ("hardware", "tp", "pp", "ep", "w_bits", "a_bits", "kv_bits", "batch")
+COLUMNS = (
+    "model", "hardware", "devices", "tp", "pp", "ep", "w_bits", "a_bits", "kv_bits", "batch", "prompt", "gen",
+    "ttft_s", "tpot_s", "decode_time_s", "total_time_s", "throughput_tokens_per_s", "throughput_per_device",
+    "ttft_estimate_s", "tpot_estimate_s", "total_estimate_s", "throughput_estimate_tokens_per_s",
+    "throughput_estimate_per_device", "weights_bytes", "kv_cache_bytes", "activations_bytes",
+    "overhead_bytes", "total_bytes", "capacity_bytes", "fits", "max_batch", "tdp_watts",
+)  # fmt: skip
+# Settings a sweep cannot vectorise: their effect depends on the prompt itself.
+PER_PROMPT = {"prompt_keep": 1.0, "shared_prefix": 0, "draft_model": None}
+
+
+@dataclass
+class SweepResult:
+    """Columns of equal length, one row per configuration; ``skipped`` lists impossible combinations."""
+
+    columns: dict[str, np.ndarray]
+    skipped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.columns["ttft_s"])
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.columns, columns=list(COLUMNS))
+
+
+def _values(name: str, given: Any) -> list:
+    values = list(given) if isinstance(given, Iterable) and not isinstance(given, str) else [given]
+    if not values:
+        raise RooflensError(f"sweep axis '{name}' is empty")
+    return values
+
+
+def _positive_ints(name: str, values: Sequence) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iu" or (arr < 1).any():
+        raise RooflensError(f"sweep axis '{name}' takes positive integers, got {list(values)[:5]}")
+    return np.unique(arr.astype(np.int64))
+
+
+def sweep(
+    model: ModelLike,
+    *,
+    hardware: HardwareLike | Sequence[HardwareLike] = "h100-sxm",
+    batch: int | Sequence[int] = 1,
+    prompt: int | Sequence[int] = 1024,
+    gen: int | Sequence[int] = 128,
+    w_bits: int | Sequence[int] = 16,
+    a_bits: int | Sequence[int] = 16,
+    kv_bits: int | Sequence[int] = 16,
+    tp: int | Sequence[int] = 1,
+    pp: int | Sequence[int] = 1,
+    ep: int | Sequence[int] = 1,
+    quant: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **fixed: Any,
+) -> SweepResult:
+    """Every combination of the given axes (each a value or a list), with ``fixed`` settings for all.
+
+    ``progress(done, total)`` is called after each block of configurations.
+    """
+    for key, neutral in PER_PROMPT.items():
+        if fixed.get(key, neutral) != neutral:
+            raise RooflensError(f"a sweep cannot vary per prompt with {key}; use rooflens.analyze for it")
+    spec = load_model(model)
+    hws = [load_hardware(h) for h in _values("hardware", hardware)]
+    prompts = _positive_ints("prompt", _values("prompt", prompt))
+    gens = _positive_ints("gen", _values("gen", gen))
+    batches = _positive_ints("batch", _values("batch", batch))
+    base = {**preset(quant), **fixed} if quant else dict(fixed)
+    combos = list(
+        itertools.product(
+            hws,
+            _values("tp", tp),
+            _values("pp", pp),
+            _values("ep", ep),
+            _values("w_bits", w_bits),
+            _values("a_bits", a_bits),
+            _values("kv_bits", kv_bits),
+        )
+    )
+    per_block = len(prompts) * len(gens)
+    total = len(combos) * len(batches) * per_block
+    blocks: list[dict[str, np.ndarray]] = []
+    skipped: list[tuple[dict[str, Any], str]] = []
+    done = 0
+    for hw, t, p, e, w, a, kv in combos:
+        weights = None  # the same for every batch of this combination
+        for b in batches:
+            point = {"hardware": hw.name, "tp": t, "pp": p, "ep": e, "w_bits": w, "a_bits": a, "kv_bits": kv}
+            point["batch"] = int(b)
+            try:
+                settings = make_settings(
+                    **{**base, "tp": t, "pp": p, "ep": e, "w_bits": w, "a_bits": a, "kv_bits": kv},
+                    batch=int(b),
+                    prompt=int(prompts.max()),
+                    gen=int(gens.max()),
+                )
+                _check(spec, hw, settings)
+                if weights is None:
+                    weights = _weights(spec, settings)
+                blocks.append(_block(spec, hw, settings, prompts, gens, weights))
+            except RooflensError as err:
+                skipped.append((point, str(err)))
+            done += per_block
+            if progress is not None:
+                progress(done, total)
+    if not blocks:
+        reasons = "; ".join(sorted({r for _, r in skipped}))[:500]
+        raise RooflensError(f"no configuration of this sweep can be analysed: {reasons}")
+    columns = {k: np.concatenate([blk[k] for blk in blocks]) for k in COLUMNS}
+    return SweepResult(columns, skipped)
+
+
+def _block(
+    spec: ModelSpec, hw: HardwareSpec, s, prompts: np.ndarray, gens: np.ndarray, weights: float
+) -> dict[str, np.ndarray]:
+    """All (prompt, gen) pairs of one structural configuration and batch."""
+    prec = s.precision
+    base, prefill_ex, decode_ex = executions(spec, s)
+    profile = resolve_profile(hw, s.engine) if s.estimate else None
+    host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
+    flags = dict(kv_cache=s.kv_cache, flash_attention=s.flash_attention)
+
+    # Prefill: one "step" per prompt length.
+    p_ctx = prompts.astype(float)
+    prefill_ops = build_ops(spec, prec, Pass(s.batch, p_ctx, p_ctx, **flags), prefill_ex)
+    pre_ideal, pre_est = step_times(prefill_ops, hw, len(p_ctx), profile, host)
+
+    # Decode: one step per context 1..N; prefix sums give any (prompt, gen) window.
+    n = int(prompts.max() + gens.max() - 1)
+    ctx = np.arange(1, n + 1, dtype=float)
+    q = 1.0 if s.kv_cache else ctx
+    decode_ops = build_ops(spec, prec, Pass(s.batch, q, ctx, **flags), decode_ex)
+    dec_ideal, dec_est = step_times(decode_ops, hw, n, profile, host)
+    ideal_sum = np.concatenate([[0.0], np.cumsum(dec_ideal)])
+    est_sum = None if dec_est is None else np.concatenate([[0.0], np.cumsum(dec_est)])
+
+    pi, gi = np.meshgrid(np.arange(len(prompts)), np.arange(len(gens)), indexing="ij")
+    pi, gi = pi.ravel(), gi.ravel()
+    P, G = prompts[pi], gens[gi]
+    last = P + G - 1  # context of the last decode step
+    ttft = pre_ideal[pi]
+    dec = ideal_sum[last] - ideal_sum[P]
+    steps = G - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpot = np.where(steps > 0, dec / steps, np.nan)
+    total_time = ttft + dec
+    out: dict[str, np.ndarray] = {
+        "ttft_s": ttft,
+        "tpot_s": tpot,
+        "decode_time_s": dec,
+        "total_time_s": total_time,
+        "throughput_tokens_per_s": s.batch * G / total_time,
+        "throughput_per_device": s.batch * G / total_time / (s.tp * s.pp * s.ep),
+    }
+    if est_sum is not None and pre_est is not None:
+        ttft_est = pre_est[pi]
+        dec_est = est_sum[last] - est_sum[P]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["tpot_estimate_s"] = np.where(steps > 0, dec_est / steps, np.nan)
+        out["ttft_estimate_s"] = ttft_est
+        out["total_estimate_s"] = ttft_est + dec_est
+        out["throughput_estimate_tokens_per_s"] = s.batch * G / (ttft_est + dec_est)
+        out["throughput_estimate_per_device"] = out["throughput_estimate_tokens_per_s"] / (s.tp * s.pp * s.ep)
+    else:
+        for k in COLUMNS:
+            if "estimate" in k:
+                out[k] = np.full(len(P), np.nan)
+    out.update(_memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last))
+    size = len(P)
+    out.update(
+        {
+            "model": np.full(size, spec.name, dtype=object),
+            "hardware": np.full(size, hw.name, dtype=object),
+            "devices": np.full(size, s.tp * s.pp * s.ep),
+            "tp": np.full(size, s.tp),
+            "pp": np.full(size, s.pp),
+            "ep": np.full(size, s.ep),
+            "w_bits": np.full(size, s.w_bits),
+            "a_bits": np.full(size, s.a_bits),
+            "kv_bits": np.full(size, s.kv_bits),
+            "batch": np.full(size, s.batch),
+            "prompt": P,
+            "gen": G,
+            "tdp_watts": np.full(size, hw.tdp_watts if hw.tdp_watts else np.nan),
+        }
+    )
+    return out
+
+
+def _weights(spec: ModelSpec, s) -> float:
+    """Resident weights per device (from one pass of one token, as the single analysis counts them)."""
+    base = executions(spec, s)[0]
+    return weight_memory_bytes(spec, s.precision, build_ops(spec, s.precision, Pass(1, 1.0, 1.0), base), base)
+
+
+def _memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last) -> dict[str, np.ndarray]:
+    """Per-device memory of every (prompt, gen), as the single analysis computes it."""
+    from .memory import CacheShape
+
+    prec = s.precision
+    kv = kv_cache_bytes(spec, prec, CacheShape(s.batch, P, G), base) if s.kv_cache else np.zeros(len(P))
+    kv = np.broadcast_to(np.asarray(kv, dtype=float), P.shape)
+    sequences = math.ceil(s.batch / s.ep)
+    residual = sequences * (P if s.kv_cache else P + G - 1) * spec.hidden_size * prec.a_bytes
+    # The largest single-op working set: prefill at this prompt, decode over this generation.
+    pre_act = np.zeros(int(pi.max()) + 1)  # per prompt length
+    for op in prefill_ops:
+        pre_act = np.maximum(pre_act, np.broadcast_to(np.asarray(op.act_bytes, dtype=float), pre_act.shape))
+    dec_act = np.zeros(int(last.max()) + 1)  # per context (index 0 unused)
+    for op in decode_ops:
+        step = np.broadcast_to(np.asarray(op.act_bytes, dtype=float), dec_act[1:].shape)
+        dec_act[1:] = np.maximum(dec_act[1:], step)
+    act_peak = np.maximum(pre_act[pi], np.where(G > 1, _range_max(dec_act, P + 1, last), 0.0))
+    act = residual + act_peak
+    # As the single analysis: the user's figure, else the catalog's measured one, else none.
+    overhead = s.overhead_bytes if s.overhead_bytes is not None else (hw.runtime_overhead_bytes or 0.0)
+    total = weights + kv + act + overhead
+    per_sequence = (kv + act) / sequences
+    room = hw.memory_bytes - weights - overhead
+    with np.errstate(divide="ignore", invalid="ignore"):
+        max_batch = np.where(per_sequence > 0, np.maximum(0, np.floor(room / per_sequence)) * s.ep, 0)
+    size = len(P)
+    return {
+        "weights_bytes": np.full(size, weights),
+        "kv_cache_bytes": np.asarray(kv, dtype=float),
+        "activations_bytes": act,
+        "overhead_bytes": np.full(size, float(overhead)),
+        "total_bytes": total,
+        "capacity_bytes": np.full(size, hw.memory_bytes),
+        "fits": total <= hw.memory_bytes,
+        "max_batch": max_batch.astype(np.int64),
+    }
+
+
+def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(values[lo..hi]) for each pair (inclusive); hi < lo gives the value at hi (unused by callers)."""
+    if np.all(np.diff(values[1:]) >= 0):  # the usual case: working sets grow with the context
+        return values[hi]
+    out = np.empty(len(lo))
+    for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
+        out[i] = values[a : b + 1].max() if b >= a else values[b]
+    return out
