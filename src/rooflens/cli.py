@@ -639,6 +639,73 @@ def sweep(
         console.print(f"wrote {len(frame):,} rows to {out}")
 
 
+def _seconds(text: str, flag: str) -> float:
+    from .units import parse_quantity
+
+    try:
+        return parse_quantity(text, "seconds")
+    except ValueError as err:
+        raise RooflensError(f"{flag}: {err}") from None
+
+
+@app.command()
+def plan(
+    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
+    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Prompt tokens per request.")] = 1024,
+    gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per request.")] = 256,
+    ttft: Annotated[str, typer.Option("--ttft", help="TTFT target, e.g. 0.5s or 500ms.")] = "1s",
+    tpot: Annotated[str, typer.Option("--tpot", help="TPOT target, e.g. 50ms.")] = "50ms",
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="Requests per second to serve (sizes replicas).")
+    ] = None,
+    hardware: Annotated[
+        list[str] | None, typer.Option("--hardware", "-H", help="Only these devices (repeat).")
+    ] = None,
+    price: Annotated[
+        list[str] | None, typer.Option("--price", help="DEVICE=USD per device-hour, e.g. H100=2.5 (repeat).")
+    ] = None,
+    quant: Annotated[str, typer.Option("--quant", help="Quantizations to try.")] = "w16a16,w8a8,w4a16",
+    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel degrees to try.")] = "1,2,4,8",
+    ideal: Annotated[
+        bool, typer.Option("--ideal", help="Rank on the ideal roofline, not the estimate.")
+    ] = False,
+    every_batch: Annotated[
+        bool, typer.Option("--every-batch", help="List every passing batch, not the cheapest per set-up.")
+    ] = False,
+    top: Annotated[int, typer.Option("--top", help="Rows in the table.")] = 10,
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+) -> None:
+    """The cheapest hardware, device count, quantization and batch that meet latency targets."""
+    from .hardware.prices import parse_price_overrides
+    from .plan import plan as make_plan
+    from .render.sweep import print_plan
+
+    try:
+        result = make_plan(
+            model,
+            prompt=prompt,
+            gen=gen,
+            ttft=_seconds(ttft, "--ttft"),
+            tpot=_seconds(tpot, "--tpot"),
+            rate=rate,
+            hardware=hardware,
+            prices=parse_price_overrides(price),
+            quants=[q.strip() for q in quant.split(",")],
+            tp=_ints(tp, "--tp"),
+            use_estimate=not ideal,
+            every_batch=every_batch,
+        )
+    except RooflensError as err:
+        _fail(err)
+        return
+    if fmt.value == "json":
+        _emit(to_json(result.to_dict()), None)
+    elif fmt.value == "csv":
+        _emit(result.entries.to_csv(index=False), None)
+    else:
+        print_plan(result, _console(), top)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",

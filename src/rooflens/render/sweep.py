@@ -53,3 +53,36 @@ def print_sweep_summary(frame: Any, skipped: list, console: Console, top: int = 
             fmt_bytes(row.total_bytes),
         )
     console.print(table)
+
+
+def print_plan(plan: Any, console: Console, top: int = 10) -> None:
+    entries = plan.entries.head(top)
+    if len(entries):
+        table = Table(title=f"Cheapest set-ups that fit and meet the targets ({len(plan.entries)} in all)")
+        for title in ("#", "Hardware", "Devices", "Quant", "Batch", "TTFT", "TPOT", "$/1M tokens", "J/token",
+                      "Tokens/s/device", "Memory/device", "Replicas"):  # fmt: skip
+            table.add_column(title, justify="right")
+        for i, row in enumerate(entries.itertuples(), 1):
+            table.add_row(
+                str(i),
+                row.hardware,
+                str(row.devices),
+                row.quant,
+                str(row.batch),
+                fmt_time(row.ttft_s),
+                fmt_time(row.tpot_s),
+                f"{row.usd_per_million_tokens:.3g}",
+                f"{row.joules_per_token:.3g}" if row.joules_per_token == row.joules_per_token else "-",
+                f"{row.tokens_per_s_per_device:,.0f}",
+                fmt_bytes(row.memory_per_device_bytes),
+                "-" if row.replicas != row.replicas else f"{row.replicas:.0f}",
+            )
+        console.print(table)
+    for line in plan.explanation:
+        console.print(line, highlight=False)
+    if plan.excluded:
+        console.print(
+            f"Left out, no price (add --price NAME=USD_PER_HOUR): {', '.join(plan.excluded)}",
+            style="dim",
+            highlight=False,
+        )
