@@ -26,5 +26,20 @@ __all__ = [
     "load_hardware",
     "load_model",
     "make_settings",
+    "plan",
     "run",
+    "sweep",
 ]
+
+
+def __getattr__(name: str):
+    # sweep and plan bring pandas in: imported on first use, so `rooflens analyze` starts fast.
+    if name == "sweep":
+        from .sweep import sweep
+
+        return sweep
+    if name == "plan":
+        from .plan import plan
+
+        return plan
+    raise AttributeError(f"module 'rooflens' has no attribute {name!r}")
