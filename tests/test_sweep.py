@@ -109,5 +109,18 @@ def test_cli_sweep_writes_every_row(tmp_path):
 
 def test_progress_reports_every_configuration():
     seen = []
-    sweep("gpt2", batch=[1, 2, 4], prompt=[8, 16], gen=[4], progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1] == (6, 6) and len(seen) == 3
+    sweep("gpt2", hardware=["h100", "a100"], batch=[1, 2, 4], prompt=[8, 16], gen=[4],
+          progress=lambda d, t: seen.append((d, t)))  # fmt: skip
+    assert seen == [(6, 12), (12, 12)]
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_dask_backend_gives_the_local_results(scheduler):
+    grid = dict(hardware=["h100", "l40s"], tp=[1, 2, 3], w_bits=[16, 4], batch=[1, 32], prompt=[64, 2048],
+                gen=[1, 129])  # fmt: skip
+    local = sweep("llama-3-8b", **grid)
+    remote = sweep("llama-3-8b", backend="dask", scheduler=scheduler, **grid)
+    pd.testing.assert_frame_equal(local.to_frame(), remote.to_frame())
+    assert local.skipped == remote.skipped and len(local.skipped) == 2 * 2 * 2  # tp 3 does not divide
+    with pytest.raises(RooflensError, match="unknown sweep backend 'ray'"):
+        sweep("gpt2", backend="ray")

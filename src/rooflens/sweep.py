@@ -94,12 +94,20 @@ def sweep(
     ep: int | Sequence[int] = 1,
     quant: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    backend: str = "local",
+    scheduler: Any = None,
     **fixed: Any,
 ) -> SweepResult:
     """Every combination of the given axes (each a value or a list), with ``fixed`` settings for all.
 
-    ``progress(done, total)`` is called after each block of configurations.
+    ``progress(done, total)`` is called after each block of configurations (local backend).
+    ``backend="dask"`` spreads the (device, parallelism, precision) combinations over Dask tasks
+    (``pip install 'rooflens[distributed]'``); ``scheduler`` is handed to ``dask.compute`` ("threads",
+    "processes", "synchronous", or a ``dask.distributed.Client`` for a cluster). Rows come back in the
+    same order as the local path, with the same values.
     """
+    if backend not in ("local", "dask"):
+        raise RooflensError(f"unknown sweep backend '{backend}'; use 'local' or 'dask'")
     for key, neutral in PER_PROMPT.items():
         if fixed.get(key, neutral) != neutral:
             raise RooflensError(f"a sweep cannot vary per prompt with {key}; use rooflens.analyze for it")
@@ -120,37 +128,57 @@ def sweep(
             _values("kv_bits", kv_bits),
         )
     )
-    per_block = len(prompts) * len(gens)
-    total = len(combos) * len(batches) * per_block
+    per_combo = len(batches) * len(prompts) * len(gens)
+    total = len(combos) * per_combo
     blocks: list[dict[str, np.ndarray]] = []
     skipped: list[tuple[dict[str, Any], str]] = []
-    done = 0
-    for hw, t, p, e, w, a, kv in combos:
-        weights = None  # the same for every batch of this combination
-        for b in batches:
-            point = {"hardware": hw.name, "tp": t, "pp": p, "ep": e, "w_bits": w, "a_bits": a, "kv_bits": kv}
-            point["batch"] = int(b)
-            try:
-                settings = make_settings(
-                    **{**base, "tp": t, "pp": p, "ep": e, "w_bits": w, "a_bits": a, "kv_bits": kv},
-                    batch=int(b),
-                    prompt=int(prompts.max()),
-                    gen=int(gens.max()),
-                )
-                _check(spec, hw, settings)
-                if weights is None:
-                    weights = _weights(spec, settings)
-                blocks.append(_block(spec, hw, settings, prompts, gens, weights))
-            except RooflensError as err:
-                skipped.append((point, str(err)))
-            done += per_block
+    if backend == "dask":
+        try:
+            import dask
+        except ImportError:
+            raise RooflensError("backend='dask' needs Dask: pip install 'rooflens[distributed]'") from None
+        tasks = [dask.delayed(_combo)(spec, combo, batches, prompts, gens, base) for combo in combos]
+        parts = dask.compute(*tasks, scheduler=scheduler)
+    else:
+        parts = []
+        for i, combo in enumerate(combos, 1):
+            parts.append(_combo(spec, combo, batches, prompts, gens, base))
             if progress is not None:
-                progress(done, total)
+                progress(i * per_combo, total)
+    for combo_blocks, combo_skipped in parts:
+        blocks += combo_blocks
+        skipped += combo_skipped
     if not blocks:
         reasons = "; ".join(sorted({r for _, r in skipped}))[:500]
         raise RooflensError(f"no configuration of this sweep can be analysed: {reasons}")
     columns = {k: np.concatenate([blk[k] for blk in blocks]) for k in COLUMNS}
     return SweepResult(columns, skipped)
+
+
+def _combo(
+    spec: ModelSpec, combo: tuple, batches: np.ndarray, prompts: np.ndarray, gens: np.ndarray, base: dict
+) -> tuple[list[dict[str, np.ndarray]], list[tuple[dict[str, Any], str]]]:
+    """Every batch, prompt and generation length of one (device, parallelism, precision) combination."""
+    hw, t, p, e, w, a, kv = combo
+    blocks, skipped = [], []
+    weights = None  # the same for every batch of this combination
+    for b in batches:
+        point = {"hardware": hw.name, "tp": t, "pp": p, "ep": e, "w_bits": w, "a_bits": a, "kv_bits": kv}
+        point["batch"] = int(b)
+        try:
+            settings = make_settings(
+                **{**base, "tp": t, "pp": p, "ep": e, "w_bits": w, "a_bits": a, "kv_bits": kv},
+                batch=int(b),
+                prompt=int(prompts.max()),
+                gen=int(gens.max()),
+            )
+            _check(spec, hw, settings)
+            if weights is None:
+                weights = _weights(spec, settings)
+            blocks.append(_block(spec, hw, settings, prompts, gens, weights))
+        except RooflensError as err:
+            skipped.append((point, str(err)))
+    return blocks, skipped
 
 
 def _block(
