@@ -103,6 +103,10 @@ def test_cli_sweep_writes_every_row(tmp_path):
     assert "frontier" in plot.read_text()[-200_000:]
     bad = CliRunner().invoke(app, ["sweep", "gpt2", "-b", "1:x"])
     assert bad.exit_code == 2 and "doubling range (1:1024)" in bad.output
+    bad = CliRunner().invoke(app, ["sweep", "gpt2", "--set", "batch=4"])
+    assert bad.exit_code == 2 and "use the sweep's own options" in bad.output
+    fixed = CliRunner().invoke(app, ["sweep", "gpt2", "-b", "2", "--set", "flash_attention=false"])
+    assert fixed.exit_code == 0, fixed.output
     bad = CliRunner().invoke(app, ["sweep", "gpt2", "--out", str(tmp_path / "s.xlsx")])
     assert bad.exit_code == 2 and "use .csv or .parquet" in bad.output
 

@@ -614,6 +614,10 @@ def sweep(
             "w_bits": _ints(w_bits, "--w-bits"), "a_bits": _ints(a_bits, "--a-bits"),
             "kv_bits": _ints(kv_bits, "--kv-bits"), "tp": _ints(tp, "--tp"), "pp": _ints(pp, "--pp"),
         }  # fmt: skip
+        fixed = _pairs(setting, "--set")
+        clash = sorted(set(fixed) & {*axes, "hardware"})
+        if clash:
+            raise RooflensError(f"--set {', '.join(clash)}: use the sweep's own options for these axes")
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("sweeping", total=None)
             result = run_sweep(
@@ -621,7 +625,7 @@ def sweep(
                 hardware=hardware or ["h100-sxm"],
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 **axes,
-                **_pairs(setting, "--set"),
+                **fixed,
             )
         frame = result.to_frame()
         if out is not None:

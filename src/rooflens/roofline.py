@@ -187,14 +187,7 @@ def evaluate(
     peaks: dict[str, tuple[float, str]] = {}
     for op in ops:
         c = _cost(op, hw, peaks, profile, host_s)
-        peak, used, t_compute, t_memory, t_comm, t = (
-            c.peak,
-            c.peak_dtype,
-            c.compute,
-            c.memory,
-            c.comm,
-            c.ideal,
-        )
+        t = c.ideal
         step_time += op.count * t
         k = op.count
         estimate = None
@@ -209,8 +202,8 @@ def evaluate(
                 block=op.block,
                 kind=op.kind,
                 dtype=op.dtype,
-                peak_dtype=used,
-                peak_flops=peak,
+                peak_dtype=c.peak_dtype,
+                peak_flops=c.peak,
                 count=k,
                 steps=steps,
                 flops=k * _total(op.flops, steps),
@@ -219,12 +212,12 @@ def evaluate(
                 act_out_bytes=k * _total(op.act_out_bytes, steps),
                 kv_read_bytes=k * _total(op.kv_read_bytes, steps),
                 kv_write_bytes=k * _total(op.kv_write_bytes, steps),
-                compute_time_s=k * _total(t_compute, steps),
-                memory_time_s=k * _total(t_memory, steps),
+                compute_time_s=k * _total(c.compute, steps),
+                memory_time_s=k * _total(c.memory, steps),
                 time_s=k * _total(t, steps),
                 estimate_s=estimate,
                 link_bytes=k * _total(op.link_bytes, steps),
-                comm_time_s=k * _total(t_comm, steps),
+                comm_time_s=k * _total(c.comm, steps),
                 group=op.group,
                 layers=op.layers,
             )

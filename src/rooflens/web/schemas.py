@@ -67,9 +67,11 @@ class AnalyzeRequest(BaseModel):
 
     @model_validator(mode="after")
     def _no_doubles(self) -> AnalyzeRequest:
-        doubled = sorted(set(self.settings) & set(OWN_FIELDS))
+        doubled = sorted(set(self.settings) & {*OWN_FIELDS, "quant"})
         if doubled:
             raise ValueError(f"give {', '.join(doubled)} as top-level fields, not inside `settings`")
+        if "hub" in self.settings:
+            raise ValueError("settings.hub: the server never fetches configs; send the config as `config`")
         if self.model is None and self.config is None:
             raise ValueError("give `model` (a catalog name) or `config` (a config.json as data)")
         if self.hardware is None and self.custom_hardware is None:
