@@ -711,6 +711,84 @@ def plan(
 
 
 @app.command()
+def simulate(
+    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="Device of every instance.")] = "h100-sxm",
+    rate: Annotated[
+        float, typer.Option("--rate", "-r", help="Requests per second (Poisson arrivals).")
+    ] = 4.0,
+    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Mean prompt tokens.")] = 1024,
+    gen: Annotated[int, typer.Option("--gen", "-g", help="Mean generated tokens.")] = 256,
+    spread: Annotated[
+        float, typer.Option("--spread", help="Lengths uniform within +-this share of the mean (0: fixed).")
+    ] = 0.0,
+    requests: Annotated[int, typer.Option("--requests", "-n", help="Requests to simulate.")] = 500,
+    constant: Annotated[
+        bool, typer.Option("--constant", help="Evenly spaced arrivals, not Poisson.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    tp: Annotated[int, typer.Option("--tp", help="Devices per instance (tensor parallel).")] = 1,
+    replicas: Annotated[int, typer.Option("--replicas", help="Instances sharing the traffic.")] = 1,
+    disaggregate: Annotated[
+        str | None, typer.Option("--disaggregate", help="P:D prefill and decode instances, e.g. 1:2.")
+    ] = None,
+    w_bits: Annotated[int, typer.Option("--w-bits")] = 16,
+    a_bits: Annotated[int, typer.Option("--a-bits")] = 16,
+    kv_bits: Annotated[int, typer.Option("--kv-bits")] = 16,
+    gpu_memory_utilization: Annotated[
+        float, typer.Option("--gpu-memory-utilization", help="Share of device memory the engine may use.")
+    ] = 0.9,
+    max_num_seqs: Annotated[int, typer.Option("--max-num-seqs", help="Most sequences per step.")] = 256,
+    max_batched_tokens: Annotated[
+        int, typer.Option("--max-batched-tokens", help="Token budget per step.")
+    ] = 8192,
+    chunked_prefill: Annotated[
+        bool,
+        typer.Option("--chunked-prefill/--no-chunked-prefill", help="Mix prompt chunks into decode steps."),
+    ] = True,
+    prefix_hit: Annotated[
+        float, typer.Option("--prefix-hit", help="Share of each prompt found in the prefix cache.")
+    ] = 0.0,
+    ideal: Annotated[bool, typer.Option("--ideal", help="Step costs from the ideal roofline.")] = False,
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """A continuous-batching server under load: batch, KV concurrency, queueing, latency percentiles."""
+    from .render.sweep import print_serving
+    from .serving import Engine
+    from .serving import simulate as run_simulation
+
+    try:
+        split = None
+        if disaggregate is not None:
+            parts = disaggregate.split(":")
+            if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+                raise RooflensError(
+                    f"--disaggregate takes P:D instance counts such as 1:2, got {disaggregate!r}"
+                )
+            split = (int(parts[0]), int(parts[1]))
+        engine = Engine(
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_batched_tokens,
+            chunked_prefill=chunked_prefill,
+            prefix_cache_hit_rate=prefix_hit,
+        )
+        result = run_simulation(
+            model, hardware, rate=rate, prompt=prompt, gen=gen, length_spread=spread, requests=requests,
+            arrival="constant" if constant else "poisson", seed=seed, replicas=replicas,
+            disaggregate=split, engine=engine, basis="ideal" if ideal else "estimate",
+            tp=tp, w_bits=w_bits, a_bits=a_bits, kv_bits=kv_bits,
+        )  # fmt: skip
+    except RooflensError as err:
+        _fail(err)
+        return
+    if fmt.value == "json":
+        _emit(to_json(result.to_dict()), None)
+    else:
+        print_serving(result.summary, _console())
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.", min=1, max=65535)] = 8000,
