@@ -81,6 +81,20 @@ def test_price_overrides_change_the_ranking():
     )
 
 
+def test_cost_latency_plot_shows_every_candidate_that_fits(tmp_path):
+    from rooflens import plots
+
+    result = plan("llama-3-8b", prompt=1024, gen=256, ttft=1.0, tpot=0.02, **SMALL)
+    fig = plots.cost_latency(result.candidates, 0.02)
+    solid = [t for t in fig.data if "misses" not in t.name]
+    assert sum(len(t.x) for t in fig.data) == len(result.candidates)
+    assert sum(len(t.x) for t in solid) == int(result.candidates["meets"].sum())
+    assert all(x <= 0.02 for t in solid for x in t.x)
+    out = tmp_path / "cost.html"
+    args = ["plan", "llama-3-8b", "-H", "h100", "-H", "l4", "--tpot", "20ms", "--plot", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0 and out.stat().st_size > 1_000_000
+
+
 def test_devices_without_price_are_left_out_and_said():
     result = plan("gpt2", prompt=128, gen=16, ttft=1, tpot=1, hardware=["h100", "mi300x"], tp=(1,))
     assert set(result.entries["hardware"]) == {"h100-sxm"} and result.excluded == ["mi300x"]
@@ -131,5 +145,7 @@ def test_cli_plan_json_contract():
     assert data["explanation"][0].startswith("Winner:")
     table = CliRunner().invoke(app, args[:-2])
     assert table.exit_code == 0 and "Cheapest set-ups" in table.output and "Winner:" in table.output
+    plot = CliRunner().invoke(app, [*args[:-2], "--plot", "/dev/null/x.txt"])
+    assert plot.exit_code == 2 and "use .html" in plot.output
     bad = CliRunner().invoke(app, ["plan", "gpt2", "--tpot", "fast"])
     assert bad.exit_code == 2 and "--tpot" in bad.output

@@ -678,6 +678,10 @@ def plan(
     ] = False,
     top: Annotated[int, typer.Option("--top", help="Rows in the table.")] = 10,
     fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    plot_out: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Cost against TPOT of every candidate that fits (.html/.png)."),
+    ] = None,
 ) -> None:
     """The cheapest hardware, device count, quantization and batch that meet latency targets."""
     from .hardware.prices import parse_price_overrides
@@ -699,6 +703,10 @@ def plan(
             use_estimate=not ideal,
             every_batch=every_batch,
         )
+        if plot_out is not None:
+            from .plots import cost_latency, write_figure
+
+            write_figure(cost_latency(result.candidates, _seconds(tpot, "--tpot")), plot_out)
     except RooflensError as err:
         _fail(err)
         return

@@ -52,6 +52,7 @@ class Plan:
     explanation: list[str]
     excluded: list[str] = field(default_factory=list)
     considered: int = 0
+    candidates: pd.DataFrame | None = None  # every scored configuration that fits, passing or not
 
     def to_dict(self) -> dict[str, Any]:
         rows = self.entries.replace({np.nan: None}).to_dict(orient="records")
@@ -125,7 +126,12 @@ def plan(
         if len(passing)
         else [_why_none(entries, ttft, tpot)]
     )
-    return Plan(passing[list(ENTRY_FIELDS)].reset_index(drop=True), explanation, excluded, considered)
+    candidates = entries[entries["fits"]].assign(
+        meets=lambda f: (f["ttft_s"] <= ttft) & (f["tpot_s"] <= tpot)
+    )
+    return Plan(
+        passing[list(ENTRY_FIELDS)].reset_index(drop=True), explanation, excluded, considered, candidates
+    )
 
 
 def _score(

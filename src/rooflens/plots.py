@@ -424,6 +424,39 @@ def frontier(frame: Any) -> go.Figure:
     return fig
 
 
+def cost_latency(candidates: Any, tpot_target: float | None = None) -> go.Figure:
+    """Plan candidates that fit: dollars per million tokens against TPOT, one colour per device; those
+    meeting every target drawn solid, the rest faint; the TPOT target as a dashed line."""
+    go = _go()
+    fig = go.Figure()
+    for hw, part in candidates.groupby("hardware", sort=True):
+        for meets, opacity in ((True, 0.9), (False, 0.15)):
+            rows = part[part["meets"] == meets]
+            if rows.empty:
+                continue
+            fig.add_trace(
+                go.Scattergl(
+                    x=rows["tpot_s"],
+                    y=rows["usd_per_million_tokens"],
+                    mode="markers",
+                    name=f"{hw}" + ("" if meets else " (misses a target)"),
+                    marker={"size": 6, "opacity": opacity},
+                    text=[
+                        f"{r.hardware} x{r.devices}, {r.quant}, batch {r.batch}" for r in rows.itertuples()
+                    ],
+                    hovertemplate="%{text}<br>TPOT %{x:.3s}s<br>$%{y:.3g} per 1M tokens<extra></extra>",
+                )
+            )
+    if tpot_target is not None:
+        fig.add_vline(x=tpot_target, line={"dash": "dash", "color": "black"})
+    fig.update_layout(
+        title="Cost against per-user latency (dashed: TPOT target)",
+        xaxis={"type": "log", "title": "TPOT, seconds"},
+        yaxis={"type": "log", "title": "US dollars per million generated tokens"},
+    )
+    return fig
+
+
 # --- export -----------------------------------------------------------------------------------------
 
 KINDS: dict[str, Callable[[Report], Any]] = {
