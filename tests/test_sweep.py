@@ -103,6 +103,9 @@ def test_cli_sweep_writes_every_row(tmp_path):
     assert "frontier" in plot.read_text()[-200_000:]
     bad = CliRunner().invoke(app, ["sweep", "gpt2", "-b", "1:x"])
     assert bad.exit_code == 2 and "doubling range (1:1024)" in bad.output
+    parquet = tmp_path / "s.parquet"
+    assert CliRunner().invoke(app, [*args[:-4], "--out", str(parquet)]).exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(parquet), frame, check_dtype=False)
     bad = CliRunner().invoke(app, ["sweep", "gpt2", "--set", "batch=4"])
     assert bad.exit_code == 2 and "use the sweep's own options" in bad.output
     fixed = CliRunner().invoke(app, ["sweep", "gpt2", "-b", "2", "--set", "flash_attention=false"])
