@@ -15,7 +15,9 @@ attended context are evaluated for the step's token count (and the rows that nee
 context-dependent ones (attention, MLA's decompression) per sequence: decode sequences from a table
 over contexts, prompt chunks for their (tokens, context). A lone request therefore costs exactly what
 the single analysis says (a test). With ``basis="estimate"`` the calibrated estimate is used; the
-per-pass host cost is counted once per step.
+per-pass host cost is counted once per step. A step mixing prompt chunks and decodes prices its
+context-independent operators on the prefill path (the same operators, except MLA's absorbed decode
+projections).
 
 Metrics (seconds):
 - ``ttft``: arrival to first token (queueing included); ``ttft_scheduled``: admission to first token;
