@@ -24,13 +24,13 @@ from pydantic import ValidationError
 from .errors import RooflensError, explain_validation
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
-from .memory import CacheShape, footprint, kv_cache_bytes
+from .memory import CacheShape, footprint, kv_cache_bytes, resident_weight_bytes, residual_bytes
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
 from .ops.attention import Pass
 from .ops.base import Op
 from .ops.execution import Execution
-from .ops.model import build_ops, weight_memory_bytes
+from .ops.model import build_ops
 from .report import Report
 from .roofline import evaluate
 from .settings import Settings, preset
@@ -114,25 +114,21 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     decode = evaluate("decode", decode_ops, hw, len(context), context, profile, host)
 
     shape = CacheShape(s.batch, s.prompt, s.gen, s.shared_prefix)
-    residual_tokens = math.ceil(s.batch / s.ep) * (s.prompt if s.kv_cache else s.prompt + s.gen - 1)
     extra_weights = extra_kv = 0.0
     if spec_dec:
-        draft_pass = build_ops(spec_dec.draft, prec, Pass(1, 1.0, 1.0), draft_ex)
-        extra_weights = weight_memory_bytes(spec_dec.draft, prec, draft_pass, draft_ex)
+        extra_weights = resident_weight_bytes(spec_dec.draft, prec, draft_ex)
         extra_kv = kv_cache_bytes(spec_dec.draft, prec, shape, draft_ex)
     memory = footprint(
         spec,
         prec,
         hw,
         shape=shape,
-        residual_bytes=residual_tokens * spec.hidden_size * prec.a_bytes,
+        residual_bytes=residual_bytes(spec, prec, math.ceil(s.batch / s.ep), s.prompt, s.gen, s.kv_cache),
         kv_cache=s.kv_cache,
         # Decode arrays hold every step, the last and largest included (none when gen == 1).
         phases=[[op for op in prefill_ops if op.block != "draft"], decode_ops]
         if len(context)
         else [prefill_ops],
-        # Resident weights from one pass of one token (prefill may hold two passes: prefix and rest).
-        weight_ops=build_ops(spec, prec, Pass(1, 1.0, 1.0), base),
         overhead_bytes=s.overhead_bytes,
         ex=base,
         extra_weights=extra_weights,

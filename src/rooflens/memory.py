@@ -22,9 +22,10 @@ import numpy as np
 
 from .hardware.spec import HardwareSpec
 from .model.spec import ModelSpec
+from .ops.attention import Pass
 from .ops.base import Op
 from .ops.execution import Execution, layer_groups, shard
-from .ops.model import PLAIN, weight_memory_bytes
+from .ops.model import PLAIN, build_ops, weight_memory_bytes
 from .ops.precision import Precision
 
 
@@ -87,6 +88,37 @@ def kv_cache_bytes(spec: ModelSpec, prec: Precision, shape: CacheShape, ex: Exec
     return float(total) if np.ndim(total) == 0 else total
 
 
+def resident_weight_bytes(spec: ModelSpec, prec: Precision, ex: Execution = PLAIN) -> float:
+    """Weights one device holds, counted from one pass of one token (a prefill may hold two passes,
+    prefix and rest, which would count the weights twice)."""
+    return weight_memory_bytes(spec, prec, build_ops(spec, prec, Pass(1, 1.0, 1.0), ex), ex)
+
+
+def residual_bytes(spec: ModelSpec, prec: Precision, sequences: int, prompt, gen, kv_cache: bool):
+    """The residual stream of the largest pass: the prompt, or the whole sequence when every decode
+    step recomputes it (no KV cache). ``prompt`` and ``gen`` may be arrays."""
+    tokens = prompt if kv_cache else prompt + gen - 1
+    return sequences * tokens * spec.hidden_size * prec.a_bytes
+
+
+def runtime_overhead(hw: HardwareSpec, overhead_bytes: float | None) -> tuple[float, str]:
+    """(bytes, where the figure comes from): the user's, else the catalog's measured one, else none."""
+    if overhead_bytes is not None:
+        return overhead_bytes, "set by the user"
+    if hw.runtime_overhead_bytes is not None:
+        return hw.runtime_overhead_bytes, f"{hw.name} catalog entry"
+    return 0.0, "not set: --overhead-gib / overhead_bytes"
+
+
+def largest_batch(capacity: float, fixed: float, per_device: float | np.ndarray, sequences: int, ep: int):
+    """Largest batch whose per-sequence memory (``per_device`` / ``sequences``) fits beside the
+    ``fixed`` bytes (weights and overhead); element-wise over arrays."""
+    per_sequence = np.asarray(per_device, dtype=float) / sequences
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fit = np.where(per_sequence > 0, np.maximum(0, np.floor((capacity - fixed) / per_sequence)) * ep, 0)
+    return fit.astype(np.int64)
+
+
 def peak_activation_bytes(residual: float, phases: list[list[Op]]) -> float:
     """Residual stream of the largest pass plus the largest single-op working set."""
     largest_op = max(float(np.max(op.act_bytes)) for ops in phases for op in ops)
@@ -102,27 +134,19 @@ def footprint(
     residual_bytes: float,
     kv_cache: bool,
     phases: list[list[Op]],
-    weight_ops: list[Op],
     overhead_bytes: float | None,
     ex: Execution = PLAIN,
     extra_weights: float = 0.0,
     extra_kv: float = 0.0,
 ) -> MemoryFootprint:
-    """``phases`` are the device's operator lists (for the activation peak), ``weight_ops`` the operators
-    of one single pass (for resident weights); ``extra_*`` add a draft model's weights and cache."""
-    if overhead_bytes is not None:
-        overhead, source = overhead_bytes, "set by the user"
-    elif hw.runtime_overhead_bytes is not None:
-        overhead, source = hw.runtime_overhead_bytes, f"{hw.name} catalog entry"
-    else:
-        overhead, source = 0.0, "not set: --overhead-gib / overhead_bytes"
-    weights = weight_memory_bytes(spec, prec, weight_ops, ex) + extra_weights
+    """``phases`` are the device's operator lists (for the activation peak); ``extra_*`` add a draft
+    model's weights and cache."""
+    overhead, source = runtime_overhead(hw, overhead_bytes)
+    weights = resident_weight_bytes(spec, prec, ex) + extra_weights
     kv = (kv_cache_bytes(spec, prec, shape, ex) if kv_cache else 0.0) + extra_kv
     act = peak_activation_bytes(residual_bytes, phases)
     sequences = math.ceil(shape.sequences / ex.ep)  # what one device serves
-    per_sequence = (kv + act) / sequences
-    room = hw.memory_bytes - weights - overhead
-    max_batch = max(0, math.floor(room / per_sequence)) * ex.ep if per_sequence > 0 else 0
+    max_batch = int(largest_batch(hw.memory_bytes, weights + overhead, kv + act, sequences, ex.ep))
     return MemoryFootprint(
         weights_bytes=weights,
         kv_cache_bytes=kv,

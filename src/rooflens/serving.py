@@ -47,11 +47,11 @@ from .analysis import _check, analyze, executions, make_settings
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
-from .memory import CacheShape, kv_cache_bytes
+from .memory import CacheShape, kv_cache_bytes, resident_weight_bytes
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
 from .ops.attention import Pass
-from .ops.model import build_ops, weight_memory_bytes
+from .ops.model import build_ops
 from .roofline import step_times
 
 Basis = Literal["ideal", "estimate"]
@@ -416,7 +416,7 @@ def _kv_blocks(spec: ModelSpec, hw: HardwareSpec, s, eng: Engine) -> int:
     full token budget and runtime overhead, over the bytes of one block (per device)."""
     base = executions(spec, s)[0]
     prec = s.precision
-    weights = weight_memory_bytes(spec, prec, build_ops(spec, prec, Pass(1, 1.0, 1.0), base), base)
+    weights = resident_weight_bytes(spec, prec, base)
     act = analyze(spec, hw, **{**s.model_dump(), "prompt": eng.max_num_batched_tokens, "gen": 1}).memory
     room = hw.memory_bytes * eng.gpu_memory_utilization - weights - act.activations_bytes - act.overhead_bytes
     per_token = kv_cache_bytes(spec, prec, CacheShape(1, 1, 0), base)

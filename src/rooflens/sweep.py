@@ -29,11 +29,11 @@ from .analysis import _check, executions, make_settings
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
-from .memory import kv_cache_bytes
+from .memory import kv_cache_bytes, largest_batch, resident_weight_bytes, residual_bytes, runtime_overhead
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
 from .ops.attention import Pass
-from .ops.model import build_ops, weight_memory_bytes
+from .ops.model import build_ops
 from .roofline import step_times
 from .settings import preset
 
@@ -174,7 +174,7 @@ def _combo(
             )
             _check(spec, hw, settings)
             if weights is None:
-                weights = _weights(spec, settings)
+                weights = resident_weight_bytes(spec, settings.precision, executions(spec, settings)[0])
             blocks.append(_block(spec, hw, settings, prompts, gens, weights))
         except RooflensError as err:
             skipped.append((point, str(err)))
@@ -258,12 +258,6 @@ def _block(
     return out
 
 
-def _weights(spec: ModelSpec, s) -> float:
-    """Resident weights per device (from one pass of one token, as the single analysis counts them)."""
-    base = executions(spec, s)[0]
-    return weight_memory_bytes(spec, s.precision, build_ops(spec, s.precision, Pass(1, 1.0, 1.0), base), base)
-
-
 def _memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last) -> dict[str, np.ndarray]:
     """Per-device memory of every (prompt, gen), as the single analysis computes it."""
     from .memory import CacheShape
@@ -272,7 +266,7 @@ def _memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last)
     kv = kv_cache_bytes(spec, prec, CacheShape(s.batch, P, G), base) if s.kv_cache else np.zeros(len(P))
     kv = np.broadcast_to(np.asarray(kv, dtype=float), P.shape)
     sequences = math.ceil(s.batch / s.ep)
-    residual = sequences * (P if s.kv_cache else P + G - 1) * spec.hidden_size * prec.a_bytes
+    residual = residual_bytes(spec, prec, sequences, P, G, s.kv_cache)
     # The largest single-op working set: prefill at this prompt, decode over this generation.
     pre_act = np.zeros(int(pi.max()) + 1)  # per prompt length
     for op in prefill_ops:
@@ -283,13 +277,8 @@ def _memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last)
         dec_act[1:] = np.maximum(dec_act[1:], step)
     act_peak = np.maximum(pre_act[pi], np.where(G > 1, _range_max(dec_act, P + 1, last), 0.0))
     act = residual + act_peak
-    # As the single analysis: the user's figure, else the catalog's measured one, else none.
-    overhead = s.overhead_bytes if s.overhead_bytes is not None else (hw.runtime_overhead_bytes or 0.0)
+    overhead, _ = runtime_overhead(hw, s.overhead_bytes)
     total = weights + kv + act + overhead
-    per_sequence = (kv + act) / sequences
-    room = hw.memory_bytes - weights - overhead
-    with np.errstate(divide="ignore", invalid="ignore"):
-        max_batch = np.where(per_sequence > 0, np.maximum(0, np.floor(room / per_sequence)) * s.ep, 0)
     size = len(P)
     return {
         "weights_bytes": np.full(size, weights),
@@ -299,7 +288,7 @@ def _memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last)
         "total_bytes": total,
         "capacity_bytes": np.full(size, hw.memory_bytes),
         "fits": total <= hw.memory_bytes,
-        "max_batch": max_batch.astype(np.int64),
+        "max_batch": largest_batch(hw.memory_bytes, weights + overhead, kv + act, sequences, s.ep),
     }
 
 
