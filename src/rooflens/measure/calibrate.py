@@ -129,18 +129,21 @@ class Timer:
         if self.cuda:
             self.torch.cuda.synchronize()
 
+    def now(self) -> float:
+        """Wall time after the device has finished the work queued so far."""
+        self.sync()
+        return time.perf_counter()
+
     def per_call(self, fn: Callable[[int], object], calls: int, repeat: int) -> float:
         """Median over ``repeat`` rounds of (round time / calls); ``fn(i)`` makes call ``i``."""
         with self.torch.inference_mode():
             fn(0)
             rounds = []
             for _ in range(repeat):
-                self.sync()
-                start = time.perf_counter()
+                start = self.now()
                 for i in range(calls):
                     fn(i)
-                self.sync()
-                rounds.append((time.perf_counter() - start) / calls)
+                rounds.append((self.now() - start) / calls)
         return statistics.median(rounds)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ from ..hardware.catalog import HardwareLike, load_hardware
 from ..model.catalog import ModelLike, hf_config, load_model
 from ..report import Report
 from . import hf
-from .calibrate import DTYPE_BITS, TORCH_DTYPES
+from .calibrate import DTYPE_BITS, TORCH_DTYPES, Timer
 
 
 @dataclass(frozen=True)
@@ -92,23 +91,10 @@ def build_model(model: ModelLike, device: str, dtype: str):
     return hf.build(hf_config(model), device, dtype)
 
 
-class _Clock:
-    def __init__(self, device: str) -> None:
-        import torch
-
-        self.torch = torch
-        self.cuda = device.startswith("cuda")
-
-    def now(self) -> float:
-        if self.cuda:
-            self.torch.cuda.synchronize()
-        return time.perf_counter()
-
-
 def measure(lm, workload: Workload, device: str, repeats: int) -> Measurement:
     import torch
 
-    clock = _Clock(device)
+    clock = Timer(device)
     vocab = lm.config.vocab_size
     generator = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(0, vocab, (workload.batch, workload.prompt), generator=generator).to(device)

@@ -71,19 +71,24 @@ def mla_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float, absorb: boo
         ),
     ]
     if absorb:
-        ops += [
-            Op(
-                "q_absorb",
+
+        def per_head(name: str, n_in: int, n_out: int) -> Op:
+            """A batched matmul with one (n_in x n_out) slice of the absorbed weight per head."""
+            return Op(
+                name,
                 "attention",
                 "matmul",
                 prec.matmul_dtype(prec.w_bits),
                 count,
-                flops=2.0 * T * heads * nope * latent,
-                inner=nope,
-                weight_bytes=heads * prec.weight_bytes(nope, latent, prec.w_bits),
-                act_in_bytes=T * heads * nope * a,
-                act_out_bytes=T * heads * latent * a,
-            ),
+                flops=2.0 * T * heads * n_in * n_out,
+                inner=n_in,
+                weight_bytes=heads * prec.weight_bytes(n_in, n_out, prec.w_bits),
+                act_in_bytes=T * heads * n_in * a,
+                act_out_bytes=T * heads * n_out * a,
+            )
+
+        ops += [
+            per_head("q_absorb", nope, latent),
             Op(
                 "attention",
                 "attention",
@@ -95,18 +100,7 @@ def mla_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float, absorb: boo
                 act_out_bytes=T * heads * latent * a,
                 kv_read_bytes=b * keys * cache_vec if cached else 0.0,
             ),
-            Op(
-                "out_absorb",
-                "attention",
-                "matmul",
-                prec.matmul_dtype(prec.w_bits),
-                count,
-                flops=2.0 * T * heads * latent * vd,
-                inner=latent,
-                weight_bytes=heads * prec.weight_bytes(latent, vd, prec.w_bits),
-                act_in_bytes=T * heads * latent * a,
-                act_out_bytes=T * heads * vd * a,
-            ),
+            per_head("out_absorb", latent, vd),
         ]
     else:
         ops += [
