@@ -76,7 +76,12 @@ def page(browser):
 
 
 def wait_render(page, n: int) -> None:
-    page.wait_for_function(f"Number(document.body.dataset.renders || 0) >= {n}", timeout=20_000)
+    """At least ``n`` renders, the last one of the state the URL now holds."""
+    page.wait_for_function(
+        f"Number(document.body.dataset.renders || 0) >= {n}"
+        " && document.body.dataset.rendered === location.search",
+        timeout=20_000,
+    )
 
 
 def shown(page) -> dict[str, float]:

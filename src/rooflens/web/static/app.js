@@ -22,6 +22,7 @@ let sortKey = "time_s";
 let sortDir = -1;
 let inflight = null;
 let renders = 0;
+let latest = 0;
 let timer = null;
 
 // --- formatting (display only) --------------------------------------------------------------
@@ -134,6 +135,8 @@ function schedule(delay = 30) {
 
 async function update() {
   writeUrl();
+  const mine = ++latest;  // only the newest update may show its numbers and count as a render
+  const search = location.search;
   if (inflight) inflight.abort();
   inflight = new AbortController();
   const started = performance.now();
@@ -146,6 +149,7 @@ async function update() {
     if (err.name === "AbortError") return;
     data = { error: String(err) };
   }
+  if (mine !== latest) return;  // superseded while its request was answered
   if (data.error) {
     $("error").textContent = data.error;
     $("error").hidden = false;
@@ -158,10 +162,12 @@ async function update() {
   figures = data.figures;
   showNumbers();
   await drawPlots();
+  if (mine !== latest) return;  // superseded while drawing: the newer update renders
   drawTable();
   const ms = performance.now() - started;
   renders += 1;
   document.body.dataset.renders = String(renders);
+  document.body.dataset.rendered = search;
   document.body.dataset.state = "ready";
   document.body.dataset.lastUpdateMs = ms.toFixed(1);
   $("status").textContent = `updated in ${ms.toFixed(0)} ms`;
