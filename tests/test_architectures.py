@@ -9,12 +9,19 @@ from hypothesis import strategies as st
 
 import rooflens
 from rooflens import load_model
+from rooflens.layers import kind
+from rooflens.layers.attention import causal_pairs, keys_read
 from rooflens.model import list_models
 from rooflens.ops import Execution, Pass, Precision, build_ops
-from rooflens.ops.attention import causal_pairs, keys_read
 
 FP16 = Precision()
-MOE_MODELS = [m.name for m in list_models() if m.num_experts]
+# MoE models whose publisher gives an active count (a nominal "32B" with no stated convention is not).
+# Figures that include a vision encoder rooflens does not model are checked in test_today_models.py.
+MOE_MODELS = [
+    m.name
+    for m in list_models()
+    if m.num_experts and m.published_active_params and not m.published_params_unmodelled
+]
 
 
 def ops_by_name(model, batch, q, c, ex=None, prec=FP16):
@@ -36,7 +43,10 @@ def test_catalog_has_every_new_family():
 @pytest.mark.parametrize("name", MOE_MODELS)
 def test_moe_totals_and_active_counts_match_published(name):
     m = load_model(name)
-    assert abs(m.num_params / m.published_params - 1) < 0.01
+    # Within 1%, or half the unit of a nominal figure ("1T" for Kimi-K2's 1.03T).
+    assert abs(m.num_params - m.published_params) <= max(
+        0.01 * m.published_params, (m.published_params_rounding or 0) / 2
+    )
     # Active counts are published to two significant figures ("2.4B" for DeepSeek-V2-Lite's 2.45B,
     # "3.3B" for Qwen3-30B-A3B's 3.35B), and publishers differ on counting the input embedding.
     assert abs(m.active_params_as_published / m.published_active_params - 1) < 0.025
@@ -133,7 +143,8 @@ def test_mla_decode_absorbs_and_reads_the_latent_once_for_all_heads():
     prefill = ops_by_name("deepseek-v3", 1, 512, 512)
     assert prefill["kv_b_proj"][0].flops == 2 * 512 * 512 * 128 * (128 + 128)
     assert prefill["kv_b_proj"][0].weight_bytes == q_absorb.weight_bytes + out_absorb.weight_bytes
-    assert v3.kv_cache_values("mla") == 576
+    # The cache holds 512 latent + 64 rope-key values per token, 2 bytes each at 16 bits.
+    assert kind("mla").cache(v3, Precision()).per_token == 576 * 2
 
 
 def test_mla_path_setting():

@@ -38,7 +38,13 @@ def test_param_count_matches_published_within_one_percent(name):
     spec = load_model(name)
     assert spec.published_params, f"{name} lacks a published parameter count"
     assert spec.published_params_source and spec.source
-    assert abs(spec.num_params - spec.published_params) / spec.published_params < 0.01
+    # Within 1%, or within half the unit a nominal figure is rounded to ("8B": 0.5 B). Figures that
+    # include parts rooflens does not model (a vision encoder) or the MTP layers are checked in
+    # test_today_models.py.
+    if spec.published_params_unmodelled or spec.published_params_includes_mtp:
+        pytest.skip("a figure with parts rooflens does not count: test_today_models.py checks it")
+    tolerance = max(0.01 * spec.published_params, (spec.published_params_rounding or 0) / 2)
+    assert abs(spec.num_params - spec.published_params) <= tolerance
 
 
 @pytest.mark.parametrize(

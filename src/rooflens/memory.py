@@ -7,6 +7,8 @@
   summed over steps. Windowed layers keep their window, a KV budget caps every layer, a compressed
   prompt keeps its kept share, and a prefix shared by the batch is stored once. MLA caches one latent
   per token, replicated on every tensor-parallel rank.
+- Recurrent layers (Mamba-2, Gated DeltaNet) keep a constant state per sequence instead: reported
+  apart from the KV cache, counted in the total and in the largest batch.
 - Peak activations: the residual stream plus the largest inputs+outputs of any single op, over the
   prefill passes and the last (largest) decode step.
 Everything but the weights scales with the number of sequences a device serves, which gives the
@@ -21,9 +23,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .hardware.spec import HardwareSpec
+from .layers import REGISTRY
 from .model.spec import ModelSpec
-from .ops.attention import Pass
-from .ops.base import Op
+from .ops.base import Op, Pass
 from .ops.execution import Execution, layer_groups, shard
 from .ops.model import PLAIN, build_ops, weight_memory_bytes
 from .ops.precision import Precision
@@ -39,10 +41,17 @@ class MemoryFootprint:
     overhead_source: str
     max_batch: int  # largest batch whose footprint fits at this context (0: not even one)
     devices: int = 1  # the figures above are per device
+    state_bytes: float = 0.0  # recurrent layers' per-sequence state (constant in the context)
 
     @property
     def total_bytes(self) -> float:
-        return self.weights_bytes + self.kv_cache_bytes + self.activations_bytes + self.overhead_bytes
+        return (
+            self.weights_bytes
+            + self.kv_cache_bytes
+            + self.state_bytes
+            + self.activations_bytes
+            + self.overhead_bytes
+        )
 
     @property
     def fits(self) -> bool:
@@ -63,22 +72,27 @@ class CacheShape:
     shared_prefix: int = 0
 
 
-def kv_cache_bytes(spec: ModelSpec, prec: Precision, shape: CacheShape, ex: Execution = PLAIN) -> float:
-    """KV cache of one device: its layers, its KV heads, its sequences."""
+def _cache_needs(spec: ModelSpec, prec: Precision, ex: Execution):
+    """(layer group, what one sequence keeps per layer of it) on one device."""
     local = shard(spec, ex.tp)
+    for group in layer_groups(spec, replace(ex, layer_run=None)):
+        mixer, ffn = REGISTRY[group.attention].cache(local, prec), REGISTRY[group.mlp].cache(local, prec)
+        yield group, mixer.per_token + ffn.per_token, mixer.window or ffn.window, mixer.state + ffn.state
+
+
+def kv_cache_bytes(spec: ModelSpec, prec: Precision, shape: CacheShape, ex: Execution = PLAIN) -> float:
+    """KV cache of one device: its layers, its KV heads, its sequences (recurrent state apart)."""
     sequences = math.ceil(shape.sequences / ex.ep)
     total = 0.0
-    for group in layer_groups(spec, replace(ex, layer_run=None)):
-        if group.attention == "mla":
-            per_token = prec.kv_vector_bytes(local.kv_cache_values("mla"), 1)
-        else:
-            per_token = 2 * prec.kv_vector_bytes(local.kv_dim, local.num_kv_heads)
+    for group, per_token, window, _ in _cache_needs(spec, prec, ex):
+        if not per_token:
+            continue
         # prompt and gen may be arrays (sweeps): every step below is element-wise.
         held = np.asarray(shape.prompt + shape.gen, dtype=float)
         if group.kept:
             held = shape.prompt * ex.keep_fraction + shape.gen
-        if group.attention == "sliding" and spec.sliding_window:
-            held = np.minimum(held, spec.sliding_window)
+        if window:
+            held = np.minimum(held, window)
         if ex.kv_budget is not None:
             held = np.minimum(held, ex.kv_budget)
         shared = np.minimum(shape.shared_prefix, held)
@@ -86,6 +100,14 @@ def kv_cache_bytes(spec: ModelSpec, prec: Precision, shape: CacheShape, ex: Exec
         total = total + len(group.layers) * tokens * per_token
     total = total / ex.pp
     return float(total) if np.ndim(total) == 0 else total
+
+
+def state_bytes(spec: ModelSpec, prec: Precision, sequences: int, ex: Execution = PLAIN) -> float:
+    """Recurrent state of one device (Mamba-2, Gated DeltaNet): a constant per sequence and layer,
+    whatever the context length; never shared between sequences."""
+    mine = math.ceil(sequences / ex.ep)
+    per_sequence = sum(len(group.layers) * state for group, _, _, state in _cache_needs(spec, prec, ex))
+    return mine * per_sequence / ex.pp
 
 
 def resident_weight_bytes(spec: ModelSpec, prec: Precision, ex: Execution = PLAIN) -> float:
@@ -144,9 +166,10 @@ def footprint(
     overhead, source = runtime_overhead(hw, overhead_bytes)
     weights = resident_weight_bytes(spec, prec, ex) + extra_weights
     kv = (kv_cache_bytes(spec, prec, shape, ex) if kv_cache else 0.0) + extra_kv
+    state = state_bytes(spec, prec, shape.sequences, ex) if kv_cache else 0.0
     act = peak_activation_bytes(residual_bytes, phases)
     sequences = math.ceil(shape.sequences / ex.ep)  # what one device serves
-    max_batch = int(largest_batch(hw.memory_bytes, weights + overhead, kv + act, sequences, ex.ep))
+    max_batch = int(largest_batch(hw.memory_bytes, weights + overhead, kv + state + act, sequences, ex.ep))
     return MemoryFootprint(
         weights_bytes=weights,
         kv_cache_bytes=kv,
@@ -156,4 +179,5 @@ def footprint(
         overhead_source=source,
         max_batch=max_batch,
         devices=ex.devices,
+        state_bytes=state,
     )

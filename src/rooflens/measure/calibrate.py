@@ -236,7 +236,8 @@ def matmul_samples(device: str, dtype: str, plan: Plan, timer: Timer) -> list[Sa
 
 
 def attention_samples(device: str, dtype: str, plan: Plan, timer: Timer) -> list[Sample]:
-    from ..ops.attention import Pass, attention_ops
+    from ..layers.attention import attention_ops
+    from ..ops.base import Pass
 
     torch = timer.torch
     t = getattr(torch, TORCH_DTYPES[dtype])
@@ -310,8 +311,8 @@ def _class_inputs(
 
     Activations rotate (they are fresh in every layer); weights and tables stay put.
     """
-    from ..ops.attention import Pass, attention_ops
-    from ..ops.base import Op, elementwise, norm
+    from ..layers.attention import attention_ops
+    from ..ops.base import Op, Pass, elementwise, norm
 
     t = getattr(torch, TORCH_DTYPES[dtype])
     prec, h, inter = _precision(dtype), plan.hidden, plan.intermediate

@@ -27,6 +27,9 @@ _META_KEYS = (
     "published_params_source",
     "published_active_params",
     "active_params_convention",
+    "published_params_rounding",
+    "published_params_unmodelled",
+    "published_params_includes_mtp",
 )
 
 
@@ -61,7 +64,7 @@ def catalog_names() -> list[str]:
 def catalog_spec(name: str) -> ModelSpec:
     doc = _catalog_files()[name]
     meta = doc["_rooflens"]
-    return spec_from_config(doc, name=name, **{k: meta.get(k) for k in _META_KEYS})
+    return spec_from_config(doc, name=name, **{k: meta[k] for k in _META_KEYS if meta.get(k) is not None})
 
 
 def find_catalog_name(query: str) -> str | None:

@@ -3,9 +3,11 @@
 A ModelSpec is built from a Hugging Face ``config.json`` (see ``families.py``); every field here is
 family-neutral so that the operator builder never branches on ``model_type``.
 
-Layers may differ: each has an attention kind ("full", "sliding" window, or "mla" for DeepSeek's
-multi-head latent attention) and an MLP kind ("dense" or "moe"). ``layer_attention`` and
-``layer_mlp`` list them per layer; left empty, every layer has the model's default kind.
+Layers may differ: each is a mixer kind (``layer_attention``: dense attention ``full``, ``full_nope``,
+``sliding`` or ``chunked``, latent ``mla``, sparse ``dsa``, linear ``gdn``, state-space ``mamba2``, or
+``no_mixer``) and a feed-forward kind (``layer_mlp``: ``dense``, ``moe`` or ``no_ffn``), each a
+registered kind of ``rooflens.layers``; left empty, every layer has the model's default kind.
+``layers`` is the model as data: one (mixer, feed-forward) pair per layer.
 """
 
 from __future__ import annotations
@@ -16,9 +18,24 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Norm = Literal["rmsnorm", "layernorm"]
-Position = Literal["rotary", "learned"]
-AttentionKind = Literal["full", "sliding", "mla"]
-MlpKind = Literal["dense", "moe"]
+Position = Literal["rotary", "learned", "none"]
+
+
+class CheckpointQuant(BaseModel):
+    """The quantization a checkpoint's ``config.json`` declares (``quantization_config``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: str  # "fp8", "mxfp4", "awq", "gptq", "compressed-tensors"
+    bits: int = Field(gt=0, le=16)
+    number_format: Literal["int", "float"]
+    group_size: int = Field(gt=0)  # values along the input dimension sharing a scale
+    block_rows: int = Field(1, gt=0)  # output rows sharing it too (128 for 128x128 blocks)
+    scale_bits: int = Field(16, gt=0)
+    symmetric: bool = True
+    activations: int = Field(16, gt=0)  # bits the activations are quantized to at run time
+    experts_only: bool = False  # only the routed experts are stored so (gpt-oss)
+    description: str
 
 
 class ModelSpec(BaseModel):
@@ -57,10 +74,13 @@ class ModelSpec(BaseModel):
     sliding_window: int | None = Field(default=None, gt=0)
     attn_logit_softcap: float | None = None
     final_logit_softcap: float | None = None
+    attention_chunk: int | None = Field(default=None, gt=0)  # chunked local attention (Llama-4)
+    attention_sinks: bool = False  # one learned softmax logit per head (gpt-oss)
+    attn_output_gate: bool = False  # sigmoid gate on the attention output (Qwen3-Next)
 
-    # Per-layer structure (empty: uniform).
-    layer_attention: tuple[AttentionKind, ...] = ()
-    layer_mlp: tuple[MlpKind, ...] = ()
+    # Per-layer structure (empty: uniform): registered layer-kind names.
+    layer_attention: tuple[str, ...] = ()
+    layer_mlp: tuple[str, ...] = ()
 
     # Mixture of experts.
     num_experts: int = Field(default=0, ge=0)
@@ -69,6 +89,36 @@ class ModelSpec(BaseModel):
     shared_experts: int = Field(default=0, ge=0)  # DeepSeek: always-on experts of moe_intermediate_size
     shared_expert_intermediate_size: int = Field(default=0, ge=0)  # Qwen-MoE: one shared expert, gated
     shared_expert_gate: bool = False
+    moe_bias: bool = False  # router and expert biases (gpt-oss)
+
+    # State-space (Mamba-2) layers: heads of ssm_head_dim channels, groups of B/C, conv kernel.
+    ssm_heads: int = Field(default=0, ge=0)
+    ssm_head_dim: int = Field(default=0, ge=0)
+    ssm_state_size: int = Field(default=0, ge=0)
+    ssm_groups: int = Field(default=0, ge=0)
+    ssm_conv_kernel: int = Field(default=0, ge=0)
+    ssm_chunk_size: int = Field(default=256, ge=1)
+    ssm_bias: bool = False
+    ssm_conv_bias: bool = True
+
+    # Gated DeltaNet (linear attention) layers.
+    linear_k_heads: int = Field(default=0, ge=0)
+    linear_v_heads: int = Field(default=0, ge=0)
+    linear_k_head_dim: int = Field(default=0, ge=0)
+    linear_v_head_dim: int = Field(default=0, ge=0)
+    linear_conv_kernel: int = Field(default=0, ge=0)
+    linear_chunk_size: int = Field(default=64, ge=1)
+
+    # DeepSeek sparse attention's indexer.
+    index_heads: int = Field(default=0, ge=0)
+    index_head_dim: int = Field(default=0, ge=0)
+    index_topk: int = Field(default=0, ge=0)
+
+    # Multi-token prediction layers shipped with the checkpoint (DeepSeek-V3/R1), for speculation.
+    mtp_layers: int = Field(default=0, ge=0)
+    # What the checkpoint stores its weights in, when its config says.
+    quantization: CheckpointQuant | None = None
+    quantization_unread: str | None = None  # a quantization_config method rooflens does not read
 
     # Multi-head latent attention (DeepSeek-V2/V3).
     kv_lora_rank: int = Field(default=0, ge=0)
@@ -83,6 +133,11 @@ class ModelSpec(BaseModel):
     # How the publisher counts active parameters: "with input embedding" (Mistral, Qwen, AI2) or
     # "without input embedding" (DeepSeek; a lookup reads one row of the table).
     active_params_convention: str | None = None
+    # How exact the published figures are: the unit they were rounded to ("70B": 1e9), what they
+    # count that rooflens does not model (a vision encoder), whether they include the MTP layers.
+    published_params_rounding: float | None = None
+    published_params_unmodelled: str | None = None
+    published_params_includes_mtp: bool = False
     source: str | None = None
     hf_id: str | None = None
 
@@ -97,22 +152,22 @@ class ModelSpec(BaseModel):
             raise ValueError(f"rotary_dim ({self.rotary_dim}) must be in 1..head_dim ({self.head_dim})")
         if self.position == "learned" and self.learned_positions <= 0:
             raise ValueError("learned positions need a positive table size (n_positions)")
-        for name, kinds in (("layer_attention", self.layer_attention), ("layer_mlp", self.layer_mlp)):
+        from ..layers import REGISTRY, names
+
+        for field, role in (("layer_attention", "mixer"), ("layer_mlp", "ffn")):
+            kinds = getattr(self, field)
             if kinds and len(kinds) != self.num_layers:
-                raise ValueError(f"{name} lists {len(kinds)} layers, the model has {self.num_layers}")
-        if "sliding" in self.attention_kinds() and not self.sliding_window:
-            raise ValueError("sliding-window layers need a sliding_window size")
-        moe_ok = 0 < self.experts_per_token <= self.num_experts and self.moe_intermediate_size > 0
-        if "moe" in self.mlp_kinds() and not moe_ok:
-            raise ValueError(
-                "MoE layers need num_experts > 0, 1 <= experts per token <= num_experts and a "
-                f"moe_intermediate_size (got {self.num_experts}, {self.experts_per_token}, "
-                f"{self.moe_intermediate_size})"
-            )
-        if "mla" in self.attention_kinds() and not (
-            self.kv_lora_rank and self.qk_nope_head_dim and self.qk_rope_head_dim and self.v_head_dim
-        ):
-            raise ValueError("latent attention needs kv_lora_rank, qk_nope/qk_rope head dims and v_head_dim")
+                raise ValueError(f"{field} lists {len(kinds)} layers, the model has {self.num_layers}")
+            for i, name in enumerate(kinds):
+                if name not in REGISTRY or REGISTRY[name].role != role:
+                    raise ValueError(
+                        f"layer {i} has {role} kind '{name}', which is not a known kind; known: "
+                        + ", ".join(names(role))
+                    )
+        for name in dict.fromkeys(self.attention_kinds() + self.mlp_kinds()):
+            problem = REGISTRY[name].check(self)
+            if problem:
+                raise ValueError(problem)
         return self
 
     # --- layer structure -------------------------------------------------------------------------
@@ -123,13 +178,24 @@ class ModelSpec(BaseModel):
     def attention_kinds(self) -> tuple[str, ...]:
         if self.layer_attention:
             return self.layer_attention
-        kind = "mla" if self.is_mla else "sliding" if self.sliding_window else "full"
+        kind = (
+            ("dsa" if self.index_topk else "mla")
+            if self.is_mla
+            else "sliding"
+            if self.sliding_window
+            else "full"
+        )
         return (kind,) * self.num_layers
 
     def mlp_kinds(self) -> tuple[str, ...]:
         if self.layer_mlp:
             return self.layer_mlp
         return ("moe" if self.num_experts else "dense",) * self.num_layers
+
+    @property
+    def layers(self) -> tuple[tuple[str, str], ...]:
+        """The model as data: each layer's (mixer kind, feed-forward kind)."""
+        return tuple(zip(self.attention_kinds(), self.mlp_kinds(), strict=True))
 
     # --- derived sizes -------------------------------------------------------------------------
     @property
@@ -145,52 +211,13 @@ class ModelSpec(BaseModel):
         """Parameters of one norm over hidden_size (LayerNorm has a bias, RMSNorm does not)."""
         return self.hidden_size * (2 if self.norm == "layernorm" else 1)
 
-    def kv_cache_values(self, attention: str) -> int:
-        """Values cached per token per layer: K and V, or MLA's compressed latent plus its rope key."""
-        if attention == "mla":
-            return self.kv_lora_rank + self.qk_rope_head_dim
-        return 2 * self.kv_dim
-
-    def _attention_params(self, kind: str) -> tuple[int, int]:
-        """(matrix weights, biases + norms) of one attention block."""
-        h = self.hidden_size
-        if kind == "mla":
-            heads, qk = self.num_heads, self.qk_nope_head_dim + self.qk_rope_head_dim
-            q = (h * self.q_lora_rank + self.q_lora_rank * heads * qk) if self.q_lora_rank else h * heads * qk
-            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim)
-            kv += self.kv_lora_rank * heads * (self.qk_nope_head_dim + self.v_head_dim)
-            o = heads * self.v_head_dim * h
-            return q + kv + o, self.q_lora_rank + self.kv_lora_rank  # the two latent RMSNorms
-        matrices = h * self.q_dim + 2 * h * self.kv_dim + self.q_dim * h
-        other = (self.q_dim + 2 * self.kv_dim if self.qkv_bias else 0) + (h if self.o_bias else 0)
-        if self.qk_norm:
-            other += 2 * self.head_dim if self.qk_norm_per_head else self.q_dim + self.kv_dim
-        return matrices, other
-
-    def _mlp_params(self, kind: str) -> tuple[int, int, int]:
-        """(matrix weights, biases, routed-expert weights among the matrices) of one MLP block."""
-        h, i = self.hidden_size, self.intermediate_size
-        if kind == "dense":
-            matrices = (3 if self.gated_mlp else 2) * h * i
-            bias = ((2 * i if self.gated_mlp else i) + h) if self.mlp_bias else 0
-            return matrices, bias, 0
-        expert = 3 * h * self.moe_intermediate_size
-        routed = self.num_experts * expert
-        shared = self.shared_experts * expert + 3 * h * self.shared_expert_intermediate_size
-        gate = h if self.shared_expert_gate else 0
-        return h * self.num_experts + routed + shared + gate, 0, routed
-
     def params(self) -> ParamBreakdown:
-        """Parameter counts by role; the analysis sizes weight memory from these."""
+        """Parameter counts by role, summed from the operators each layer kind builds (one home for
+        every matrix shape); the analysis sizes weight memory from these."""
+        from ..layers import layer_params
+
         h = self.hidden_size
-        linear = other = routed = 0
-        for attention, mlp in zip(self.attention_kinds(), self.mlp_kinds(), strict=True):
-            a_mat, a_other = self._attention_params(attention)
-            m_mat, m_bias, m_routed = self._mlp_params(mlp)
-            linear += a_mat + m_mat
-            other += a_other + m_bias + self.norms_per_layer * self.norm_params
-            routed += m_routed
-        moe_layers = self.mlp_kinds().count("moe")
+        linear, other, routed, active_routed = layer_params(self)
         return ParamBreakdown(
             linear=linear,
             layer_other=other,
@@ -199,7 +226,7 @@ class ModelSpec(BaseModel):
             final_norm=self.norm_params,
             lm_head=0 if self.tie_word_embeddings else self.vocab_size * h,
             routed_experts=routed,
-            active_routed_experts=moe_layers * self.experts_per_token * 3 * h * self.moe_intermediate_size,
+            active_routed_experts=active_routed,
         )
 
     @property
@@ -236,6 +263,7 @@ class ModelSpec(BaseModel):
             "num_experts": self.num_experts,
             "experts_per_token": self.experts_per_token,
             "attention": sorted(set(self.attention_kinds())),
+            "layer_kinds": sorted(set(self.attention_kinds() + self.mlp_kinds())),
             "hf_id": self.hf_id,
             "source": self.source,
         }
@@ -246,9 +274,9 @@ class ParamBreakdown:
     """Parameter counts by role.
 
     ``linear`` are the matrix weights inside the decoder layers (the ones weight quantization
-    applies to), routed experts included; ``layer_other`` their biases and norm weights; the rest sit
-    outside the layers. ``routed_experts`` is the part of ``linear`` in routed experts, of which a
-    token uses ``active_routed_experts``.
+    applies to), routed experts included; ``layer_other`` their biases, norm weights and other small
+    vectors; the rest sit outside the layers. ``routed_experts`` is the part of the layers in routed
+    experts (matrices and their biases), of which a token uses ``active_routed_experts``.
     """
 
     linear: int

@@ -1,7 +1,6 @@
 """Operators of a forward pass: FLOPs and bytes per tensor class, as NumPy-friendly formulas."""
 
-from .attention import Pass
-from .base import Op
+from .base import Op, Pass
 from .execution import Execution
 from .model import build_ops, weight_memory_bytes
 from .precision import Precision

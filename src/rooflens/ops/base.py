@@ -25,6 +25,7 @@ SOFTCAP_FLOPS = 3  # divide, tanh, multiply (Gemma-2 logit soft-capping)
 ADD_FLOPS = 1
 ACTIVATION_FLOPS = {
     "relu": 1,
+    "relu2": 2,  # squared ReLU (Nemotron-H): max, square
     "silu": 4,
     "swish": 4,
     "gelu": 8,
@@ -34,6 +35,25 @@ ACTIVATION_FLOPS = {
     "gelu_approximate": 8,
 }
 DEFAULT_ACTIVATION_FLOPS = 8
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One forward pass: ``batch`` sequences, each adding ``q`` tokens to a context of ``c`` tokens."""
+
+    batch: int
+    q: Array
+    c: Array
+    kv_cache: bool = True
+    flash_attention: bool = True
+    window: int | None = None  # sliding-window size of the layers this pass runs
+    chunk: int | None = None  # chunked local attention: queries see only keys of their own chunk
+    shared_prefix: float = 0.0  # leading context tokens shared by every sequence
+    prefix_reads_once: bool = False  # the attention kernel reads the shared prefix once per step
+
+    @property
+    def tokens(self) -> Array:
+        return self.batch * self.q
 
 
 BYTE_FIELDS = ("weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
@@ -67,6 +87,13 @@ class Op:
     resident_bytes: float | None = None  # weights it keeps in memory, when more than one pass reads
     tokens: Array = 0.0  # tokens in its pass (keys the efficiency tables); set by build_ops
     inner: int = 0  # reduction dimension K of a matmul (its efficiency depends on it), else 0
+    # Parameters it holds per occurrence: matrix weights (what weight quantization applies to), the
+    # small vectors beside them (biases, norm weights, per-head constants), and of the matrices the
+    # routed-expert part and the part one token uses. Parameter counts are summed from these.
+    params: float = 0.0
+    other_params: float = 0.0
+    routed_params: float = 0.0
+    active_routed_params: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.impl:
@@ -127,6 +154,8 @@ def linear(
         kv_write_bytes=kv_write_bytes,
         inner=n_in,
         sparsity=prec.sparsity if sparse else None,
+        params=n_in * n_out,
+        other_params=n_out if bias else 0,
     )
 
 
@@ -144,6 +173,7 @@ def norm(name: str, block: str, kind: str, width: int, rows: Array, prec: Precis
         weight_bytes=params * prec.hi_bits / 8,
         act_in_bytes=rows * width * prec.a_bytes,
         act_out_bytes=rows * width * prec.a_bytes,
+        other_params=params,
     )
 
 

@@ -1,9 +1,10 @@
 """How a forward pass is executed, beyond precision: parallelism and the techniques that change operators.
 
-Layers that are executed the same way form a *layer group*: same attention kind (full, sliding, MLA),
-same MLP kind (dense, MoE) and same context treatment (prompt-compressed or not). Operators are built
-once per group with ``count`` = the expected number of its layers a pass runs (fractional under early
-exit), so a 61-layer model with three layer kinds costs three sets of formulas, not 61.
+Layers that are executed the same way form a *layer group*: same mixer kind (full, sliding, MLA,
+Mamba-2, ...), same feed-forward kind (dense, MoE, ...; see ``rooflens.layers``) and same context
+treatment (prompt-compressed or not). Operators are built once per group with ``count`` = the
+expected number of its layers a pass runs (fractional under early exit), so a 61-layer model with
+three layer kinds costs three sets of formulas, not 61.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..layers.base import REGISTRY
 from ..model.spec import ModelSpec
-from .attention import Pass
+from .base import Pass
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ class Execution:
 
 @dataclass(frozen=True)
 class LayerGroup:
-    attention: str  # "full" | "sliding" | "mla"
-    mlp: str  # "dense" | "moe"
+    attention: str  # its mixer kind (a name in rooflens.layers.REGISTRY)
+    mlp: str  # its feed-forward kind
     kept: bool  # runs on the compressed prompt
     layers: tuple[int, ...]
     count: float  # expected layers of the group run per pass
@@ -57,7 +59,7 @@ class LayerGroup:
     @property
     def label(self) -> str:
         """How the group differs from a plain layer, for display ('' for plain layers)."""
-        parts = [k for k in (self.attention, self.mlp) if k not in ("full", "dense")]
+        parts = [REGISTRY[k].label for k in (self.attention, self.mlp) if REGISTRY[k].label]
         if self.kept:
             parts.append("compressed prompt")
         return ", ".join(parts)
@@ -88,37 +90,20 @@ def group_pass(p: Pass, group: LayerGroup, spec: ModelSpec, ex: Execution) -> Pa
         c = c - prompt_in_c * drop
     if ex.kv_budget is not None and p.kv_cache:  # eviction applies to decode (q < c), not prefill
         c = np.where(np.asarray(q) < np.asarray(c), np.minimum(c, ex.kv_budget), c)
-    window = spec.sliding_window if group.attention == "sliding" else None
-    return replace(p, q=q, c=c, window=window)
+    window, chunk = REGISTRY[group.attention].window(spec)
+    return replace(p, q=q, c=c, window=window, chunk=chunk)
 
 
 def shard(spec: ModelSpec, tp: int) -> ModelSpec:
     """The slice of every layer one tensor-parallel rank holds.
 
-    Attention heads, MLP and expert intermediate sizes and the vocabulary split ``tp`` ways; KV heads
-    split too but are replicated when there are fewer than ``tp`` (each rank keeps one). MLA's latent
-    projections are small and stay whole on every rank.
+    Each layer kind the model has says what it splits (attention heads, KV heads replicated when
+    fewer than ``tp``, MLP and expert widths, Mamba and linear-attention heads; MLA's latent
+    projections stay whole on every rank); the vocabulary splits ``tp`` ways.
     """
     if tp == 1:
         return spec
-    from ..errors import RooflensError
-
-    if spec.num_heads % tp:
-        raise RooflensError(f"--tp {tp} does not divide {spec.name}'s {spec.num_heads} attention heads")
-    kv = spec.num_kv_heads
-    if kv > tp and kv % tp:
-        raise RooflensError(f"--tp {tp} does not divide {spec.name}'s {kv} key-value heads")
-
-    def part(n: int) -> int:
-        return math.ceil(n / tp) if n else 0
-
-    return spec.model_copy(
-        update=dict(
-            num_heads=spec.num_heads // tp,
-            num_kv_heads=max(1, kv // tp),
-            intermediate_size=part(spec.intermediate_size),
-            moe_intermediate_size=part(spec.moe_intermediate_size),
-            shared_expert_intermediate_size=part(spec.shared_expert_intermediate_size),
-            vocab_size=part(spec.vocab_size),
-        )
-    )
+    update = {"vocab_size": math.ceil(spec.vocab_size / tp)}
+    for name in dict.fromkeys(spec.attention_kinds() + spec.mlp_kinds()):
+        update.update(REGISTRY[name].shard(spec, tp))
+    return spec.model_copy(update=update)

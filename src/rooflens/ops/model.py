@@ -18,14 +18,11 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from ..layers.base import REGISTRY, Context
 from ..model.spec import ModelSpec
-from .attention import Pass, attention_ops
-from .base import ADD_FLOPS, SOFTCAP_FLOPS, Op, linear, norm
+from .base import ADD_FLOPS, SOFTCAP_FLOPS, Op, Pass, linear, norm
 from .comm import all_gather, all_reduce, all_to_all, send
 from .execution import Execution, group_pass, layer_groups, shard
-from .mla import mla_ops
-from .mlp import mlp_ops
-from .moe import moe_ops
 from .precision import Precision
 
 PLAIN = Execution()
@@ -66,16 +63,15 @@ def build_ops(spec: ModelSpec, prec: Precision, p: Pass, ex: Execution = PLAIN) 
     for group in layer_groups(spec, ex):
         gp = group_pass(mine, group, spec, ex)
         count = group.count
-        if group.attention == "mla":
-            block = mla_ops(local, prec, gp, count, ex.mla_absorb)
-        else:
-            block = attention_ops(local, prec, gp, count)
-        if group.mlp == "moe":
-            everyone = group_pass(p, group, spec, ex).tokens
-            block += moe_ops(local, prec, gp, count, everyone, ex.ep, ex.routing_skew)
-        else:
-            block += mlp_ops(local, prec, gp, count)
-        block += _layer_comm(spec, prec, gp, group.mlp, count, ex)
+        ctx = Context(
+            absorb=ex.mla_absorb,
+            ep=ex.ep,
+            routing_skew=ex.routing_skew,
+            group_tokens=group_pass(p, group, spec, ex).tokens,  # all reach the experts (all-to-all)
+        )
+        block = REGISTRY[group.attention].ops(local, prec, gp, count, ctx)
+        block += REGISTRY[group.mlp].ops(local, prec, gp, count, ctx)
+        block += _layer_comm(spec, prec, gp, group, count, ex)
         ops += [replace(op, group=group.label, layers=group.layers, tokens=gp.tokens) for op in block]
     if ex.pp > 1:
         size = mine.tokens * spec.hidden_size * prec.a_bytes
@@ -118,16 +114,16 @@ def _embedding_ops(spec: ModelSpec, prec: Precision, p: Pass, ex: Execution) -> 
     return ops
 
 
-def _layer_comm(spec: ModelSpec, prec: Precision, p: Pass, mlp: str, count: float, ex: Execution) -> list[Op]:
+def _layer_comm(spec: ModelSpec, prec: Precision, p: Pass, group, count: float, ex: Execution) -> list[Op]:
     size = p.tokens * spec.hidden_size * prec.a_bytes
     ops = []
-    if ex.tp > 1:  # partial sums of o_proj and of down_proj (or the expert combine)
+    if ex.tp > 1:  # partial sums of the mixer's output projection and of down_proj (or the combine)
         link = ex.link(ex.tp)
-        ops += [
-            all_reduce("attn_allreduce", "attention", size, ex.tp, count, link),
-            all_reduce("mlp_allreduce", "mlp", size, ex.tp, count, link),
-        ]
-    if mlp == "moe" and ex.ep > 1:  # each token's k expert inputs go out and come back
+        if group.attention != "no_mixer":
+            ops.append(all_reduce("attn_allreduce", "attention", size, ex.tp, count, link))
+        if group.mlp != "no_ffn":
+            ops.append(all_reduce("mlp_allreduce", "mlp", size, ex.tp, count, link))
+    if group.mlp == "moe" and ex.ep > 1:  # each token's k expert inputs go out and come back
         routed = size * spec.experts_per_token
         link = ex.link(ex.ep * ex.tp)
         ops += [

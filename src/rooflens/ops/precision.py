@@ -3,10 +3,13 @@
 Rules (see DESIGN.md):
 - weights use ``w_bits`` (matrix weights inside the layers; embeddings and LM head too only when
   ``quantize_embeddings``), activations ``a_bits``, the KV cache ``kv_bits``;
-- quantized tensors (fewer than 16 bits) carry one 16-bit scale and, unless ``symmetric``, one zero
-  point (at the tensor's own width) per group of ``group_size`` values along the input dimension
-  (weights) or per head vector (KV cache): the asymmetric group-wise layout of GPTQ, AWQ and KIVI-style
-  caches; llama.cpp's Q4_0/Q8_0 and fp8 are symmetric (scales only);
+- quantized tensors (fewer than 16 bits) carry one scale (``scale_bits``, 16 unless the format says
+  else) and, unless ``symmetric``, one zero point (at the tensor's own width) per group of
+  ``group_size`` values along the input dimension (weights; ``block_rows`` output rows share it in
+  2-D block scaling such as DeepSeek's 128x128 FP8) or per head vector (KV cache): the asymmetric
+  group-wise layout of GPTQ, AWQ and KIVI-style caches; llama.cpp's Q4_0/Q8_0 and fp8 are symmetric
+  (scales only); MXFP4 has one 8-bit E8M0 scale per 32 values;
+- a checkpoint may store its routed experts in another format (``expert_format``);
 - a matmul runs in the wider of its two operands' formats: W4A16 dequantizes to fp16 and uses the fp16
   peak (paying 2 FLOPs per weight for the dequantization), W8A8 uses the int8 peak, W4A4 int4.
 """
@@ -30,10 +33,18 @@ class Precision:
     quantize_embeddings: bool = False
     symmetric: bool = False
     sparsity: tuple[int, int] | None = None  # N:M structured sparsity of the layer weight matrices
+    scale_bits: int = SCALE_BITS  # width of one scale: 16 (fp16), 32 (fp32 block scales), 8 (E8M0)
+    block_rows: int = 1  # output rows sharing a scale: 128 for 128x128 block-scaled FP8, else 1
+    expert_format: Precision | None = None  # routed experts stored differently (gpt-oss: MXFP4)
+
+    @property
+    def experts(self) -> Precision:
+        """The precision of the routed experts' weights (this one unless the checkpoint says else)."""
+        return self.expert_format or self
 
     def _meta_bits(self, bits: int) -> int:
-        """Metadata bits per quantization group: a 16-bit scale, plus a zero point if asymmetric."""
-        return SCALE_BITS + (0 if self.symmetric else bits)
+        """Metadata bits per quantization group: its scale, plus a zero point if asymmetric."""
+        return self.scale_bits + (0 if self.symmetric else bits)
 
     def dtype(self, bits: int) -> str:
         """The compute dtype name for math carried out at ``bits`` bits."""
@@ -87,7 +98,7 @@ class Precision:
             data = n_in * n_out * n / m * (bits + math.ceil(math.log2(m))) / 8
         if bits >= 16:
             return data
-        groups = n_out * math.ceil(n_in / self.group_size)
+        groups = math.ceil(n_out / self.block_rows) * math.ceil(n_in / self.group_size)
         return data + groups * self._meta_bits(bits) / 8
 
     def kv_vector_bytes(self, dim: int, heads: int) -> float:

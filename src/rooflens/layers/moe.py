@@ -14,9 +14,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.spec import ModelSpec
-from .attention import Pass
-from .base import ACTIVATION_FLOPS, ADD_FLOPS, DEFAULT_ACTIVATION_FLOPS, Array, Op, elementwise, linear, norm
-from .precision import Precision
+from ..ops.base import (
+    ACTIVATION_FLOPS,
+    ADD_FLOPS,
+    DEFAULT_ACTIVATION_FLOPS,
+    Array,
+    Op,
+    Pass,
+    elementwise,
+    linear,
+    norm,
+)
+from ..ops.precision import Precision
+from .base import PLAIN, Context, LayerKind, ceil_part, register
 
 ROUTING_FLOPS = 5  # softmax over the expert logits, plus top-k selection
 
@@ -45,28 +55,39 @@ def moe_ops(
     touched, routed = routed_load(E, k, group_tokens, ep, skew)
     a = prec.a_bytes
     act_flops = ACTIVATION_FLOPS.get(spec.activation, DEFAULT_ACTIVATION_FLOPS)
-    expert_dtype = prec.matmul_dtype(prec.w_bits)
-    sparse = prec.sparsity is not None
+    xp = prec.experts  # the routed experts' own format (gpt-oss: MXFP4 experts, bf16 elsewhere)
+    expert_dtype = xp.matmul_dtype(xp.w_bits)
+    sparse = xp.sparsity is not None
 
     def experts(name: str, n_in: int, n_out: int) -> Op:
+        # One expert's matrix, plus its bias where the model has expert biases (gpt-oss).
+        one = xp.weight_bytes(n_in, n_out, xp.w_bits, sparse=sparse)
+        bias = n_out if spec.moe_bias else 0
+        one_bytes = one + bias * xp.hi_bits / 8
         return Op(
             name=name,
             block="mlp",
             kind="matmul",
             dtype=expert_dtype,
             count=count,
-            flops=2.0 * routed * n_in * n_out + touched * prec.dequant_flops(n_in, n_out, prec.w_bits),
-            weight_bytes=touched * prec.weight_bytes(n_in, n_out, prec.w_bits, sparse=sparse),
+            flops=2.0 * routed * n_in * n_out
+            + touched * xp.dequant_flops(n_in, n_out, xp.w_bits)
+            + routed * bias,
+            weight_bytes=touched * one_bytes,
             act_in_bytes=routed * n_in * a,
             act_out_bytes=routed * n_out * a,
             inner=n_in,
-            sparsity=prec.sparsity if sparse else None,
-            resident_bytes=E / ep * prec.weight_bytes(n_in, n_out, prec.w_bits, sparse=sparse),
+            sparsity=xp.sparsity if sparse else None,
+            resident_bytes=E / ep * one_bytes,
+            params=E * n_in * n_out,
+            other_params=E * bias,
+            routed_params=E * (n_in * n_out + bias),
+            active_routed_params=k * (n_in * n_out + bias),
         )
 
     ops = [
         norm("mlp_norm", "mlp", spec.norm, h, T, prec, count=count),
-        linear("router", "mlp", h, E, T, prec, count=count, sparse=False),
+        linear("router", "mlp", h, E, T, prec, count=count, sparse=False, bias=spec.moe_bias),
         elementwise("routing", "mlp", T * E, ROUTING_FLOPS, prec, count=count),
         experts("experts_gate_up", h, 2 * ie),
         elementwise(
@@ -112,3 +133,32 @@ def moe_ops(
             ops.append(linear("shared_gate", "mlp", h, 1, T, prec, count=count, sparse=False))
     ops.append(elementwise("mlp_residual", "mlp", T * h, ADD_FLOPS, prec, count=count, inputs=2))
     return ops
+
+
+class MixtureOfExperts(LayerKind):
+    name = "moe"
+    role = "ffn"
+    label = "moe"
+    siblings = (frozenset({"experts_gate_up", "shared_gate_up"}),)
+
+    def check(self, spec: ModelSpec) -> str | None:
+        if not (0 < spec.experts_per_token <= spec.num_experts and spec.moe_intermediate_size > 0):
+            return (
+                "MoE layers need num_experts > 0, 1 <= experts per token <= num_experts and a "
+                f"moe_intermediate_size (got {spec.num_experts}, {spec.experts_per_token}, "
+                f"{spec.moe_intermediate_size})"
+            )
+        return None
+
+    def ops(self, spec: ModelSpec, prec: Precision, p: Pass, count: float, ctx: Context = PLAIN) -> list[Op]:
+        everyone = p.tokens if ctx.group_tokens is None else ctx.group_tokens
+        return moe_ops(spec, prec, p, count, everyone, ctx.ep, ctx.routing_skew)
+
+    def shard(self, spec: ModelSpec, tp: int) -> dict[str, int]:
+        return {
+            "moe_intermediate_size": ceil_part(spec.moe_intermediate_size, tp),
+            "shared_expert_intermediate_size": ceil_part(spec.shared_expert_intermediate_size, tp),
+        }
+
+
+MOE = register(MixtureOfExperts())

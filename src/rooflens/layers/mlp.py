@@ -8,16 +8,27 @@ The activation tensor is sized by ``intermediate_size``, not ``hidden_size``.
 from __future__ import annotations
 
 from ..model.spec import ModelSpec
-from .attention import Pass
-from .base import ACTIVATION_FLOPS, ADD_FLOPS, DEFAULT_ACTIVATION_FLOPS, Op, elementwise, linear, norm
-from .precision import Precision
+from ..ops.base import (
+    ACTIVATION_FLOPS,
+    ADD_FLOPS,
+    DEFAULT_ACTIVATION_FLOPS,
+    Op,
+    Pass,
+    elementwise,
+    linear,
+    norm,
+)
+from ..ops.precision import Precision
+from .base import PLAIN, Context, LayerKind, ceil_part, register
 
 
 def mlp_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float) -> list[Op]:
     h, i, T = spec.hidden_size, spec.intermediate_size, p.tokens
     act_flops = ACTIVATION_FLOPS.get(spec.activation, DEFAULT_ACTIVATION_FLOPS)
     bias = spec.mlp_bias
-    ops = [norm("mlp_norm", "mlp", spec.norm, h, T, prec, count=count)]
+    # GPT-J's MLP reads the attention's normalised input: one norm serves both halves of the layer.
+    shared_norm = spec.norms_per_layer == 1
+    ops = [] if shared_norm else [norm("mlp_norm", "mlp", spec.norm, h, T, prec, count=count)]
     if spec.gated_mlp:
         if spec.fused_gate_up:
             ops.append(linear("gate_up_proj", "mlp", h, 2 * i, T, prec, count=count, bias=bias))
@@ -52,3 +63,18 @@ def mlp_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float) -> list[Op]
         elementwise("mlp_residual", "mlp", T * h, ADD_FLOPS * (inputs - 1), prec, count=count, inputs=inputs)
     )
     return ops
+
+
+class DenseMlp(LayerKind):
+    name = "dense"
+    role = "ffn"
+    siblings = (frozenset({"gate_proj", "up_proj"}),)
+
+    def ops(self, spec: ModelSpec, prec: Precision, p: Pass, count: float, ctx: Context = PLAIN) -> list[Op]:
+        return mlp_ops(spec, prec, p, count)
+
+    def shard(self, spec: ModelSpec, tp: int) -> dict[str, int]:
+        return {"intermediate_size": ceil_part(spec.intermediate_size, tp)}
+
+
+register(DenseMlp())

@@ -17,9 +17,10 @@ The split of ``kv_b_proj`` into the two absorbed matrices keeps the weight bytes
 from __future__ import annotations
 
 from ..model.spec import ModelSpec
-from .attention import Pass, causal_pairs, keys_read
-from .base import ADD_FLOPS, ROPE_FLOPS, SOFTMAX_FLOPS, Op, elementwise, linear, norm
-from .precision import Precision
+from ..ops.base import ADD_FLOPS, ROPE_FLOPS, SOFTMAX_FLOPS, Op, Pass, elementwise, linear, norm
+from ..ops.precision import Precision
+from .attention import causal_pairs, keys_read, shard_heads
+from .base import PLAIN, CacheNeed, Context, LayerKind, register
 
 
 def mla_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float, absorb: bool) -> list[Op]:
@@ -53,6 +54,7 @@ def mla_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float, absorb: boo
             flops=T * latent * 4,
             impl="rmsnorm",
             weight_bytes=latent * prec.hi_bits / 8,
+            other_params=latent,
             act_in_bytes=T * latent * a,
             act_out_bytes=0.0 if cached else T * latent * a,
             kv_write_bytes=T * latent * cache_vec / (latent + rope) if cached else 0.0,
@@ -83,6 +85,7 @@ def mla_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float, absorb: boo
                 flops=2.0 * T * heads * n_in * n_out,
                 inner=n_in,
                 weight_bytes=heads * prec.weight_bytes(n_in, n_out, prec.w_bits),
+                params=heads * n_in * n_out,
                 act_in_bytes=T * heads * n_in * a,
                 act_out_bytes=T * heads * n_out * a,
             )
@@ -114,6 +117,7 @@ def mla_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float, absorb: boo
                 flops=2.0 * b * keys * latent * heads * (nope + vd),
                 inner=latent,
                 weight_bytes=prec.weight_bytes(latent, heads * (nope + vd), prec.w_bits),
+                params=latent * heads * (nope + vd),
                 act_in_bytes=b * keys * latent * a,
                 act_out_bytes=b * keys * heads * (nope + vd) * a,
                 kv_read_bytes=0.0,
@@ -134,3 +138,28 @@ def mla_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float, absorb: boo
         elementwise("attn_residual", "attention", T * h, ADD_FLOPS, prec, count=count, inputs=2),
     ]
     return ops
+
+
+class LatentAttention(LayerKind):
+    name = "mla"
+    role = "mixer"
+    label = "mla"
+    siblings = (frozenset({"q_a_proj", "kv_a_proj"}), frozenset({"q_proj", "kv_a_proj"}))
+
+    def check(self, spec: ModelSpec) -> str | None:
+        if not (spec.kv_lora_rank and spec.qk_nope_head_dim and spec.qk_rope_head_dim and spec.v_head_dim):
+            return "latent attention needs kv_lora_rank, qk_nope/qk_rope head dims and v_head_dim"
+        return None
+
+    def ops(self, spec: ModelSpec, prec: Precision, p: Pass, count: float, ctx: Context = PLAIN) -> list[Op]:
+        return mla_ops(spec, prec, p, count, ctx.absorb)
+
+    def cache(self, spec: ModelSpec, prec: Precision) -> CacheNeed:
+        # One latent and one shared rope key per token, for all heads (replicated on every TP rank).
+        return CacheNeed(per_token=prec.kv_vector_bytes(spec.kv_lora_rank + spec.qk_rope_head_dim, 1))
+
+    def shard(self, spec: ModelSpec, tp: int) -> dict[str, int]:
+        return shard_heads(spec, tp)
+
+
+register(LatentAttention())
