@@ -24,16 +24,58 @@ from pydantic import ValidationError
 from .errors import RooflensError, explain_validation
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
+from .layers import REGISTRY
+from .layers.base import Context
 from .memory import CacheShape, footprint, kv_cache_bytes, resident_weight_bytes, residual_bytes
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
-from .ops.attention import Pass
-from .ops.base import Op
-from .ops.execution import Execution
+from .ops.base import Op, Pass
+from .ops.execution import Execution, shard
+from .ops.heads import EAGLE_DRAFT_VOCAB, eagle3_fuse_op, eagle3_ops, head_weight_bytes, medusa_ops, mtp_ops
 from .ops.model import build_ops
+from .ops.precision import Precision
 from .report import Report
 from .roofline import evaluate
 from .settings import Settings, preset
+
+# Settings that describe the weight format: giving any of them replaces the checkpoint's own.
+FORMAT_SETTINGS = frozenset({"w_bits", "a_bits", "low_bit", "group_size", "symmetric"})
+
+
+def precision_for(spec: ModelSpec, s: Settings) -> Precision:
+    """The precision an analysis runs at: the settings', or the checkpoint's own quantization (its
+    ``quantization_config``) when the settings name no weight format."""
+    base = s.precision
+    q = spec.quantization
+    if q is None or FORMAT_SETTINGS & s.model_fields_set:
+        return base
+    fmt = replace(
+        base,
+        w_bits=q.bits,
+        a_bits=min(q.activations, base.a_bits),
+        low_bit=q.number_format,
+        group_size=q.group_size,
+        block_rows=q.block_rows,
+        scale_bits=q.scale_bits,
+        symmetric=q.symmetric,
+    )
+    return replace(base, expert_format=fmt) if q.experts_only else fmt
+
+
+def precision_note(spec: ModelSpec, s: Settings) -> str | None:
+    """Where the weight format came from, when the checkpoint declares one."""
+    if spec.quantization_unread:
+        return (
+            f"the checkpoint declares quantization method '{spec.quantization_unread}', which rooflens does "
+            "not read: weights are analysed at the bit widths set (--quant / --w-bits)"
+        )
+    q = spec.quantization
+    if q is None:
+        return None
+    if FORMAT_SETTINGS & s.model_fields_set:
+        return f"weights: as set, overriding the checkpoint's {q.description}"
+    acts = f"; activations in {q.activations}-bit {q.number_format}" if q.activations < 16 else ""
+    return f"weights: {q.description} from the checkpoint{acts} (--quant / --w-bits override it)"
 
 
 def make_settings(**kwargs: Any) -> Settings:
@@ -62,17 +104,90 @@ def analyze(
 
 @dataclass(frozen=True)
 class Speculation:
-    """Speculative decoding: ``k`` draft tokens per round, ``accepted`` tokens kept on average."""
+    """Speculative decoding: ``k`` draft tokens per round, ``accepted`` tokens kept on average.
 
-    draft: ModelSpec
+    ``method`` is ``draft`` (a separate ``draft`` model) or a head on the target (``mtp``, ``eagle3``,
+    ``medusa``: see ``ops/heads.py``); the target verifies ``verify_tokens`` per round (``k + 1``
+    for a chain, more for a tree).
+    """
+
     k: int
     rate: float
+    method: str = "draft"
+    draft: ModelSpec | None = None
+    verify: int | None = None
+    draft_vocab: int = EAGLE_DRAFT_VOCAB
 
     @property
     def accepted(self) -> float:
         if self.rate >= 1:
             return float(self.k + 1)
         return (1 - self.rate ** (self.k + 1)) / (1 - self.rate)
+
+    @property
+    def verify_tokens(self) -> int:
+        return self.verify or self.k + 1
+
+    @property
+    def label(self) -> str:
+        return self.draft.name if self.draft is not None else f"{self.method} heads"
+
+    def round_ops(
+        self, spec: ModelSpec, prec: Precision, p: Pass, ex: Execution, draft_ex: Execution, prefill: bool
+    ) -> list[Op]:
+        """The drafting of one round (decode) or of the prompt (prefill), as ``draft``-block ops."""
+        local = shard(spec, ex.tp)
+        ctx = Context(absorb=ex.mla_absorb, ep=1)
+        steps = 1 if prefill else self.k
+        if self.method == "draft":
+            return _as_draft(build_ops(self.draft, prec, p, draft_ex), steps)
+        if self.method == "mtp":
+            ops = _as_draft(mtp_ops(local, prec, p, ctx), steps)
+        elif self.method == "eagle3":
+            fuse = _as_draft([eagle3_fuse_op(local, prec, p)], 1)
+            ops = fuse + _as_draft(eagle3_ops(local, prec, p, self.draft_vocab), steps)
+        else:
+            p = replace(p, q=1.0)  # Medusa's heads read the last hidden state of each sequence
+            ops = _as_draft(medusa_ops(local, prec, p, self.k), 1)
+        return [replace(op, tokens=p.tokens) for op in ops]  # the efficiency tables' key
+
+    def memory(self, spec: ModelSpec, prec: Precision, shape: CacheShape, ex: Execution, draft_ex) -> tuple:
+        """(weights, KV cache) the drafting adds on one device."""
+        if self.method == "draft":
+            return resident_weight_bytes(self.draft, prec, draft_ex), kv_cache_bytes(
+                self.draft, prec, shape, draft_ex
+            )
+        one = Pass(1, 1.0, 1.0)
+        weights = head_weight_bytes(self.round_ops(spec, prec, one, ex, draft_ex, prefill=True))
+        if self.method == "medusa":
+            return weights, 0.0
+        local = shard(spec, ex.tp)
+        mixer = spec.layers[-1][0] if self.method == "mtp" else "full"
+        per_token = REGISTRY[mixer].cache(local, prec).per_token
+        tokens = math.ceil(shape.sequences / ex.ep) * (shape.prompt + shape.gen)
+        return weights, per_token * tokens
+
+
+def speculation(spec: ModelSpec, s: Settings) -> Speculation | None:
+    if s.draft_model and s.spec_heads:
+        raise RooflensError("give either a draft model or speculative heads (spec_heads), not both")
+    if s.spec_heads == "mtp" and not spec.mtp_layers:
+        raise RooflensError(
+            f"{spec.name} ships no multi-token prediction layers (num_nextn_predict_layers); "
+            "use spec_heads eagle3 or medusa, or a draft model"
+        )
+    if s.draft_model:
+        draft = load_model(s.draft_model)
+        return Speculation(s.draft_tokens, s.acceptance_rate, draft=draft, verify=s.verify_tokens)
+    if s.spec_heads:
+        return Speculation(
+            s.draft_tokens,
+            s.acceptance_rate,
+            method=s.spec_heads,
+            verify=s.verify_tokens,
+            draft_vocab=s.draft_vocab or EAGLE_DRAFT_VOCAB,
+        )
+    return None
 
 
 def executions(spec: ModelSpec, s: Settings) -> tuple[Execution, Execution, Execution]:
@@ -95,17 +210,15 @@ def executions(spec: ModelSpec, s: Settings) -> tuple[Execution, Execution, Exec
 
 def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     _check(spec, hw, s)
-    prec = s.precision
+    prec = precision_for(spec, s)
     base, prefill_ex, decode_ex = executions(spec, s)
-    spec_dec = (
-        Speculation(load_model(s.draft_model), s.draft_tokens, s.acceptance_rate) if s.draft_model else None
-    )
+    spec_dec = speculation(spec, s)
     draft_ex = Execution(ep=s.ep)  # the draft model runs whole on every device
 
     prefill_ops = _prefill_ops(spec, prec, s, prefill_ex)
     if spec_dec:
         draft_pass = Pass(s.batch, s.prompt, s.prompt, flash_attention=s.flash_attention)
-        prefill_ops += _as_draft(build_ops(spec_dec.draft, prec, draft_pass, draft_ex), 1)
+        prefill_ops += spec_dec.round_ops(spec, prec, draft_pass, prefill_ex, draft_ex, prefill=True)
     context, decode_ops = _decode_ops(spec, prec, s, decode_ex, spec_dec, draft_ex)
 
     profile = resolve_profile(hw, s.engine) if s.estimate else None
@@ -116,8 +229,7 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     shape = CacheShape(s.batch, s.prompt, s.gen, s.shared_prefix)
     extra_weights = extra_kv = 0.0
     if spec_dec:
-        extra_weights = resident_weight_bytes(spec_dec.draft, prec, draft_ex)
-        extra_kv = kv_cache_bytes(spec_dec.draft, prec, shape, draft_ex)
+        extra_weights, extra_kv = spec_dec.memory(spec, prec, shape, base, draft_ex)
     memory = footprint(
         spec,
         prec,
@@ -144,6 +256,8 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
         notes=[],
         profile=profile,
         draft=spec_dec.draft if spec_dec else None,
+        speculation=spec_dec,
+        precision=prec,
     )
     report.notes.extend(_notes(report, spec_dec))
     return report
@@ -183,7 +297,7 @@ def _check(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> None:
             f"exit_distribution needs one probability per layer ({spec.num_layers}), "
             f"got {len(s.exit_distribution)}"
         )
-    if s.draft_model and not s.kv_cache:
+    if (s.draft_model or s.spec_heads) and not s.kv_cache:
         raise RooflensError("speculative decoding needs the KV cache")
 
 
@@ -242,12 +356,12 @@ def _decode_ops(
         context = s.prompt + np.arange(1, s.gen, dtype=np.float64)
         q = 1.0 if s.kv_cache else context
         return context, build_ops(spec, prec, Pass(s.batch, q, context, kv_cache=s.kv_cache, **kw), ex)
-    k, accepted = spec_dec.k, spec_dec.accepted
+    k, accepted, v = spec_dec.k, spec_dec.accepted, spec_dec.verify_tokens
     rounds = math.ceil((s.gen - 1) / accepted)
     context = s.prompt + 1 + accepted * np.arange(rounds, dtype=np.float64)  # pending token included
-    verify = build_ops(spec, prec, Pass(s.batch, float(k + 1), context + k, **kw), ex)
-    draft = build_ops(spec_dec.draft, prec, Pass(s.batch, 1.0, context + (k - 1) / 2, **kw), draft_ex)
-    return context, verify + _as_draft(draft, k)
+    verify = build_ops(spec, prec, Pass(s.batch, float(v), context + v - 1, **kw), ex)
+    drafting = Pass(s.batch, 1.0, context + (k - 1) / 2, **kw)
+    return context, verify + spec_dec.round_ops(spec, prec, drafting, ex, draft_ex, prefill=False)
 
 
 def _as_draft(ops: list[Op], times: float) -> list[Op]:
@@ -258,7 +372,7 @@ def _as_draft(ops: list[Op], times: float) -> list[Op]:
 def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
     """Caveats the numbers depend on, said once, in words."""
     spec, hw, s = r.model, r.hardware, r.settings
-    notes = []
+    notes = [n for n in [precision_note(spec, s)] if n]
     fallbacks = {**r.prefill.fallbacks, **r.decode.fallbacks}
     for wanted, used in fallbacks.items():
         what = "element-wise" if wanted == "vector" else wanted
@@ -270,11 +384,23 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
             f"prompt + gen = {length} tokens exceeds {spec.name}'s max_position_embeddings "
             f"({spec.max_position_embeddings}); figures assume the model could run that long"
         )
-    if "sliding" in spec.attention_kinds() and length > (spec.sliding_window or 0):
-        windowed = spec.attention_kinds().count("sliding")
+    kinds = spec.attention_kinds()
+    for name in dict.fromkeys(kinds):
+        window, chunk = REGISTRY[name].window(spec)
+        limit = window or chunk
+        if limit and length > limit:
+            how = f"a {limit}-token window" if window else f"chunks of {limit} tokens"
+            notes.append(
+                f"{kinds.count(name)} of {spec.num_layers} layers attend over {how}, and their KV cache is "
+                "sized to it (a rolling cache; some engines keep the whole context)"
+            )
+    if r.memory.state_bytes:
+        recurrent = [n for n in kinds if REGISTRY[n].cache(spec, precision_for(spec, s)).state]
+        names = ", ".join(sorted(set(recurrent)))
         notes.append(
-            f"{windowed} of {spec.num_layers} layers attend over a {spec.sliding_window}-token window, and "
-            "their KV cache is sized to the window (a rolling cache; some engines keep the whole context)"
+            f"{len(recurrent)} of {spec.num_layers} layers are recurrent ({names}): "
+            f"each sequence keeps {r.memory.state_bytes / max(1, s.batch) / 1e6:.1f} MB of state per device "
+            "instead of a growing KV cache"
         )
     if not r.memory.fits:
         notes.append(
@@ -294,11 +420,11 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
         notes.append(f"{hw.name} has no {s.sparsity} sparse tensor cores: weights shrink but math runs dense")
     if spec_dec:
         notes.append(
-            f"speculative decoding with {spec_dec.draft.name}: {spec_dec.k} draft tokens per round, "
-            f"acceptance {spec_dec.rate:.0%} -> {spec_dec.accepted:.2f} tokens per target pass "
-            "(a decode step is a round)"
+            f"speculative decoding with {spec_dec.label}: {spec_dec.k} draft tokens per round, "
+            f"acceptance {spec_dec.rate:.0%} -> {spec_dec.accepted:.2f} tokens per target pass of "
+            f"{spec_dec.verify_tokens} tokens (a decode step is a round)"
         )
-        if spec_dec.draft.vocab_size != spec.vocab_size:
+        if spec_dec.draft is not None and spec_dec.draft.vocab_size != spec.vocab_size:
             notes.append(
                 f"{spec_dec.draft.name}'s vocabulary differs from {spec.name}'s; real drafts share one"
             )

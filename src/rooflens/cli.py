@@ -133,6 +133,16 @@ def analyze(
     acceptance_rate: Annotated[
         float, typer.Option("--acceptance-rate", help="Chance each draft token is accepted.")
     ] = 0.8,
+    spec_heads: Annotated[
+        str | None,
+        typer.Option(
+            "--spec-heads", help="Speculative decoding with heads on the model: mtp, eagle3 or medusa."
+        ),
+    ] = None,
+    verify_tokens: Annotated[
+        int | None,
+        typer.Option("--verify-tokens", help="Tokens the target verifies per round (a tree) [draft+1]."),
+    ] = None,
     exit_fraction: Annotated[
         float, typer.Option("--exit-fraction", help="Early exit: share of layers run per decoded token.")
     ] = 1.0,

@@ -57,6 +57,8 @@ class Report:
     notes: list[str]
     profile: EfficiencyProfile | None = None  # source of the calibrated estimate, if any
     draft: ModelSpec | None = None  # speculative decoding's draft model
+    speculation: Any = None  # analysis.Speculation, when speculative decoding is on
+    precision: Any = None  # ops.Precision the analysis ran at (the checkpoint's own, unless overridden)
 
     # --- multi-device --------------------------------------------------------------------------
     @property
@@ -178,15 +180,18 @@ class Report:
                 "pipeline_bubble": self.pipeline_bubble,
             },
             "speculative": None
-            if self.draft is None
+            if self.speculation is None
             else {
-                "draft_model": self.draft.name,
+                "method": self.speculation.method,
+                "draft_model": self.draft.name if self.draft is not None else None,
+                "verify_tokens": self.speculation.verify_tokens,
                 "draft_tokens": s.draft_tokens,
                 "acceptance_rate": s.acceptance_rate,
                 "rounds": decode.steps,
                 "tokens_per_round": self.decode_tokens / decode.steps if decode.steps else None,
             },
             "settings": s.model_dump(),
+            "precision": None if self.precision is None else _precision_dict(self.precision),
             "prefill": _phase_dict(self.prefill),
             "decode": {
                 **_phase_dict(decode),
@@ -208,6 +213,7 @@ class Report:
             "memory": {
                 "weights_bytes": m.weights_bytes,
                 "kv_cache_bytes": m.kv_cache_bytes,
+                "state_bytes": m.state_bytes,
                 "activations_bytes": m.activations_bytes,
                 "overhead_bytes": m.overhead_bytes,
                 "overhead_source": m.overhead_source,
@@ -272,3 +278,11 @@ def _op_row(phase: str, op: OpResult) -> dict[str, Any]:
         "link_bytes": op.link_bytes,
         "group": op.group,
     }
+
+
+def _precision_dict(prec: Any) -> dict[str, Any]:
+    """The bit widths an analysis ran at (routed experts apart when the checkpoint stores them so)."""
+    out = {"w_bits": prec.w_bits, "a_bits": prec.a_bits, "kv_bits": prec.kv_bits, "low_bit": prec.low_bit}
+    xp = prec.expert_format
+    out["expert_w_bits"] = None if xp is None else xp.w_bits
+    return out

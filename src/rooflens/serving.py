@@ -43,14 +43,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .analysis import _check, analyze, executions, make_settings
+from .analysis import _check, analyze, executions, make_settings, precision_for
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
-from .memory import CacheShape, kv_cache_bytes, resident_weight_bytes
+from .memory import CacheShape, kv_cache_bytes, resident_weight_bytes, state_bytes
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
-from .ops.attention import Pass
+from .ops.base import Pass
 from .ops.model import build_ops
 from .roofline import step_times
 
@@ -70,7 +70,7 @@ class StepCost:
 
     def __init__(self, spec: ModelSpec, hw: HardwareSpec, settings: Any, basis: Basis, max_context: int):
         self.spec, self.hw, self.s = spec, hw, settings
-        self.prec = settings.precision
+        self.prec = precision_for(spec, settings)
         _, self.prefill_ex, self.decode_ex = executions(spec, settings)
         self.profile = resolve_profile(hw, settings.engine) if basis == "estimate" else None
         if basis == "estimate" and self.profile is None:
@@ -415,11 +415,18 @@ def _kv_blocks(spec: ModelSpec, hw: HardwareSpec, s, eng: Engine) -> int:
     """KV blocks one instance has: the memory share the engine may use, less weights, activations of a
     full token budget and runtime overhead, over the bytes of one block (per device)."""
     base = executions(spec, s)[0]
-    prec = s.precision
+    prec = precision_for(spec, s)
     weights = resident_weight_bytes(spec, prec, base)
     act = analyze(spec, hw, **{**s.model_dump(), "prompt": eng.max_num_batched_tokens, "gen": 1}).memory
     room = hw.memory_bytes * eng.gpu_memory_utilization - weights - act.activations_bytes - act.overhead_bytes
     per_token = kv_cache_bytes(spec, prec, CacheShape(1, 1, 0), base)
+    if not per_token:
+        raise RooflensError(
+            f"{spec.name} keeps no KV cache (only recurrent state), and the serving simulation schedules "
+            "paged KV blocks; use rooflens analyze or sweep for it"
+        )
+    # Recurrent layers' state (hybrids) is reserved for every sequence the engine may run at once.
+    room -= state_bytes(spec, prec, eng.max_num_seqs, base)
     blocks = int(room // (per_token * eng.block_size)) if per_token else 0
     if blocks < 1:
         raise RooflensError(
@@ -437,7 +444,7 @@ def _transfer_model(spec: ModelSpec, hw: HardwareSpec, s):
     instances sit on different machines), else over its interconnect.
     """
     base = executions(spec, s)[0]
-    per_token = kv_cache_bytes(spec, s.precision, CacheShape(1, 1, 0), base)
+    per_token = kv_cache_bytes(spec, precision_for(spec, s), CacheShape(1, 1, 0), base)
     link = hw.network or hw.interconnect
     if link is None:
         raise RooflensError(f"{hw.name} lists no link to move KV caches over; disaggregation needs one")

@@ -58,6 +58,18 @@ class Settings(BaseModel):
     draft_model: str | None = Field(None, description="speculative decoding: the draft model")
     draft_tokens: int = Field(4, ge=1, le=64, description="tokens the draft proposes per round")
     acceptance_rate: float = Field(0.8, ge=0, le=1, description="chance each draft token is accepted")
+    spec_heads: Literal["mtp", "eagle3", "medusa"] | None = Field(
+        None, description="speculative decoding with heads on the target itself: mtp, eagle3 or medusa"
+    )
+    verify_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="tokens the target verifies per round (a tree); default draft_tokens + 1",
+    )
+    draft_vocab: int | None = Field(
+        None, ge=1, le=10_000_000, description="EAGLE-3 head's draft vocabulary (default 32,000)"
+    )
     exit_fraction: float = Field(1.0, gt=0, le=1, description="early exit: share of layers run per token")
     exit_distribution: tuple[float, ...] | None = Field(
         None, description="early exit: probability a token leaves after each layer (sums to 1)"

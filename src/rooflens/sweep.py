@@ -25,14 +25,21 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import _check, executions, make_settings
+from .analysis import _check, executions, make_settings, precision_for
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
-from .memory import kv_cache_bytes, largest_batch, resident_weight_bytes, residual_bytes, runtime_overhead
+from .memory import (
+    kv_cache_bytes,
+    largest_batch,
+    resident_weight_bytes,
+    residual_bytes,
+    runtime_overhead,
+    state_bytes,
+)
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
-from .ops.attention import Pass
+from .ops.base import Pass
 from .ops.model import build_ops
 from .roofline import step_times
 from .settings import preset
@@ -42,7 +49,7 @@ COLUMNS = (
     "model", "hardware", "devices", "tp", "pp", "ep", "w_bits", "a_bits", "kv_bits", "batch", "prompt", "gen",
     "ttft_s", "tpot_s", "decode_time_s", "total_time_s", "throughput_tokens_per_s", "throughput_per_device",
     "ttft_estimate_s", "tpot_estimate_s", "total_estimate_s", "throughput_estimate_tokens_per_s",
-    "throughput_estimate_per_device", "weights_bytes", "kv_cache_bytes", "activations_bytes",
+    "throughput_estimate_per_device", "weights_bytes", "kv_cache_bytes", "state_bytes", "activations_bytes",
     "overhead_bytes", "total_bytes", "capacity_bytes", "fits", "max_batch", "tdp_watts",
 )  # fmt: skip
 # Settings a sweep cannot vectorise: their effect depends on the prompt itself.
@@ -174,7 +181,9 @@ def _combo(
             )
             _check(spec, hw, settings)
             if weights is None:
-                weights = resident_weight_bytes(spec, settings.precision, executions(spec, settings)[0])
+                weights = resident_weight_bytes(
+                    spec, precision_for(spec, settings), executions(spec, settings)[0]
+                )
             blocks.append(_block(spec, hw, settings, prompts, gens, weights))
         except RooflensError as err:
             skipped.append((point, str(err)))
@@ -185,7 +194,7 @@ def _block(
     spec: ModelSpec, hw: HardwareSpec, s, prompts: np.ndarray, gens: np.ndarray, weights: float
 ) -> dict[str, np.ndarray]:
     """All (prompt, gen) pairs of one structural configuration and batch."""
-    prec = s.precision
+    prec = precision_for(spec, s)
     base, prefill_ex, decode_ex = executions(spec, s)
     profile = resolve_profile(hw, s.engine) if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
@@ -262,9 +271,10 @@ def _memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last)
     """Per-device memory of every (prompt, gen), as the single analysis computes it."""
     from .memory import CacheShape
 
-    prec = s.precision
+    prec = precision_for(spec, s)
     kv = kv_cache_bytes(spec, prec, CacheShape(s.batch, P, G), base) if s.kv_cache else np.zeros(len(P))
     kv = np.broadcast_to(np.asarray(kv, dtype=float), P.shape)
+    state = state_bytes(spec, prec, s.batch, base) if s.kv_cache else 0.0
     sequences = math.ceil(s.batch / s.ep)
     residual = residual_bytes(spec, prec, sequences, P, G, s.kv_cache)
     # The largest single-op working set: prefill at this prompt, decode over this generation.
@@ -278,17 +288,18 @@ def _memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last)
     act_peak = np.maximum(pre_act[pi], np.where(G > 1, _range_max(dec_act, P + 1, last), 0.0))
     act = residual + act_peak
     overhead, _ = runtime_overhead(hw, s.overhead_bytes)
-    total = weights + kv + act + overhead
+    total = weights + kv + state + act + overhead
     size = len(P)
     return {
         "weights_bytes": np.full(size, weights),
         "kv_cache_bytes": np.asarray(kv, dtype=float),
+        "state_bytes": np.full(size, float(state)),
         "activations_bytes": act,
         "overhead_bytes": np.full(size, float(overhead)),
         "total_bytes": total,
         "capacity_bytes": np.full(size, hw.memory_bytes),
         "fits": total <= hw.memory_bytes,
-        "max_batch": largest_batch(hw.memory_bytes, weights + overhead, kv + act, sequences, s.ep),
+        "max_batch": largest_batch(hw.memory_bytes, weights + overhead, kv + state + act, sequences, s.ep),
     }
 
 

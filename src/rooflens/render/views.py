@@ -16,7 +16,7 @@ BLOCK_TITLES = {
     "attention": "Attention",
     "mlp": "MLP",
     "head": "Output head",
-    "draft": "Draft model (speculative decoding)",
+    "draft": "Drafting (speculative decoding)",
 }
 OP_HEADER = ("Op", "×", "FLOP", "Weight B", "Act B", "KV B", "FLOP/B", "Bound", "Ideal", "Estimate", "Share")
 
@@ -29,7 +29,8 @@ class Section:
 
 def header_lines(r: Report) -> list[str]:
     m, hw, s = r.model, r.hardware, r.settings
-    peak, dtype = hw.peak(s.precision.matmul_dtype(s.w_bits))
+    prec = r.precision or s.precision
+    peak, dtype = hw.peak(prec.matmul_dtype(prec.w_bits))
     moe = f", {m.num_experts} experts top-{m.experts_per_token}" if m.num_experts else ""
     active = f", {m.active_params / 1e9:.2f} B active" if m.num_experts else ""
     attention = "/".join(sorted(set(m.attention_kinds())))
@@ -42,7 +43,7 @@ def header_lines(r: Report) -> list[str]:
         f"Hardware  {devices}{hw.display_name}: {fmt_rate(peak, 'FLOP/s')} {dtype}, "
         f"{fmt_rate(hw.memory_bandwidth, 'B/s')}, "
         f"{fmt_bytes(hw.memory_bytes)}, ridge {peak / hw.memory_bandwidth:.0f} FLOP/B{split}",
-        f"Workload  batch {s.batch}, prompt {s.prompt}, gen {s.gen}; W{s.w_bits}A{s.a_bits} KV{s.kv_bits}, "
+        f"Workload  batch {s.batch}, prompt {s.prompt}, gen {s.gen}; {_bits(prec)}, "
         f"FlashAttention {'on' if s.flash_attention else 'off'}, KV cache {'on' if s.kv_cache else 'off'}",
     ]
     techniques = _techniques(r)
@@ -54,9 +55,9 @@ def header_lines(r: Report) -> list[str]:
 def _techniques(r: Report) -> list[str]:
     s = r.settings
     out = []
-    if r.draft is not None:
+    if r.speculation is not None:
         out.append(
-            f"speculative decoding ({r.draft.name}, {s.draft_tokens} tokens, "
+            f"speculative decoding ({r.speculation.label}, {s.draft_tokens} tokens, "
             f"acceptance {s.acceptance_rate:.0%})"
         )
     if s.exit_distribution is not None or s.exit_fraction < 1:
@@ -123,14 +124,28 @@ def headline_lines(r: Report) -> list[str]:
     return lines
 
 
+def _bits(prec) -> str:
+    """W8A8 KV16, with the routed experts' width when they differ (W16 experts W4 A16 KV16)."""
+    weights = f"W{prec.w_bits}"
+    if prec.expert_format is not None and prec.expert_format.w_bits != prec.w_bits:
+        weights += f" experts W{prec.expert_format.w_bits}"
+    return (
+        f"{weights} A{prec.a_bits} KV{prec.kv_bits}"
+        if " " in weights
+        else f"{weights}A{prec.a_bits} KV{prec.kv_bits}"
+    )
+
+
 def memory_rows(r: Report) -> list[tuple[str, str]]:
     m = r.memory
+    state = [(f"Recurrent state (× {r.settings.batch})", fmt_bytes(m.state_bytes))] if m.state_bytes else []
     return [
         ("Weights", fmt_bytes(m.weights_bytes)),
         (
             f"KV cache ({r.settings.prompt + r.settings.gen} tokens × {r.settings.batch})",
             fmt_bytes(m.kv_cache_bytes),
         ),
+        *state,
         ("Peak activations", fmt_bytes(m.activations_bytes)),
         ("Runtime overhead", f"{fmt_bytes(m.overhead_bytes)} ({m.overhead_source})"),
         ("Total", f"{fmt_bytes(m.total_bytes)} of {fmt_bytes(m.capacity_bytes)} ({m.utilization:.0%})"),
