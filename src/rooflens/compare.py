@@ -21,6 +21,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("throughput_tokens_per_s", "Throughput, tokens/s (ideal)"),
     ("weights_bytes", "Weights per device"),
     ("kv_cache_bytes", "KV cache per device"),
+    ("state_bytes", "Recurrent state per device"),
     ("total_bytes", "Memory per device"),
     ("max_batch", "Largest batch that fits"),
     ("devices", "Devices"),
@@ -28,7 +29,7 @@ METRICS: tuple[tuple[str, str], ...] = (
 
 
 def _metric(report: Report, key: str) -> float | None:
-    if key in ("weights_bytes", "kv_cache_bytes", "total_bytes", "max_batch"):
+    if key in ("weights_bytes", "kv_cache_bytes", "state_bytes", "total_bytes", "max_batch"):
         return float(getattr(report.memory, key))
     value = getattr(report, key)
     return None if value is None else float(value)
@@ -67,6 +68,8 @@ class Comparison:
         rows = []
         for key, title in METRICS:
             values = [_metric(r, key) for r in self.reports]
+            if key == "state_bytes" and not any(values):  # only models with recurrent layers have one
+                continue
             base = values[0]
             rows.append(
                 {

@@ -128,9 +128,10 @@ class Settings(BaseModel):
 # k-quants mix block sizes and widths; Q4_K_M is approximated by 4-bit groups of 32 with scale and
 # minimum (4.625 bits/weight against its ~4.6-4.8 measured).
 QUANT_PRESETS: dict[str, dict[str, object]] = {
-    "fp16": {},
-    "f16": {},  # llama.cpp's name for the same
-    "bf16": {"dtype": "bf16"},
+    # 16-bit presets name their widths: asking for one replaces a checkpoint's own format.
+    "fp16": {"w_bits": 16, "a_bits": 16},
+    "f16": {"w_bits": 16, "a_bits": 16},  # llama.cpp's name for the same
+    "bf16": {"dtype": "bf16", "w_bits": 16, "a_bits": 16},
     "fp32": {"w_bits": 32, "a_bits": 32, "kv_bits": 32},
     "q8_0": {"w_bits": 8, "group_size": 32, "symmetric": True, "quantize_embeddings": True},
     "q4_0": {"w_bits": 4, "group_size": 32, "symmetric": True, "quantize_embeddings": True},

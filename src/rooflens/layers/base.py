@@ -103,7 +103,8 @@ def kind(name: str) -> LayerKind:
 
 
 def names(role: Role) -> list[str]:
-    return [n for n, k in REGISTRY.items() if k.role == role]
+    """Registered kinds of a role, the absent block last."""
+    return sorted((n for n, k in REGISTRY.items() if k.role == role), key=lambda n: n.startswith("no_"))
 
 
 register(Absent("no_mixer", "mixer"))

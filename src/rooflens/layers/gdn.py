@@ -51,11 +51,11 @@ def gdn_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float) -> list[Op]
         linear("in_proj_ba", "attention", h, 2 * hv, T, prec, count=count),
         causal_conv("conv1d", 2 * keys + values, spec.linear_conv_kernel, False, p, prec, count),
         Op(
-            name="gated_delta",
-            block="attention",
-            kind="attention",
-            dtype=prec.attention_dtype,
-            count=count,
+            "gated_delta",
+            "attention",
+            "attention",
+            prec.attention_dtype,
+            count,
             impl="gated_delta",
             flops=delta_flops(p.q, T, hv, dk, dv, spec.linear_chunk_size),
             weight_bytes=2 * hv * prec.hi_bits / 8,  # A and dt bias
@@ -77,6 +77,9 @@ class GatedDeltaNet(LayerKind):
     label = "gated deltanet"
     siblings = (frozenset({"in_proj_qkvz", "in_proj_ba"}),)
 
+    def ops(self, spec: ModelSpec, prec: Precision, p: Pass, count: float, ctx: Context = PLAIN) -> list[Op]:
+        return gdn_ops(spec, prec, p, count)
+
     def check(self, spec: ModelSpec) -> str | None:
         dims = (spec.linear_k_heads, spec.linear_v_heads, spec.linear_k_head_dim, spec.linear_v_head_dim)
         if not all(dims) or not spec.linear_conv_kernel:
@@ -87,9 +90,6 @@ class GatedDeltaNet(LayerKind):
         if spec.linear_v_heads % spec.linear_k_heads:
             return "linear_num_value_heads must be a multiple of linear_num_key_heads"
         return None
-
-    def ops(self, spec: ModelSpec, prec: Precision, p: Pass, count: float, ctx: Context = PLAIN) -> list[Op]:
-        return gdn_ops(spec, prec, p, count)
 
     def cache(self, spec: ModelSpec, prec: Precision) -> CacheNeed:
         keys, values = (

@@ -54,11 +54,11 @@ def mamba2_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float) -> list[
         linear("in_proj", "attention", h, 2 * d + bc + H, T, prec, count=count, bias=spec.ssm_bias),
         causal_conv("conv1d", d + bc, spec.ssm_conv_kernel, spec.ssm_conv_bias, p, prec, count),
         Op(
-            name="ssd_scan",
-            block="attention",
-            kind="attention",
-            dtype=prec.attention_dtype,
-            count=count,
+            "ssd_scan",
+            "attention",
+            "attention",
+            prec.attention_dtype,
+            count,
             impl="ssd_scan",
             flops=scan_flops(p.q, T, H, P, N, G, spec.ssm_chunk_size),
             weight_bytes=3 * H * prec.hi_bits / 8,  # A, D, dt bias

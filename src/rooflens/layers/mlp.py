@@ -8,23 +8,14 @@ The activation tensor is sized by ``intermediate_size``, not ``hidden_size``.
 from __future__ import annotations
 
 from ..model.spec import ModelSpec
-from ..ops.base import (
-    ACTIVATION_FLOPS,
-    ADD_FLOPS,
-    DEFAULT_ACTIVATION_FLOPS,
-    Op,
-    Pass,
-    elementwise,
-    linear,
-    norm,
-)
+from ..ops.base import ADD_FLOPS, Op, Pass, activation_flops, elementwise, linear, norm
 from ..ops.precision import Precision
 from .base import PLAIN, Context, LayerKind, ceil_part, register
 
 
 def mlp_ops(spec: ModelSpec, prec: Precision, p: Pass, count: float) -> list[Op]:
     h, i, T = spec.hidden_size, spec.intermediate_size, p.tokens
-    act_flops = ACTIVATION_FLOPS.get(spec.activation, DEFAULT_ACTIVATION_FLOPS)
+    act_flops = activation_flops(spec.activation)
     bias = spec.mlp_bias
     # GPT-J's MLP reads the attention's normalised input: one norm serves both halves of the layer.
     shared_norm = spec.norms_per_layer == 1

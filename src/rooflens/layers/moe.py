@@ -14,17 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.spec import ModelSpec
-from ..ops.base import (
-    ACTIVATION_FLOPS,
-    ADD_FLOPS,
-    DEFAULT_ACTIVATION_FLOPS,
-    Array,
-    Op,
-    Pass,
-    elementwise,
-    linear,
-    norm,
-)
+from ..ops.base import ADD_FLOPS, Array, Op, Pass, activation_flops, elementwise, linear, norm
 from ..ops.precision import Precision
 from .base import PLAIN, Context, LayerKind, ceil_part, register
 
@@ -54,7 +44,7 @@ def moe_ops(
     E, k = spec.num_experts, spec.experts_per_token
     touched, routed = routed_load(E, k, group_tokens, ep, skew)
     a = prec.a_bytes
-    act_flops = ACTIVATION_FLOPS.get(spec.activation, DEFAULT_ACTIVATION_FLOPS)
+    act_flops = activation_flops(spec.activation)
     xp = prec.experts  # the routed experts' own format (gpt-oss: MXFP4 experts, bf16 elsewhere)
     expert_dtype = xp.matmul_dtype(xp.w_bits)
     sparse = xp.sparsity is not None

@@ -42,11 +42,11 @@ def causal_conv(
     window = p.batch * conv_state_values(channels, kernel) * state_width(prec) if p.kv_cache else 0.0
     params = channels * kernel + (channels if bias else 0)
     return Op(
-        name=name,
-        block="attention",
-        kind="elementwise",
-        dtype="vector",
-        count=count,
+        name,
+        "attention",
+        "elementwise",
+        "vector",
+        count,
         impl="conv1d",
         flops=T * channels * (CONV_FLOPS * kernel + SILU_FLOPS + (1 if bias else 0)),
         weight_bytes=params * prec.hi_bits / 8,
@@ -62,11 +62,11 @@ def gated_norm(name: str, width: int, rows: Array, weight: int, prec: Precision,
     """RMSNorm of ``y * silu(z)`` (Mamba-2's and Gated DeltaNet's output norm): two inputs, one output."""
     a = prec.a_bytes
     return Op(
-        name=name,
-        block="attention",
-        kind="norm",
-        dtype="vector",
-        count=count,
+        name,
+        "attention",
+        "norm",
+        "vector",
+        count,
         impl="rmsnorm",
         flops=rows * width * (4 + SILU_FLOPS + 1),
         weight_bytes=weight * prec.hi_bits / 8,

@@ -37,6 +37,11 @@ ACTIVATION_FLOPS = {
 DEFAULT_ACTIVATION_FLOPS = 8
 
 
+def activation_flops(name: str) -> float:
+    """FLOPs per element of an activation function (GELU's 8 for one not listed)."""
+    return ACTIVATION_FLOPS.get(name, DEFAULT_ACTIVATION_FLOPS)
+
+
 @dataclass(frozen=True)
 class Pass:
     """One forward pass: ``batch`` sequences, each adding ``q`` tokens to a context of ``c`` tokens."""
