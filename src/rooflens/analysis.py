@@ -395,7 +395,7 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
                 "sized to it (a rolling cache; some engines keep the whole context)"
             )
     if r.memory.state_bytes:
-        recurrent = [n for n in kinds if REGISTRY[n].cache(spec, precision_for(spec, s)).state]
+        recurrent = [n for n in kinds if REGISTRY[n].recurrent]
         names = ", ".join(sorted(set(recurrent)))
         notes.append(
             f"{len(recurrent)} of {spec.num_layers} layers are recurrent ({names}): "

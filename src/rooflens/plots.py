@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import RooflensError
+from .layers import REGISTRY
 from .units import fmt_bytes, fmt_flops, fmt_time
 
 if TYPE_CHECKING:
@@ -232,8 +233,9 @@ def timeline(report: Report) -> go.Figure:
 
 # --- transformer block as a graph -------------------------------------------------------------------
 
-# Operators that read the same input and run side by side in one row of the block graph.
-SIBLINGS = ({"q_proj", "k_proj", "v_proj"}, {"gate_proj", "up_proj"}, {"q_a_proj", "kv_a_proj"})
+# Operators that read the same input and run side by side in one row of the block graph: each layer
+# kind says which of its operators do.
+SIBLINGS = tuple(group for kind in REGISTRY.values() for group in kind.siblings)
 # Collectives are drawn where they happen: before the op named here (else at the end of the block).
 COMM_BEFORE = {
     "attn_allreduce": ("post_attn_norm", "attn_residual"),

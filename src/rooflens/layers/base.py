@@ -57,6 +57,7 @@ class LayerKind:
     role: ClassVar[Role]
     label: ClassVar[str] = ""  # how a layer group of this kind is described ('' for the plain kind)
     siblings: ClassVar[tuple[frozenset[str], ...]] = ()
+    recurrent: ClassVar[bool] = False  # a mixer with a state instead of attention over a cache
 
     def check(self, spec: ModelSpec) -> str | None:
         """Why ``spec`` cannot have layers of this kind (missing or inconsistent fields), else None."""

@@ -75,6 +75,7 @@ class GatedDeltaNet(LayerKind):
     name = "gdn"
     role = "mixer"
     label = "gated deltanet"
+    recurrent = True
     siblings = (frozenset({"in_proj_qkvz", "in_proj_ba"}),)
 
     def ops(self, spec: ModelSpec, prec: Precision, p: Pass, count: float, ctx: Context = PLAIN) -> list[Op]:

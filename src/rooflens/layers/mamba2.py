@@ -78,6 +78,7 @@ class Mamba2(LayerKind):
     name = "mamba2"
     role = "mixer"
     label = "mamba-2"
+    recurrent = True
 
     def check(self, spec: ModelSpec) -> str | None:
         fields = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -66,15 +67,23 @@ class LayerGroup:
 
 
 def layer_groups(spec: ModelSpec, ex: Execution) -> list[LayerGroup]:
+    return list(_groups(spec.layers, ex.keep_fraction, ex.keep_after, ex.layer_run))
+
+
+@lru_cache(maxsize=512)
+def _groups(
+    layers: tuple[tuple[str, str], ...], keep_fraction: float, keep_after: int, layer_run: tuple | None
+) -> tuple[LayerGroup, ...]:
+    """Layers grouped by (mixer, feed-forward, compressed prompt): cached, as every pass asks."""
     members: dict[tuple[str, str, bool], list[int]] = {}
-    for i, (attention, mlp) in enumerate(zip(spec.attention_kinds(), spec.mlp_kinds(), strict=True)):
-        kept = ex.keep_fraction < 1 and i >= ex.keep_after
+    for i, (attention, mlp) in enumerate(layers):
+        kept = keep_fraction < 1 and i >= keep_after
         members.setdefault((attention, mlp, kept), []).append(i)
-    run = ex.layer_run or (1.0,) * spec.num_layers
-    return [
-        LayerGroup(attention, mlp, kept, tuple(layers), float(sum(run[i] for i in layers)))
-        for (attention, mlp, kept), layers in members.items()
-    ]
+    run = layer_run or (1.0,) * len(layers)
+    return tuple(
+        LayerGroup(attention, mlp, kept, tuple(members_), float(sum(run[i] for i in members_)))
+        for (attention, mlp, kept), members_ in members.items()
+    )
 
 
 def group_pass(p: Pass, group: LayerGroup, spec: ModelSpec, ex: Execution) -> Pass:

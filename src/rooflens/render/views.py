@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..layers import REGISTRY
 from ..report import Report
 from ..roofline import OpResult, PhaseResult
 from ..units import fmt_bytes, fmt_flops, fmt_rate, fmt_si, fmt_time
@@ -209,15 +210,25 @@ def op_sections(r: Report, phase: PhaseResult, per_layer: bool = False) -> list[
             for (traits, layers), ops in groups.items():
                 n = len(layers)
                 size = f"all {n} layers" if n == r.model.num_layers else f"{n} layers"
-                title = f"{BLOCK_TITLES[block]} ({traits + ', ' if traits else ''}{size})"
+                # A recurrent mixer (Mamba-2, Gated DeltaNet) is not attention: name the block by it.
+                name = (
+                    BLOCK_TITLES[block]
+                    if block != "attention" or not _RECURRENT & set(traits.split(", "))
+                    else "Mixer"
+                )
+                title = f"{name} ({traits + ', ' if traits else ''}{size})"
                 sections.append(Section(title, rows(ops, False)))
     for block in ("head", "draft"):
         sections.append(Section(BLOCK_TITLES[block], rows(by_block.get(block, []), False)))
     return [sec for sec in sections if sec.rows]
 
 
+_RECURRENT = {k.label for k in REGISTRY.values() if k.recurrent}
 # Layer-group traits that describe the other half of the layer (not shown in this block's title).
-_OTHER_BLOCK_TRAITS = {"attention": {"moe"}, "mlp": {"sliding", "mla"}}
+_OTHER_BLOCK_TRAITS = {
+    "attention": {k.label for k in REGISTRY.values() if k.role == "ffn"},
+    "mlp": {k.label for k in REGISTRY.values() if k.role == "mixer"},
+}
 
 
 def phase_title(phase: PhaseResult) -> str:
