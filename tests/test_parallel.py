@@ -113,6 +113,7 @@ def test_beyond_one_node_uses_the_network():
     ],
 )
 def test_impossible_parallel_setups(kwargs, message):
+    kwargs = dict(kwargs)  # the parameter is shared between runs: never change it in place
     model, hardware = kwargs.pop("model"), kwargs.pop("hardware")
     with pytest.raises(RooflensError, match=message):
         rooflens.analyze(model, hardware, **kwargs)

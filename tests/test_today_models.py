@@ -439,5 +439,72 @@ def test_readme_figures_for_todays_architectures():
     mtp = rooflens.analyze(
         "deepseek-r1", "h200", **kw, spec_heads="mtp", draft_tokens=1, acceptance_rate=0.85
     )
-    assert (round(plain.tpot_s * 1e3, 2), round(mtp.tpot_s * 1e3, 2)) == (8.25, 6.18)
+    assert (round(plain.tpot_s * 1e3, 2), round(mtp.tpot_s * 1e3, 2)) == (8.25, 6.21)
     assert round((mtp.memory.weights_bytes - plain.memory.weights_bytes) / 1e9, 1) == 1.8
+
+
+# --- found in review --------------------------------------------------------------------------------------
+
+
+def test_sweeps_and_simulations_keep_the_checkpoint_format():
+    from rooflens.sweep import sweep
+
+    r = rooflens.analyze("gpt-oss-120b", "h100", batch=4, prompt=512, gen=32)
+    row = sweep("gpt-oss-120b", hardware="h100", batch=4, prompt=512, gen=32).to_frame().iloc[0]
+    assert row.weights_bytes == r.memory.weights_bytes and row.tpot_s == pytest.approx(r.tpot_s, rel=1e-9)
+    assert (row.w_bits, row.a_bits) == (16, 16)  # attention in bf16; the experts' MXFP4 is in the bytes
+    q4 = rooflens.analyze("llama-3-8b", "h100", quant="q4_0")
+    row = sweep("llama-3-8b", hardware="h100", quant="q4_0").to_frame().iloc[0]
+    assert row.weights_bytes == q4.memory.weights_bytes and row.w_bits == 4
+    with pytest.raises(RooflensError, match="spec_heads"):
+        sweep("deepseek-r1", hardware="h200", tp=8, spec_heads="mtp")
+
+
+def test_hybrid_mamba_head_dim_is_read():
+    # Bamba's mamba_d_head: 32-wide heads, 256 of them (the same 8192 inner width) give the same
+    # parameters; "auto" derives the width from expand x hidden / heads.
+    cfg = raw_config("bamba-9b")
+    narrow = spec_from_config({**cfg, "mamba_d_head": 32, "mamba_n_heads": 256})
+    auto = spec_from_config({**cfg, "mamba_d_head": "auto", "mamba_n_heads": 256})
+    assert (narrow.ssm_head_dim, narrow.ssm_heads) == (32, 256) == (auto.ssm_head_dim, auto.ssm_heads)
+    # in_proj grows by the 128 extra dt heads (h x 128) and A, D, dt bias by 3 x 128, on 29 Mamba layers.
+    assert narrow.num_params - load_model("bamba-9b").num_params == 29 * (4096 * 128 + 3 * 128)
+
+
+def test_a_dense_checkpoint_skipping_some_attention_is_still_quantized():
+    cfg = {
+        **raw_config("llama-3-8b"),
+        "quantization_config": {
+            "quant_method": "awq",
+            "bits": 4,
+            "group_size": 128,
+            "modules_to_not_convert": ["model.layers.0.self_attn.o_proj"],
+        },
+    }
+    spec = spec_from_config(cfg)
+    assert not spec.quantization.experts_only
+    assert rooflens.analyze(cfg, "h100").memory.weights_bytes < 6e9  # not the 16 GB of bf16
+
+
+def test_chunked_attention_under_a_kv_budget_keeps_its_chunks():
+    # At context 8200 a Llama-4 chunked layer sees the 8 keys of its chunk (8193-8200); a 512-token
+    # budget leaves it alone, while it caps the global layers at 512 keys.
+    spec = load_model("llama-4-scout")
+    ops = build_ops(spec, FP16, Pass(1, 1.0, 8200.0), Execution(kv_budget=512))
+    reads = {op.group.split(",")[0]: op.kv_read_bytes / 4096 for op in ops if op.name == "attention"}
+    assert reads == {"chunked": 8, "no rope": 512}
+
+
+def test_mtp_under_expert_parallelism_holds_its_share_of_the_experts():
+    # The MTP layer's 256 experts are spread like the model's: at EP 8 it adds less than at TP 8 x 1/8
+    # of its experts... each device holds 32 of the MTP layer's 256 experts.
+    plain = rooflens.analyze("deepseek-r1", "h200", ep=8, batch=8)
+    mtp = rooflens.analyze("deepseek-r1", "h200", ep=8, batch=8, spec_heads="mtp")
+    # 32 experts x 3 x 7168 x 2048 FP8 values (+ block scales) is 1.41 GB; the MTP layer's attention,
+    # shared expert, eh_proj and norms stay whole on every device (about 2.2 GB in FP8 and bf16).
+    extra = mtp.memory.weights_bytes - plain.memory.weights_bytes
+    assert 3.0e9 < extra < 4.0e9
+    assert (
+        rooflens.analyze("deepseek-r1", "h200", tp=8, batch=8, spec_heads="mtp").tpot_s
+        < rooflens.analyze("deepseek-r1", "h200", tp=8, batch=8).tpot_s
+    )

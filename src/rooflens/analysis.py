@@ -25,14 +25,13 @@ from .errors import RooflensError, explain_validation
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
 from .layers import REGISTRY
-from .layers.base import Context
 from .memory import CacheShape, footprint, kv_cache_bytes, resident_weight_bytes, residual_bytes
 from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
 from .ops.base import Op, Pass
 from .ops.execution import Execution, shard
 from .ops.heads import EAGLE_DRAFT_VOCAB, eagle3_fuse_op, eagle3_ops, head_weight_bytes, medusa_ops, mtp_ops
-from .ops.model import build_ops
+from .ops.model import build_ops, device_pass
 from .ops.precision import Precision
 from .report import Report
 from .roofline import evaluate
@@ -136,20 +135,25 @@ class Speculation:
         self, spec: ModelSpec, prec: Precision, p: Pass, ex: Execution, draft_ex: Execution, prefill: bool
     ) -> list[Op]:
         """The drafting of one round (decode) or of the prompt (prefill), as ``draft``-block ops."""
-        local = shard(spec, ex.tp)
-        ctx = Context(absorb=ex.mla_absorb, ep=1)
         steps = 1 if prefill else self.k
         if self.method == "draft":
             return _as_draft(build_ops(self.draft, prec, p, draft_ex), steps)
-        if self.method == "mtp":
-            ops = _as_draft(mtp_ops(local, prec, p, ctx), steps)
-        elif self.method == "eagle3":
-            fuse = _as_draft([eagle3_fuse_op(local, prec, p)], 1)
-            ops = fuse + _as_draft(eagle3_ops(local, prec, p, self.draft_vocab), steps)
+        if self.method == "mtp":  # sharded and distributed like the model's own layers
+            tokens = device_pass(p, ex).tokens
+            return [
+                replace(op, tokens=op.tokens if np.any(op.tokens) else tokens)
+                for op in _as_draft(mtp_ops(spec, prec, p, ex), steps)
+            ]
+        # EAGLE-3 and Medusa heads: each tensor-parallel rank holds its slice, each expert-parallel
+        # device its share of the sequences.
+        local, mine = shard(spec, ex.tp), device_pass(p, ex)
+        if self.method == "eagle3":
+            fuse = _as_draft([eagle3_fuse_op(local, prec, mine)], 1)
+            ops = fuse + _as_draft(eagle3_ops(local, prec, mine, self.draft_vocab), steps)
         else:
-            p = replace(p, q=1.0)  # Medusa's heads read the last hidden state of each sequence
-            ops = _as_draft(medusa_ops(local, prec, p, self.k), 1)
-        return [replace(op, tokens=p.tokens) for op in ops]  # the efficiency tables' key
+            mine = replace(mine, q=1.0)  # Medusa's heads read the last hidden state of each sequence
+            ops = _as_draft(medusa_ops(local, prec, mine, self.k), 1)
+        return [replace(op, tokens=mine.tokens) for op in ops]  # the efficiency tables' key
 
     def memory(self, spec: ModelSpec, prec: Precision, shape: CacheShape, ex: Execution, draft_ex) -> tuple:
         """(weights, KV cache) the drafting adds on one device."""
@@ -399,7 +403,8 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
         names = ", ".join(sorted(set(recurrent)))
         notes.append(
             f"{len(recurrent)} of {spec.num_layers} layers are recurrent ({names}): "
-            f"each sequence keeps {r.memory.state_bytes / max(1, s.batch) / 1e6:.1f} MB of state per device "
+            f"each sequence keeps {r.memory.state_bytes / math.ceil(s.batch / s.ep) / 1e6:.1f} MB of state "
+            "per device "
             "instead of a growing KV cache"
         )
     if not r.memory.fits:

@@ -597,9 +597,11 @@ def sweep(
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batches: 1,8,64 or 1:1024.")] = "1:256",
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt lengths.")] = "1024",
     gen: Annotated[str, typer.Option("--gen", "-g", help="Generation lengths.")] = "128",
-    w_bits: Annotated[str, typer.Option("--w-bits", help="Weight bit widths.")] = "16",
-    a_bits: Annotated[str, typer.Option("--a-bits", help="Activation bit widths.")] = "16",
-    kv_bits: Annotated[str, typer.Option("--kv-bits", help="KV-cache bit widths.")] = "16",
+    w_bits: Annotated[
+        str | None, typer.Option("--w-bits", help="Weight bit widths [the checkpoint's, else 16].")
+    ] = None,
+    a_bits: Annotated[str | None, typer.Option("--a-bits", help="Activation bit widths.")] = None,
+    kv_bits: Annotated[str | None, typer.Option("--kv-bits", help="KV-cache bit widths [16].")] = None,
     tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel degrees.")] = "1",
     pp: Annotated[str, typer.Option("--pp", help="Pipeline stages.")] = "1",
     setting: Annotated[
@@ -621,9 +623,12 @@ def sweep(
     try:
         axes = {
             "batch": _ints(batch, "--batch"), "prompt": _ints(prompt, "--prompt"), "gen": _ints(gen, "--gen"),
-            "w_bits": _ints(w_bits, "--w-bits"), "a_bits": _ints(a_bits, "--a-bits"),
-            "kv_bits": _ints(kv_bits, "--kv-bits"), "tp": _ints(tp, "--tp"), "pp": _ints(pp, "--pp"),
+            "tp": _ints(tp, "--tp"), "pp": _ints(pp, "--pp"),
         }  # fmt: skip
+        for name, given, flag in (("w_bits", w_bits, "--w-bits"), ("a_bits", a_bits, "--a-bits"),
+                                  ("kv_bits", kv_bits, "--kv-bits")):  # fmt: skip
+            if given is not None:
+                axes[name] = _ints(given, flag)
         fixed = _pairs(setting, "--set")
         clash = sorted(set(fixed) & {*axes, "hardware"})
         if clash:
@@ -750,9 +755,9 @@ def simulate(
     disaggregate: Annotated[
         str | None, typer.Option("--disaggregate", help="P:D prefill and decode instances, e.g. 1:2.")
     ] = None,
-    w_bits: Annotated[int, typer.Option("--w-bits")] = 16,
-    a_bits: Annotated[int, typer.Option("--a-bits")] = 16,
-    kv_bits: Annotated[int, typer.Option("--kv-bits")] = 16,
+    w_bits: Annotated[int | None, typer.Option("--w-bits", help="[the checkpoint's, else 16]")] = None,
+    a_bits: Annotated[int | None, typer.Option("--a-bits")] = None,
+    kv_bits: Annotated[int | None, typer.Option("--kv-bits")] = None,
     gpu_memory_utilization: Annotated[
         float, typer.Option("--gpu-memory-utilization", help="Share of device memory the engine may use.")
     ] = 0.9,
@@ -795,7 +800,8 @@ def simulate(
             model, hardware, rate=rate, prompt=prompt, gen=gen, length_spread=spread, requests=requests,
             arrival="constant" if constant else "poisson", seed=seed, replicas=replicas,
             disaggregate=split, engine=engine, basis="ideal" if ideal else "estimate",
-            tp=tp, w_bits=w_bits, a_bits=a_bits, kv_bits=kv_bits,
+            tp=tp, **{k: v for k, v in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits))
+                      if v is not None},
         )  # fmt: skip
     except RooflensError as err:
         _fail(err)

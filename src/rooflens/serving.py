@@ -58,7 +58,7 @@ Basis = Literal["ideal", "estimate"]
 # Settings that change what one request costs in ways the step model does not follow.
 UNSUPPORTED = {
     "draft_model": None, "exit_fraction": 1.0, "exit_distribution": None, "prompt_keep": 1.0,
-    "shared_prefix": 0, "kv_budget": None, "pp": 1, "kv_cache": True,
+    "shared_prefix": 0, "kv_budget": None, "pp": 1, "kv_cache": True, "spec_heads": None,
 }  # fmt: skip
 
 

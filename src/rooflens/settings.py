@@ -32,6 +32,7 @@ class Settings(BaseModel):
     w_bits: Bits = Field(16, description="weight bit width")
     a_bits: Bits = Field(16, description="activation bit width")
     kv_bits: Bits = Field(16, description="KV-cache bit width")
+    state_bits: Literal[16, 32] = Field(16, description="recurrent-state bit width (Mamba-2, Gated DeltaNet)")
     flash_attention: bool = Field(True, description="fused attention: no score-matrix traffic")
     kv_cache: bool = Field(True, description="off: every decode step recomputes the whole sequence")
     dtype: Literal["fp16", "bf16"] = Field("fp16", description="16-bit float format of the model")
@@ -115,6 +116,7 @@ class Settings(BaseModel):
             w_bits=self.w_bits,
             a_bits=self.a_bits,
             kv_bits=self.kv_bits,
+            state_bits=self.state_bits,
             float16=self.dtype,
             low_bit=self.low_bit,
             group_size=self.group_size,

@@ -53,7 +53,7 @@ COLUMNS = (
     "overhead_bytes", "total_bytes", "capacity_bytes", "fits", "max_batch", "tdp_watts",
 )  # fmt: skip
 # Settings a sweep cannot vectorise: their effect depends on the prompt itself.
-PER_PROMPT = {"prompt_keep": 1.0, "shared_prefix": 0, "draft_model": None}
+PER_PROMPT = {"prompt_keep": 1.0, "shared_prefix": 0, "draft_model": None, "spec_heads": None}
 
 
 @dataclass
@@ -93,9 +93,9 @@ def sweep(
     batch: int | Sequence[int] = 1,
     prompt: int | Sequence[int] = 1024,
     gen: int | Sequence[int] = 128,
-    w_bits: int | Sequence[int] = 16,
-    a_bits: int | Sequence[int] = 16,
-    kv_bits: int | Sequence[int] = 16,
+    w_bits: int | Sequence[int] | None = None,
+    a_bits: int | Sequence[int] | None = None,
+    kv_bits: int | Sequence[int] | None = None,
     tp: int | Sequence[int] = 1,
     pp: int | Sequence[int] = 1,
     ep: int | Sequence[int] = 1,
@@ -107,6 +107,8 @@ def sweep(
 ) -> SweepResult:
     """Every combination of the given axes (each a value or a list), with ``fixed`` settings for all.
 
+    Bit widths left out (None) are the ``quant`` preset's, else the checkpoint's own format, else 16:
+    as in ``rooflens.analyze``.
     ``progress(done, total)`` is called after each block of configurations (local backend).
     ``backend="dask"`` spreads the (device, parallelism, precision) combinations over Dask tasks
     (``pip install 'rooflens[distributed]'``); ``scheduler`` is handed to ``dask.compute`` ("threads",
@@ -170,11 +172,12 @@ def _combo(
     blocks, skipped = [], []
     weights = None  # the same for every batch of this combination
     for b in batches:
-        point = {"hardware": hw.name, "tp": t, "pp": p, "ep": e, "w_bits": w, "a_bits": a, "kv_bits": kv}
+        bits = {k: v for k, v in (("w_bits", w), ("a_bits", a), ("kv_bits", kv)) if v is not None}
+        point = {"hardware": hw.name, "tp": t, "pp": p, "ep": e, **bits}
         point["batch"] = int(b)
         try:
             settings = make_settings(
-                **{**base, "tp": t, "pp": p, "ep": e, "w_bits": w, "a_bits": a, "kv_bits": kv},
+                **{**base, "tp": t, "pp": p, "ep": e, **bits},
                 batch=int(b),
                 prompt=int(prompts.max()),
                 gen=int(gens.max()),
@@ -255,9 +258,9 @@ def _block(
             "tp": np.full(size, s.tp),
             "pp": np.full(size, s.pp),
             "ep": np.full(size, s.ep),
-            "w_bits": np.full(size, s.w_bits),
-            "a_bits": np.full(size, s.a_bits),
-            "kv_bits": np.full(size, s.kv_bits),
+            "w_bits": np.full(size, prec.w_bits),
+            "a_bits": np.full(size, prec.a_bits),
+            "kv_bits": np.full(size, prec.kv_bits),
             "batch": np.full(size, s.batch),
             "prompt": P,
             "gen": G,

@@ -72,15 +72,17 @@ def _chunk_sum(n: Array, chunk: int) -> Array:
 
 def causal_pairs(q: Array, c: Array, window: int | None = None, chunk: int | None = None) -> Array:
     """(query, key) pairs of q new tokens at the end of a context of c tokens, per sequence and head."""
-    if chunk:
-        return _chunk_sum(c, chunk) - _chunk_sum(c - q, chunk)
+    if chunk:  # a window beside a chunk is a KV budget: it caps a decode query's keys
+        pairs = _chunk_sum(c, chunk) - _chunk_sum(c - q, chunk)
+        return pairs if window is None else np.minimum(pairs, q * window)
     return _window_sum(c, window) - _window_sum(c - q, window)
 
 
 def keys_read(q: Array, c: Array, window: int | None = None, chunk: int | None = None) -> Array:
     """Distinct keys the q new queries attend to."""
     if chunk:
-        return c - chunk * np.floor(np.maximum(c - q, 0) / chunk)
+        keys = c - chunk * np.floor(np.maximum(c - q, 0) / chunk)
+        return keys if window is None else np.minimum(keys, window)
     return c if window is None else np.minimum(c, q + window - 1)
 
 

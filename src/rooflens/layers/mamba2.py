@@ -109,9 +109,12 @@ class Mamba2(LayerKind):
     def shard(self, spec: ModelSpec, tp: int) -> dict[str, int]:
         if spec.ssm_heads % tp:
             raise RooflensError(f"--tp {tp} does not divide {spec.name}'s {spec.ssm_heads} Mamba heads")
-        # Groups split with the heads when they can; fewer groups than ranks are replicated.
-        groups = spec.ssm_groups // tp if spec.ssm_groups % tp == 0 else spec.ssm_groups
-        return {"ssm_heads": spec.ssm_heads // tp, "ssm_groups": groups}
+        # Groups split with the heads; with fewer groups than ranks, each rank keeps the one its
+        # heads read (vLLM's layout). Other splits are not run by any engine.
+        g = spec.ssm_groups
+        if g % tp and tp % g:
+            raise RooflensError(f"--tp {tp} and {spec.name}'s {g} Mamba groups do not divide one another")
+        return {"ssm_heads": spec.ssm_heads // tp, "ssm_groups": g // tp if g % tp == 0 else 1}
 
 
 register(Mamba2())

@@ -1,8 +1,9 @@
 """Pieces shared by the recurrent mixers (Mamba-2, Gated DeltaNet): a per-sequence state that is read
 and written once per pass, and the short causal convolution in front of the scan.
 
-The state lives at the cache's width (``kv_bits``; 16-bit by default, ``--kv-bits 32`` for engines
-that keep it in fp32) and is the same size at any context: what a recurrent layer stores instead of
+The state lives at ``state_bits`` (16, the model's dtype, by default; 32 for engines that keep it in
+fp32, as vLLM's ``mamba_ssm_cache_dtype`` allows; an 8-bit KV cache does not apply to it) and is the
+same size at any context: what a recurrent layer stores instead of
 a KV cache. A pass that continues a sequence (``c > q``: a decode step, or a prefill chunk after the
 first) reads the state first; every pass writes it back.
 """
@@ -20,7 +21,7 @@ CONV_FLOPS = 2  # multiply-add per tap
 
 def state_width(prec: Precision) -> float:
     """Bytes per value of a recurrent state or convolution window."""
-    return prec.kv_bits / 8
+    return prec.state_bits / 8
 
 
 def continues(p: Pass) -> Array:

@@ -162,7 +162,7 @@ def _moe(r: _Reader, layers: int, experts_key: str = "num_experts", **extra: Any
     """Routed-expert fields shared by the MoE families."""
     return dict(
         num_experts=r.int(experts_key),
-        experts_per_token=r.int("num_experts_per_tok"),
+        experts_per_token=r.int("num_experts_per_tok", "experts_per_token"),
         layer_mlp=tuple(extra.pop("layer_mlp", ("moe",) * layers)),
         **extra,
     )
@@ -213,7 +213,6 @@ def _gpt_oss(r: _Reader) -> dict[str, Any]:
         moe_intermediate_size=r.int("intermediate_size"),
         moe_bias=True,
     )
-    moe["experts_per_token"] = r.int("num_experts_per_tok", "experts_per_token")
     return _llama_like(r, qkv_bias=bias, o_bias=bias, attention_sinks=True, **_config_window(r), **moe)
 
 
@@ -438,8 +437,15 @@ def _mamba_fields(r: _Reader, prefix: str, hidden: int, **names: str) -> dict[st
         return names.get(name, prefix + name)
 
     expand = r.int(key("expand"), default=2)
-    head_dim = r.int(key("head_dim"), default=64)
-    heads = r.int(key("n_heads"), default=expand * hidden // head_dim)
+    inner = expand * hidden
+    if r.cfg.get(key("head_dim")) == "auto":  # Bamba / Granite: inner width over the head count
+        heads = r.int(key("n_heads"))
+        if inner % heads:
+            raise RooflensError(f"mamba_expand x hidden_size ({inner}) is not divisible by {heads} heads")
+        head_dim = inner // heads
+    else:
+        head_dim = r.int(key("head_dim"), default=64)
+        heads = r.int(key("n_heads"), default=inner // head_dim)
     return dict(
         ssm_heads=heads,
         ssm_head_dim=head_dim,
@@ -543,7 +549,8 @@ def _nemotron_h(r: _Reader) -> dict[str, Any]:
 def _mamba_hybrid(r: _Reader, mixers: list[str], **family: Any) -> dict[str, Any]:
     """Attention or Mamba-2 as each layer's mixer, then an MLP (Bamba, Granite-4.0-H)."""
     fields = _llama_like(r, **family)
-    fields.update(layer_attention=tuple(mixers), **_mamba_fields(r, "mamba_", fields["hidden_size"]))
+    ssm = _mamba_fields(r, "mamba_", fields["hidden_size"], head_dim="mamba_d_head")
+    fields.update(layer_attention=tuple(mixers), **ssm)
     return fields
 
 
@@ -914,6 +921,10 @@ def spec_from_config(cfg: Config, name: str | None = None, **meta: Any) -> Model
     if isinstance(quant, str):
         meta = {**meta, "quantization_unread": quant}
     elif quant is not None:
+        # A skip list naming attention means "experts only" in an MoE checkpoint (gpt-oss); a dense
+        # model that leaves a few modules unconverted is quantized throughout (to within them).
+        if quant.experts_only and not fields.get("num_experts"):
+            quant = quant.model_copy(update={"experts_only": False})
         fields["quantization"] = quant
     try:
         return ModelSpec(name=str(label), model_type=model_type, **fields, **meta)

@@ -97,9 +97,13 @@ def group_pass(p: Pass, group: LayerGroup, spec: ModelSpec, ex: Execution) -> Pa
         prompt_in_q = np.maximum(0.0, prompt_in_c - (c - q))
         q = q - prompt_in_q * drop
         c = c - prompt_in_c * drop
-    if ex.kv_budget is not None and p.kv_cache:  # eviction applies to decode (q < c), not prefill
-        c = np.where(np.asarray(q) < np.asarray(c), np.minimum(c, ex.kv_budget), c)
     window, chunk = REGISTRY[group.attention].window(spec)
+    if ex.kv_budget is not None and p.kv_cache:  # eviction applies to decode (q < c), not prefill
+        if chunk:  # chunks keep their boundaries: the budget caps the keys a decode query reads
+            if np.all(np.asarray(q) < np.asarray(c)):
+                window = ex.kv_budget
+        else:
+            c = np.where(np.asarray(q) < np.asarray(c), np.minimum(c, ex.kv_budget), c)
     return replace(p, q=q, c=c, window=window, chunk=chunk)
 
 

@@ -19,12 +19,12 @@ held twice. The MTP and EAGLE layers keep their own one-layer KV cache.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..layers.attention import attention_ops
-from ..layers.base import REGISTRY, Context
+from ..layers.base import REGISTRY
 from ..model.spec import ModelSpec
 from .base import ADD_FLOPS, Op, Pass, elementwise, linear, norm
+from .execution import Execution, LayerGroup, shard
+from .model import device_pass, group_ops
 from .precision import Precision
 
 EAGLE_DRAFT_VOCAB = 32_000  # the reduced vocabulary of the released EAGLE-3 heads
@@ -50,22 +50,22 @@ def _lm_head(spec: ModelSpec, prec: Precision, rows, vocab: int, name: str = "lm
     return linear(name, "draft", spec.hidden_size, vocab, rows, prec, count=1, w_bits=prec.head_bits)
 
 
-def mtp_ops(spec: ModelSpec, prec: Precision, p: Pass, ctx: Context) -> list[Op]:
-    """One step of the multi-token prediction module over ``p`` (the module's last-layer kinds)."""
-    h, T = spec.hidden_size, p.tokens
+def mtp_ops(spec: ModelSpec, prec: Precision, p: Pass, ex: Execution) -> list[Op]:
+    """One step of the multi-token prediction module over ``p`` (the whole pass): a decoder layer of
+    the model's last-layer kinds, sharded and distributed like the model's own layers."""
+    local, mine = shard(spec, ex.tp), device_pass(p, ex)
+    h, T = spec.hidden_size, mine.tokens
     mixer, ffn = spec.layers[-1]
-    window, chunk = REGISTRY[mixer].window(spec)
-    lp = replace(p, window=window, chunk=chunk)
     ops = [
-        _embedding(spec, prec, p),
+        _embedding(local, prec, mine),
         norm("mtp_enorm", "draft", spec.norm, h, T, prec, count=1),
         norm("mtp_hnorm", "draft", spec.norm, h, T, prec, count=1),
         linear("mtp_eh_proj", "draft", 2 * h, h, T, prec, count=1),
     ]
-    ops += REGISTRY[mixer].ops(spec, prec, lp, 1.0, ctx) + REGISTRY[ffn].ops(spec, prec, lp, 1.0, ctx)
+    ops += group_ops(spec, prec, p, LayerGroup(mixer, ffn, False, (spec.num_layers,), 1.0), ex)
     ops += [
         norm("mtp_norm", "draft", spec.norm, h, T, prec, count=1),
-        _lm_head(spec, prec, float(p.batch), spec.vocab_size),
+        _lm_head(local, prec, float(mine.batch), local.vocab_size),
     ]
     return ops
 
@@ -109,6 +109,6 @@ def head_weight_bytes(ops: list[Op]) -> float:
 
 def mtp_params(spec: ModelSpec) -> int:
     """Parameters of the checkpoint's MTP layers (shared embedding and head left out)."""
-    ops = mtp_ops(spec, Precision(), Pass(1, 1.0, 1.0), Context())
+    ops = mtp_ops(spec, Precision(), Pass(1, 1.0, 1.0), Execution())
     one = sum(op.params + op.other_params for op in ops if op.name not in SHARED)
     return round(spec.mtp_layers * one)

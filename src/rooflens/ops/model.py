@@ -22,7 +22,7 @@ from ..layers.base import REGISTRY, Context
 from ..model.spec import ModelSpec
 from .base import ADD_FLOPS, SOFTCAP_FLOPS, Op, Pass, linear, norm
 from .comm import all_gather, all_reduce, all_to_all, send
-from .execution import Execution, group_pass, layer_groups, shard
+from .execution import Execution, LayerGroup, group_pass, layer_groups, shard
 from .precision import Precision
 
 PLAIN = Execution()
@@ -54,25 +54,35 @@ def weight_memory_bytes(spec: ModelSpec, prec: Precision, ops: list[Op], ex: Exe
     return layers / ex.pp + max(first, head)
 
 
+def device_pass(p: Pass, ex: Execution) -> Pass:
+    """The pass one device runs: under expert parallelism attention and dense parts are data-parallel,
+    and a device holds its share of the sequences (the busiest one, when they do not divide evenly)."""
+    return replace(p, batch=math.ceil(p.batch / ex.ep)) if ex.ep > 1 else p
+
+
+def group_ops(spec: ModelSpec, prec: Precision, p: Pass, group: LayerGroup, ex: Execution) -> list[Op]:
+    """One layer group's operators on one device (``p`` is the whole pass): its mixer, its
+    feed-forward block and their collectives."""
+    local = shard(spec, ex.tp)
+    gp = group_pass(device_pass(p, ex), group, spec, ex)
+    ctx = Context(
+        absorb=ex.mla_absorb,
+        ep=ex.ep,
+        routing_skew=ex.routing_skew,
+        group_tokens=group_pass(p, group, spec, ex).tokens,  # all reach the experts (all-to-all)
+    )
+    block = REGISTRY[group.attention].ops(local, prec, gp, group.count, ctx)
+    block += REGISTRY[group.mlp].ops(local, prec, gp, group.count, ctx)
+    block += _layer_comm(spec, prec, gp, group, group.count, ex)
+    return [replace(op, group=group.label, layers=group.layers, tokens=gp.tokens) for op in block]
+
+
 def build_ops(spec: ModelSpec, prec: Precision, p: Pass, ex: Execution = PLAIN) -> list[Op]:
     local = shard(spec, ex.tp)
-    # Under expert parallelism attention and dense parts are data-parallel: a device holds its share
-    # of the sequences (the busiest one, when they do not divide evenly).
-    mine = replace(p, batch=math.ceil(p.batch / ex.ep)) if ex.ep > 1 else p
+    mine = device_pass(p, ex)
     ops = [replace(op, tokens=mine.tokens) for op in _embedding_ops(local, prec, mine, ex)]
     for group in layer_groups(spec, ex):
-        gp = group_pass(mine, group, spec, ex)
-        count = group.count
-        ctx = Context(
-            absorb=ex.mla_absorb,
-            ep=ex.ep,
-            routing_skew=ex.routing_skew,
-            group_tokens=group_pass(p, group, spec, ex).tokens,  # all reach the experts (all-to-all)
-        )
-        block = REGISTRY[group.attention].ops(local, prec, gp, count, ctx)
-        block += REGISTRY[group.mlp].ops(local, prec, gp, count, ctx)
-        block += _layer_comm(spec, prec, gp, group, count, ex)
-        ops += [replace(op, group=group.label, layers=group.layers, tokens=gp.tokens) for op in block]
+        ops += group_ops(spec, prec, p, group, ex)
     if ex.pp > 1:
         size = mine.tokens * spec.hidden_size * prec.a_bytes
         ops.append(send("pp_send", "head", size, ex.pp - 1, ex.link(ex.devices)))

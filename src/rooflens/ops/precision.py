@@ -27,6 +27,7 @@ class Precision:
     w_bits: int = 16
     a_bits: int = 16
     kv_bits: int = 16
+    state_bits: int = 16  # recurrent (Mamba-2, Gated DeltaNet) state: the model dtype, or fp32
     float16: str = "fp16"  # which 16-bit float the model runs in: "fp16" or "bf16"
     low_bit: str = "int"  # number format of 8- and 4-bit math: "int" or "float" (fp8/fp4)
     group_size: int = 128
