@@ -68,11 +68,36 @@ def test_every_catalog_number_has_a_source(hw):
     assert all(text.strip() for text in hw.sources.values())
 
 
+# What a device of each kind can plausibly have: a misplaced unit (GB/s for TB/s, sparse for dense,
+# a total across eight GPUs for one) lands outside these.
+PLAUSIBLE = {  # bandwidth B/s, fp16-class ridge FLOP/B, bytes of bandwidth per byte of memory per second
+    "gpu": ((2e11, 1e13), (20, 700), (2.0, 60.0)),
+    "accelerator": ((2e11, 1e13), (20, 700), (2.0, 60.0)),
+    "tpu": ((2e11, 1e13), (20, 700), (2.0, 60.0)),
+    "apple": ((5e10, 1.5e12), (1, 100), (0.5, 10.0)),
+    "cpu": ((5e10, 1.5e12), (1, 1000), (0.05, 10.0)),  # AMX tiles put a Xeon's ridge near 370
+}
+
+
 def test_catalog_figures_are_plausible():
     for hw in list_hardware():
-        assert 1e9 < hw.memory_bandwidth < 2e13, hw.name
-        assert 4 * 2**30 <= hw.memory_bytes <= 2**40, hw.name
-        assert all(1e12 < p < 2e16 for p in hw.peak_flops.values()), hw.name
+        (bw_lo, bw_hi), (ridge_lo, ridge_hi), (turn_lo, turn_hi) = PLAUSIBLE[hw.kind]
+        assert bw_lo < hw.memory_bandwidth < bw_hi, hw.name
+        assert ridge_lo < hw.ridge_point("fp16") < ridge_hi, hw.name
+        # Reading all of memory takes 1/60 to 1/2 s on accelerators (HBM/GDDR), longer on CPUs.
+        assert turn_lo < hw.memory_bandwidth / hw.memory_bytes < turn_hi, hw.name
+        peaks = hw.peak_flops
+        for narrow, wide in (
+            ("fp8", "fp16"),
+            ("int8", "fp16"),
+            ("fp4", "fp8"),
+            ("int4", "int8"),
+            ("fp16", "fp32"),
+        ):
+            if narrow in peaks and wide in peaks:
+                assert peaks[narrow] >= peaks[wide], (hw.name, narrow, wide)
+        if hw.interconnect is not None:
+            assert 1e9 <= hw.interconnect.bandwidth <= 2e12, hw.name
     h100 = load_hardware("h100")
     assert h100.peak_flops["fp16"] == pytest.approx(989.4e12)
     assert h100.memory_bandwidth == pytest.approx(3.35e12)

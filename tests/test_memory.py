@@ -8,15 +8,22 @@ import rooflens
 from rooflens import RooflensError
 
 
-def test_footprint_is_the_sum_of_its_parts():
+def test_footprint_parts_of_llama_3_8b():
+    # Weights: 8,030,261,248 parameters x 2 B. KV: 32 layers x 8 KV heads x 128 x (K, V) x 2 B =
+    # 131,072 B per token, for 8 sequences of 2048 + 512 tokens. The overhead is the one set.
     r = rooflens.analyze("llama-3-8b", "a100", batch=8, prompt=2048, gen=512, overhead_bytes=1e9)
     m = r.memory
-    assert m.total_bytes == m.weights_bytes + m.kv_cache_bytes + m.activations_bytes + m.overhead_bytes
+    assert m.weights_bytes == 8_030_261_248 * 2
+    assert m.kv_cache_bytes == 8 * 2560 * 131_072
     assert m.overhead_bytes == 1e9 and m.overhead_source == "set by the user"
+    # Activations: the prompt's residual stream (8 x 2048 x 4096 x 2 B) plus the largest op's working
+    # set, the prefill act_mul (two 14,336-wide inputs and one output for 16,384 tokens at 2 B).
+    assert m.activations_bytes == 8 * 2048 * 4096 * 2 + 3 * 16_384 * 14_336 * 2
     d = r.to_dict()["memory"]
-    assert (
-        d["total_bytes"]
-        == d["weights_bytes"] + d["kv_cache_bytes"] + d["activations_bytes"] + d["overhead_bytes"]
+    assert (d["weights_bytes"], d["kv_cache_bytes"], d["state_bytes"]) == (
+        m.weights_bytes,
+        m.kv_cache_bytes,
+        0,
     )
 
 

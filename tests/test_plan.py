@@ -14,7 +14,7 @@ import rooflens
 from rooflens import RooflensError
 from rooflens.cli import app
 from rooflens.hardware.prices import bundled_prices, parse_price_overrides
-from rooflens.plan import plan
+from rooflens.plan import QUANTS, plan
 
 DEVICES = ["h100-sxm", "a100-sxm-80gb", "l4"]
 SMALL = dict(hardware=DEVICES, tp=(1, 2), batches=(1, 4, 16, 64))
@@ -30,7 +30,16 @@ SMALL = dict(hardware=DEVICES, tp=(1, 2), batches=(1, 4, 16, 64))
 def test_plan_never_returns_a_configuration_that_misses(ttft, tpot, prompt, gen):
     try:
         result = plan("llama-3-8b", prompt=prompt, gen=gen, ttft=ttft, tpot=tpot, every_batch=True, **SMALL)
-    except RooflensError:
+    except RooflensError as err:
+        # "Nothing meets" must be true: not even one sequence, on any device, TP degree and format of
+        # the search, fits and meets both targets (batch 1 is the fastest for TTFT and TPOT alike).
+        assert "meets" in str(err) or "fits" in str(err), err
+        for hw in DEVICES:
+            for t in SMALL["tp"]:
+                for w, a in QUANTS.values():
+                    r = rooflens.analyze("llama-3-8b", hw, prompt=prompt, gen=gen, tp=t, w_bits=w, a_bits=a)
+                    meets = r.memory.fits and r.ttft_estimate_s <= ttft and r.tpot_estimate_s <= tpot
+                    assert not meets, (hw, t, w, a)
         return
     e = result.entries
     assert (e["ttft_s"] <= ttft).all() and (e["tpot_s"] <= tpot).all()

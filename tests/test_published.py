@@ -123,3 +123,18 @@ def test_validate_published_cli():
     assert {"category", "engine", "rows", "estimate_median_abs_error"} <= set(data[0])
     bad = CliRunner().invoke(app, ["validate", "--published", "--split", "all"])
     assert bad.exit_code == 2 and "--split must be report or calibration" in bad.output
+
+
+def test_the_readme_counts_match_the_file():
+    # validation/README.md states the row, device and multi-device counts of published.csv.
+    import csv
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "validation"
+    rows = list(csv.DictReader((root / "published.csv").open()))
+    readme = (root / "README.md").read_text()
+    devices = {r["hardware"] for r in rows}
+    multi = sum(int(r["devices"]) > 1 for r in rows)
+    assert f"({len(rows)} rows, {len(devices)} devices, {multi} of them multi-device)" in readme
+    # Every source is an original public one (a URL or a named public document), never a local file.
+    assert all("shared/" not in r["source"] and r["source"].strip() for r in rows)

@@ -79,9 +79,19 @@ def test_validate_python_api_numbers(profile_path):
     from rooflens.measure.validate import Workload, validate
 
     (row,) = validate(TINY, str(profile_path), [Workload(1, 16, 4)], repeats=2)
-    assert row.measured_ttft_s > 0 and row.measured_tpot_s > 0
-    assert row.ideal_tpot_s > 0 and row.estimate_tpot_s >= row.ideal_tpot_s
-    assert set(row.errors) == {"ttft_ideal", "ttft_estimate", "tpot_ideal", "tpot_estimate"}
+    # The ideal and the estimate are rooflens's own analysis of the same workload on the profile.
+    hw = rooflens.load_hardware(str(profile_path))
+    report = rooflens.analyze(TINY, hw, batch=1, prompt=16, gen=4, w_bits=32, a_bits=32, kv_bits=32)
+    assert row.ideal_tpot_s == pytest.approx(report.tpot_s) and row.ideal_ttft_s == pytest.approx(
+        report.ttft_s
+    )
+    assert row.estimate_tpot_s == pytest.approx(report.tpot_estimate_s)
+    # Nothing runs faster than its roofline (measured on this very machine); a calibrated estimate is
+    # within a factor of 3 of a real run even on a busy 2-core machine (validation/cpu: 5-15%).
+    assert row.measured_tpot_s >= 0.9 * row.ideal_tpot_s and row.measured_ttft_s >= 0.9 * row.ideal_ttft_s
+    assert 1 / 3 < row.estimate_tpot_s / row.measured_tpot_s < 3
+    assert 1 / 3 < row.estimate_ttft_s / row.measured_ttft_s < 3
+    assert row.errors["tpot_estimate"] == pytest.approx(row.estimate_tpot_s / row.measured_tpot_s - 1)
 
 
 def test_validate_errors_are_clear(profile_path):

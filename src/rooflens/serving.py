@@ -375,6 +375,11 @@ def simulate(
     for key, neutral in UNSUPPORTED.items():
         if settings.get(key, neutral) != neutral:
             raise RooflensError(f"the serving model does not follow {key}; analyse it with rooflens.analyze")
+    if engine is not None and not isinstance(engine, Engine):
+        raise RooflensError(
+            f"engine takes the scheduler settings (rooflens.serving.Engine(...)), got {str(engine)[:40]!r}; "
+            "step costs use the device's default efficiency profile"
+        )
     eng = engine or Engine()
     spec, hw = load_model(model), load_hardware(hardware)
     rng = np.random.default_rng(seed)

@@ -65,6 +65,9 @@ class ValidationRow:
     hardware: str
     estimate_source: str | None
     ops: list[dict[str, Any]] = field(default_factory=list)
+    # Each timed run (after the warm-up), of which the measured figures are the medians.
+    ttft_runs_s: list[float] = field(default_factory=list)
+    tpot_runs_s: list[float] = field(default_factory=list)
 
     @staticmethod
     def _err(pred: float | None, meas: float) -> float | None:
@@ -285,6 +288,8 @@ def validate(
                 hardware=report.hardware.name,
                 estimate_source=report.profile.label if report.profile else None,
                 ops=ops,
+                ttft_runs_s=list(m.ttft_s),
+                tpot_runs_s=list(m.tpot_s),
             )
         )
     return rows
@@ -324,3 +329,36 @@ def op_comparison(report: Report, measured: dict[str, dict[str, float]]) -> list
             }
         )
     return out
+
+
+# --- the accuracy table ---------------------------------------------------------------------------
+
+TABLE_HEADER = (
+    "| Model | batch, prompt, gen | TTFT measured | ideal | estimate | TPOT measured | ideal | estimate |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1e3:.1f} ms"
+
+
+def _signed(error: float) -> str:
+    text = f"{error:+.0%}"
+    return "-0%" if text == "+0%" and error < 0 else text
+
+
+def accuracy_table(rows: list[dict[str, Any]]) -> str:
+    """The README's markdown table of one validation run (rows of its results.csv)."""
+    lines = [TABLE_HEADER]
+    for r in rows:
+        f = {
+            k: float(v) for k, v in r.items() if k.startswith(("measured_", "error_")) and v not in ("", None)
+        }
+        lines.append(
+            f"| {r['model']} | {r['batch']}, {r['prompt']}, {r['gen']} | {_duration(f['measured_ttft_s'])} | "
+            f"{_signed(f['error_ttft_ideal'])} | {_signed(f['error_ttft_estimate'])} | "
+            f"{_duration(f['measured_tpot_s'])} | {_signed(f['error_tpot_ideal'])} | "
+            f"{_signed(f['error_tpot_estimate'])} |"
+        )
+    return "\n".join(lines)

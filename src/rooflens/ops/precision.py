@@ -1,6 +1,6 @@
 """Bit widths, the bytes they imply (with quantization metadata), and the dtype the math runs in.
 
-Rules (see DESIGN.md):
+Rules:
 - weights use ``w_bits`` (matrix weights inside the layers; embeddings and LM head too only when
   ``quantize_embeddings``), activations ``a_bits``, the KV cache ``kv_bits``;
 - quantized tensors (fewer than 16 bits) carry one scale (``scale_bits``, 16 unless the format says
