@@ -387,6 +387,7 @@ def test_eagle3_zero_acceptance_is_never_faster():
 # --- every entry point -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(NEW_FAMILIES.values()))
 def test_every_new_family_analyses_from_a_pasted_config(name, tmp_path):
     cfg = raw_config(name)
@@ -402,6 +403,7 @@ def test_every_new_family_analyses_from_a_pasted_config(name, tmp_path):
     assert json.loads(out.output)["decode"]["tpot_s"] == pytest.approx(by_name.tpot_s)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gpt-oss-20b", "qwen3-next-80b-a3b", "nemotron-h-8b", "gemma-3-4b"])
 def test_web_api_takes_new_configs(name):
     client = TestClient(create_app())
@@ -417,6 +419,7 @@ def test_every_registered_kind_builds_operators_for_a_model_that_uses_it():
     assert set(REGISTRY) == used  # no kind without a bundled model that exercises it
 
 
+@pytest.mark.slow
 def test_readme_figures_for_todays_architectures():
     """The figures the README's "Today's architectures" section quotes."""
     oss = rooflens.analyze("gpt-oss-120b", "h100", prompt=32000, gen=768)
@@ -446,6 +449,7 @@ def test_readme_figures_for_todays_architectures():
 # --- found in review --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sweeps_and_simulations_keep_the_checkpoint_format():
     from rooflens.sweep import sweep
 
@@ -495,6 +499,7 @@ def test_chunked_attention_under_a_kv_budget_keeps_its_chunks():
     assert reads == {"chunked": 8, "no rope": 512}
 
 
+@pytest.mark.slow
 def test_mtp_under_expert_parallelism_holds_its_share_of_the_experts():
     # The MTP layer's 256 experts are spread like the model's: at EP 8 it adds less than at TP 8 x 1/8
     # of its experts... each device holds 32 of the MTP layer's 256 experts.
