@@ -3,14 +3,16 @@ catch, module by module.
 
 Runs mutmut (configured in pyproject.toml under [tool.mutmut]: the modules to mutate and the tests
 that may kill them) and reports, per module, the mutants killed, survived and without a covering
-test. Mutants that only change text (an operator's name, an error message) are counted apart: the
-kill rate is over the mutants that change a number, an operator, a comparison or a branch. Mutants
+test. Mutants that only change a label (a string literal changed or replaced by None: an operator's name,
+block, dtype name, an error message) are counted apart as "text": the kill rate is over the mutants
+that change a number, an operator, a comparison, a call or a branch. Mutants
 judged equivalent (no input can tell them from the original) are listed with the reason in
 ``scripts/mutation_equivalents.toml`` and left out of the rate.
 
     python scripts/mutation.py            # run (about 10-20 minutes on 2 cores) and report
     python scripts/mutation.py --report   # report the last run again
     python scripts/mutation.py --survivors rooflens.memory   # list a module's survivors with diffs
+    python scripts/mutation.py --only 'rooflens.memory.*'   # re-run one module's mutants
 
 Not part of CI: it is slow, and its figures are quoted in closing notes.
 """
@@ -46,11 +48,14 @@ class Mutant:
     text_only: bool
 
 
-def run_mutmut() -> None:
+def run_mutmut(only: list[str]) -> None:
     log = ROOT / "mutants-run.log"
     with log.open("w") as fh:
         done = subprocess.run(
-            [sys.executable, "-m", "mutmut", "run", "--max-children", "2"], cwd=ROOT, stdout=fh, stderr=fh
+            [sys.executable, "-m", "mutmut", "run", "--max-children", "2", *only],
+            cwd=ROOT,
+            stdout=fh,
+            stderr=fh,
         )
     if done.returncode not in (0, 1):
         sys.exit(f"mutmut failed (exit {done.returncode}); see {log}")
@@ -58,16 +63,38 @@ def run_mutmut() -> None:
 
 def _functions(source: str) -> dict[str, str]:
     """Source of every function (methods too) in a mutmut-generated module, by name."""
-    tree = ast.parse(source)
+    lines = source.splitlines()
     return {
-        node.name: ast.get_source_segment(source, node) or ""
-        for node in ast.walk(tree)
+        node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
+        for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
 
 
+_STRING = r"(['\"]).*?\1"
+
+
+def _label_only(removed: list[str], added: list[str]) -> bool:
+    """Whether a mutant changes only a label: a string literal changed, replaced by None, or a
+    keyword argument holding a string literal dropped (names, blocks, dtypes, messages)."""
+    if len(removed) != len(added) or not removed:
+        return False
+    for before, after in zip(removed, added, strict=True):
+        a, b = re.sub(_STRING, "''", before), re.sub(_STRING, "''", after)
+        if a == b:
+            continue
+        parts = a.split("''")
+        single = ["''".join(parts[:i]) + "None" + "''".join(parts[i:]) for i in range(1, len(parts))]
+        if b in single or re.sub(r",?\s*\w+=''", "", a) == b.replace(" ,", ","):
+            continue
+        if re.sub(r"''\s*,\s*", "", a, count=1) == b or re.sub(r",\s*''", "", a, count=1) == b:
+            continue
+        return False
+    return True
+
+
 def _describe(original: str, mutated: str) -> tuple[str, bool]:
-    """The changed lines, and whether only string literals changed."""
+    """The changed lines, and whether only labels (string literals) changed."""
     changed = [
         line[1:].strip()
         for line in difflib.unified_diff(original.splitlines(), mutated.splitlines(), lineterm="", n=0)
@@ -75,9 +102,7 @@ def _describe(original: str, mutated: str) -> tuple[str, bool]:
     ]
     removed = [line for line in changed[: len(changed) // 2]]
     added = [line for line in changed[len(changed) // 2 :]]
-    strip = lambda s: re.sub(r"(['\"]).*?\1", "''", s)  # noqa: E731
-    text_only = bool(changed) and [strip(s) for s in removed] == [strip(s) for s in added]
-    return " -> ".join(" | ".join(side) for side in (removed, added)), text_only
+    return " -> ".join(" | ".join(side) for side in (removed, added)), _label_only(removed, added)
 
 
 def collect() -> list[Mutant]:
@@ -158,9 +183,12 @@ def main() -> int:
     )
     parser.add_argument("--report", action="store_true", help="report the last run without running")
     parser.add_argument("--survivors", metavar="MODULE", help="list a module's surviving mutants")
+    parser.add_argument(
+        "--only", nargs="*", default=[], metavar="GLOB", help="mutant names to run, e.g. 'rooflens.memory.*'"
+    )
     args = parser.parse_args()
     if not (args.report or args.survivors):
-        run_mutmut()
+        run_mutmut(args.only)
     mutants = collect()
     if args.survivors:
         survivors(mutants, args.survivors)

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 import rooflens
 from rooflens.hardware.efficiency import EfficiencyProfile
-from rooflens.hardware.spec import HardwareSpec
+from rooflens.hardware.spec import HardwareSpec, Interconnect
 from rooflens.layers.moe import expert_probabilities, moe_ops, routed_load
 from rooflens.memory import (
     CacheShape,
+    footprint,
     kv_cache_bytes,
     largest_batch,
     peak_activation_bytes,
@@ -449,6 +450,7 @@ MODELS = [
 ]
 
 
+@pytest.mark.slow  # many whole analyses: left out of mutation runs
 @settings(max_examples=60, deadline=None)
 @given(
     model=st.sampled_from(MODELS),
@@ -493,3 +495,105 @@ def test_every_byte_and_time_is_finite_and_non_negative(
     m = r.memory
     parts = [m.weights_bytes, m.kv_cache_bytes, m.state_bytes, m.activations_bytes, m.overhead_bytes]
     assert all(math.isfinite(v) and v >= 0 for v in parts) and m.max_batch >= 0
+
+
+# --- found by mutation testing ----------------------------------------------------------------------------
+
+
+def test_collective_costs_stay_ideal_under_a_profile_and_without_latency():
+    # A collective's estimate is its ideal link time even when the profile adds per-op overheads and
+    # halves every efficiency; a link with no stated latency adds none.
+    p = profile(op_overhead_s=1e-3, step_overhead_s=0.0, matmul=[0.5])
+    ar = op(name="ar", kind="comm", dtype="link", link_bytes=1e9, messages=10, link="intra")
+    phase = evaluate("p", [ar], DEVICE, 1, np.ones(1), p)
+    r = phase.ops[0]
+    assert r.estimate_s == pytest.approx(r.time_s) and phase.estimate_s == pytest.approx(0.01 + 10e-6)
+    assert (r.peak_flops, r.compute_time_s, r.memory_time_s, r.flops, r.kind, r.steps) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        "comm",
+        1,
+    )
+    assert r.link_bytes == 1e9 and phase.name == "p"
+    no_latency = DEVICE.model_copy(update={"interconnect": Interconnect(name="link", bandwidth=100e9)})
+    assert evaluate("p", [ar], no_latency, 1, np.ones(1)).ops[0].time_s == pytest.approx(0.01)
+    assert all(o.flops == 0 and o.dtype == "link" and o.block == b for o, b in [
+        (all_reduce("a", "attention", 1.0, 2, 1, "intra"), "attention"),
+        (all_gather("g", "head", 1.0, 2, 1, "intra"), "head"),
+        (all_to_all("t", "mlp", 1.0, 2, 1, "inter"), "mlp"),
+        (send("s", "head", 1.0, 1, "host"), "head"),
+    ])  # fmt: skip
+
+
+def test_phase_totals_add_over_every_op():
+    # Two compute-bound ops (10 + 20 ms), two memory-bound (1 + 2 ms), two collectives (10 + 10 ms).
+    ops = [
+        op(name="c1", flops=1e12),
+        op(name="c2", flops=2e12),
+        op(name="m1", weight_bytes=1e9),
+        op(name="m2", weight_bytes=2e9),
+        op(name="x1", kind="comm", dtype="link", link_bytes=1e9, link="intra"),
+        op(name="x2", kind="comm", dtype="link", link_bytes=1e9, link="intra"),
+    ]
+    phase = evaluate("p", ops, DEVICE, 1, np.ones(1))
+    assert phase.compute_bound_time_s == pytest.approx(0.03)
+    assert phase.memory_bound_time_s == pytest.approx(0.003)
+    assert phase.comm_time_s == pytest.approx(0.02)
+    assert phase.bytes == pytest.approx(3e9) and phase.flops == pytest.approx(3e12)
+    assert all(r.estimate_s is None for r in phase.ops) and phase.estimate_s is None
+
+
+def test_estimate_tables_reach_the_operators():
+    # The profile's class table (rmsnorm 0.25), K tables (K=64: 0.2) and per-class overheads apply to
+    # the operators that name them, in evaluate and in step_times alike.
+    p = profile(
+        tokens=[1, 100],
+        matmul=[0.5, 0.5],
+        matmul_by_inner={64: [0.2, 0.2]},
+        classes={"rmsnorm": [0.25, 0.25]},
+        op_overheads={"rmsnorm": 1e-3},
+    )
+    norm_op = op(name="n", kind="norm", dtype="vector", impl="rmsnorm", weight_bytes=1e9, tokens=10.0)
+    mm = op(name="mm", flops=1e12, inner=64, tokens=10.0)
+    phase = evaluate("p", [norm_op, mm], DEVICE, 1, np.ones(1), p)
+    n, m = phase.ops
+    assert n.estimate_s == pytest.approx(0.001 / 0.25 + 1e-3) and m.estimate_s == pytest.approx(0.01 / 0.2)
+    _, est = step_times([norm_op, mm], DEVICE, 1, p)
+    assert est == pytest.approx([0.004 + 1e-3 + 0.05])
+    # With the family's host cost the per-op overheads drop out in step_times too.
+    _, est = step_times([norm_op, mm], DEVICE, 1, p, host_s=0.5)
+    assert est == pytest.approx([0.004 + 0.05 + 0.5])
+
+
+def test_memory_edges():
+    # Nothing per sequence: no batch can be sized from it (0). A fraction of a byte per sequence still counts.
+    assert largest_batch(100, 40, 0.0, 2, 1) == 0
+    assert largest_batch(100, 40, 1.0, 2, 1) == 120
+    # Without a KV cache a recurrent model keeps no state between passes either.
+    mamba = rooflens.analyze("mamba-codestral-7b", DEVICE, kv_cache=False, prompt=64, gen=4, estimate=False)
+    assert mamba.memory.state_bytes == 0
+    # Under expert parallelism each device keeps the state of its share of the sequences.
+    spec = rooflens.load_model("qwen3-next-80b-a3b")
+    assert state_bytes(spec, FP16, 8, Execution(ep=4)) == 2 * state_bytes(spec, FP16, 1)
+    # footprint() with no draft model adds nothing.
+    spec = spec_from_config(TINY)
+    plain = footprint(
+        spec, FP16, DEVICE, shape=CacheShape(1, 10, 5), residual_bytes=0.0, kv_cache=True,
+        phases=[[op(act_in_bytes=1.0)]], overhead_bytes=0.0,
+    )  # fmt: skip
+    assert plain.weights_bytes == 173_696 and plain.kv_cache_bytes == 15 * 2 * 128 and plain.host_bytes == 0
+
+
+def test_registry_rules():
+    from rooflens.layers.base import Absent, ceil_part, register
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Absent("full", "mixer"))
+    assert ceil_part(0, 4) == 0 and ceil_part(5, 4) == 2
+    absent = Absent("nothing", "ffn")
+    assert (absent.name, absent.role) == ("nothing", "ffn")
+    # Dense models have no routed parameters: every parameter is active.
+    spec = spec_from_config(TINY)
+    assert spec.active_params == spec.num_params and spec.params().routed_experts == 0

@@ -14,7 +14,7 @@ import rooflens
 from rooflens import RooflensError
 from rooflens.cli import app
 from rooflens.hardware.prices import bundled_prices, parse_price_overrides
-from rooflens.plan import QUANTS, plan
+from rooflens.plan import KV_FORMATS, QUANTS, plan
 
 DEVICES = ["h100-sxm", "a100-sxm-80gb", "l4"]
 SMALL = dict(hardware=DEVICES, tp=(1, 2), batches=(1, 4, 16, 64))
@@ -36,10 +36,13 @@ def test_plan_never_returns_a_configuration_that_misses(ttft, tpot, prompt, gen)
         assert "meets" in str(err) or "fits" in str(err), err
         for hw in DEVICES:
             for t in SMALL["tp"]:
-                for w, a in QUANTS.values():
-                    r = rooflens.analyze("llama-3-8b", hw, prompt=prompt, gen=gen, tp=t, w_bits=w, a_bits=a)
-                    meets = r.memory.fits and r.ttft_estimate_s <= ttft and r.tpot_estimate_s <= tpot
-                    assert not meets, (hw, t, w, a)
+                for q in QUANTS:
+                    for kv in KV_FORMATS:
+                        r = rooflens.analyze(
+                            "llama-3-8b", hw, prompt=prompt, gen=gen, tp=t, quant=q, kv_format=kv
+                        )
+                        meets = r.memory.fits and r.ttft_estimate_s <= ttft and r.tpot_estimate_s <= tpot
+                        assert not meets, (hw, t, q, kv)
         return
     e = result.entries
     assert (e["ttft_s"] <= ttft).all() and (e["tpot_s"] <= tpot).all()
@@ -49,7 +52,7 @@ def test_plan_never_returns_a_configuration_that_misses(ttft, tpot, prompt, gen)
     if len(e):  # the winner, re-analysed on its own, meets the targets and fits
         w = e.iloc[0]
         r = rooflens.analyze("llama-3-8b", w.hardware, batch=int(w.batch), prompt=prompt, gen=gen,
-                             tp=int(w.tp), w_bits=int(w.w_bits), a_bits=int(w.a_bits))  # fmt: skip
+                             tp=int(w.tp), quant=w.quant, kv_format=w.kv_format)  # fmt: skip
         assert r.memory.fits and r.ttft_estimate_s <= ttft and r.tpot_estimate_s <= tpot
         assert r.ttft_estimate_s == pytest.approx(w.ttft_s, rel=1e-9)
 
@@ -58,7 +61,7 @@ def test_cost_energy_and_replicas_by_hand():
     result = plan("llama-3-8b", prompt=1024, gen=256, ttft=1.0, tpot=0.05, rate=10.0, **SMALL)
     w = result.entries.iloc[0]
     r = rooflens.analyze("llama-3-8b", w.hardware, batch=int(w.batch), prompt=1024, gen=256, tp=int(w.tp),
-                         w_bits=int(w.w_bits), a_bits=int(w.a_bits))  # fmt: skip
+                         quant=w.quant, kv_format=w.kv_format)  # fmt: skip
     tokens = w.batch * 256
     price = bundled_prices()[w.hardware]
     assert w.usd_per_million_tokens == pytest.approx(
@@ -120,7 +123,7 @@ def test_nothing_meets_says_why():
     [
         ({"gen": 1}, "gen >= 2"),
         ({"ttft": 0}, "must be positive"),
-        ({"quants": ["w3"]}, "unknown quantization"),
+        ({"quants": ["w3"]}, "unknown format .w3."),
         ({"hardware": ["mi300x"]}, "no device with a price"),
         ({"rate": -1.0}, "--rate"),
     ],

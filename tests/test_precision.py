@@ -79,7 +79,8 @@ def test_fp32_model_uses_fp32_everywhere():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"w_bits": 5}, r"w_bits: Input should be 4, 8, 16 or 32 \(got 5\)"),
+        # Weights take 1-8, 16 or 32 bits (issue 11: LLM-Viewer's 1- to 8-bit range).
+        ({"w_bits": 12}, r"w_bits: Input should be 1, 2, 3, 4, 5, 6, 7, 8, 16 or 32 \(got 12\)"),
         ({"kv_bits": 2}, r"kv_bits: Input should be 4, 8, 16 or 32"),
         ({"dtype": "fp64"}, r"dtype: Input should be 'fp16' or 'bf16'"),
         ({"low_bit": "nf4"}, r"low_bit: Input should be 'int' or 'float'"),

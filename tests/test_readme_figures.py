@@ -36,13 +36,13 @@ def test_mixture_of_experts_paragraph():
 
 
 def test_latent_attention_paragraph():
-    # "DeepSeek-V3 caches 35 KB per token ... Llama-3.1-405B 262 KB, 33 KB per GPU ... 16.2 vs 19.4 ms".
-    kw = dict(tp=8, quant="fp8", batch=32, prompt=4096, gen=129)
+    # "DeepSeek-V3 caches 35 KB per token ... Llama-3.1-405B 258 KB, 32 KB per GPU ... 16.2 vs 19.4 ms".
+    kw = dict(tp=8, quant="fp8", kv_format="fp8", batch=32, prompt=4096, gen=129)
     v3, big = rooflens.analyze("deepseek-v3", "h200", **kw), rooflens.analyze("llama-3.1-405b", "h200", **kw)
     tokens = 32 * (4096 + 129)
     assert round(v3.memory.kv_cache_bytes / tokens / 1e3) == 35
-    assert round(big.memory.kv_cache_bytes * 8 / tokens / 1e3) == 262
-    assert round(big.memory.kv_cache_bytes / tokens / 1e3) == 33
+    assert round(big.memory.kv_cache_bytes * 8 / tokens / 1e3) == 258
+    assert round(big.memory.kv_cache_bytes / tokens / 1e3) == 32
     assert (ms(v3.tpot_s), ms(big.tpot_s)) == (16.2, 19.4)
 
 
@@ -135,22 +135,29 @@ def test_catalog_sizes_quoted(name, count):
 
 
 def test_planning_answer():
-    # "2 x B200 (TP 2), W8A8, batch 64 at $0.46 per million tokens, TTFT 462 ms, TPOT 6.9 ms, 2 replicas
-    # ...; then 1 x B200 ($0.47) and 1 x H100 SXM W8A8 batch 16 ($0.57) ... decode is memory-bound (86%
-    # ...); at 128 ... TTFT to 920 ms; ... tie at $2.73 per hour instead of $3.35".
+    # "1 x B200, NVFP4 ... FP8 KV cache, batch 64 at $0.22 per million tokens, TTFT 406 ms, TPOT 6.7 ms,
+    # 2 replicas ...; then 2 x B200 (TP 2, batch 128, $0.23) and 2 x B300 ($0.25) ... memory-bound (100%
+    # ...); at 128 ... TTFT to 807 ms; ... tie at $7.18 per hour instead of $7.89".
     from rooflens.plan import plan
 
     p = plan("llama-3-8b", prompt=2048, gen=512, ttft=0.5, tpot=0.03, rate=20)
     top = p.entries.iloc[0]
-    assert (top.hardware, top.devices, top.quant, top.batch, top.replicas) == ("b200", 2, "w8a8", 64, 2)
-    assert round(top.usd_per_million_tokens, 2) == 0.46 and round(top.ttft_s * 1e3) == 462
-    assert round(top.tpot_s * 1e3, 1) == 6.9
+    assert (top.hardware, top.devices, top.quant, top.kv_format, top.batch, top.replicas) == (
+        "b200",
+        1,
+        "nvfp4",
+        "fp8",
+        64,
+        2,
+    )
+    assert round(top.usd_per_million_tokens, 2) == 0.22 and round(top.ttft_s * 1e3) == 406
+    assert round(top.tpot_s * 1e3, 1) == 6.7
     second, third = p.entries.iloc[1], p.entries.iloc[2]
-    assert (second.hardware, second.devices, round(second.usd_per_million_tokens, 2)) == ("b200", 1, 0.47)
-    assert (third.hardware, third.quant, third.batch) == ("h100-sxm", "w8a8", 16)
-    assert round(third.usd_per_million_tokens, 2) == 0.57
+    assert (second.hardware, second.devices, second.batch) == ("b200", 2, 128)
+    assert round(second.usd_per_million_tokens, 2) == 0.23
+    assert (third.hardware, third.devices, round(third.usd_per_million_tokens, 2)) == ("b300", 2, 0.25)
     text = " ".join(p.explanation)
-    assert "86%" in text and "920 ms" in text and "$2.73" in text and "$3.35" in text
+    assert "100%" in text and "807 ms" in text and "$7.18" in text and "$7.89" in text and "NVFP4" in text
 
 
 def test_serving_paragraph():

@@ -33,6 +33,7 @@ NEUTRAL = {
 }
 
 
+@pytest.mark.slow  # many whole analyses: left out of mutation runs
 @settings(max_examples=30, deadline=None)
 @given(
     st.sampled_from(["llama-3-8b", "gemma-2-2b", "qwen3-30b-a3b", "deepseek-v2-lite", "gpt2"]),
@@ -57,6 +58,7 @@ def test_every_technique_at_its_neutral_setting_is_the_plain_analysis(model, hw,
 # --- speculative decoding -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # many whole analyses: left out of mutation runs
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 8), st.integers(2, 200), st.integers(1, 16), st.sampled_from(["h100", "l4", "m4-max"]))
 def test_acceptance_zero_is_never_faster_than_plain_decoding(k, gen, batch, hw):

@@ -35,7 +35,7 @@ from .ops.model import build_ops, device_pass
 from .ops.precision import Precision
 from .report import Report
 from .roofline import evaluate
-from .settings import Settings, preset
+from .settings import Settings, kv_preset, preset
 
 # Settings that describe the weight format: giving any of them replaces the checkpoint's own.
 FORMAT_SETTINGS = frozenset({"w_bits", "a_bits", "low_bit", "group_size", "symmetric"})
@@ -43,7 +43,16 @@ FORMAT_SETTINGS = frozenset({"w_bits", "a_bits", "low_bit", "group_size", "symme
 
 def precision_for(spec: ModelSpec, s: Settings) -> Precision:
     """The precision an analysis runs at: the settings', or the checkpoint's own quantization (its
-    ``quantization_config``) when the settings name no weight format."""
+    ``quantization_config``) when the settings name no weight format; ``expert_quant`` gives the
+    routed experts a format of their own."""
+    base = _checkpoint_precision(spec, s)
+    if s.expert_quant is None:
+        return base
+    expert = make_settings(**{**s.model_dump(exclude={"expert_quant"}), **preset(s.expert_quant)})
+    return replace(base, expert_format=expert.precision)
+
+
+def _checkpoint_precision(spec: ModelSpec, s: Settings) -> Precision:
     base = s.precision
     q = spec.quantization
     if q is None or FORMAT_SETTINGS & s.model_fields_set:
@@ -77,6 +86,14 @@ def precision_note(spec: ModelSpec, s: Settings) -> str | None:
     return f"weights: {q.description} from the checkpoint{acts} (--quant / --w-bits override it)"
 
 
+def with_formats(settings: dict[str, Any], quant: str | None, kv_format: str | None) -> dict[str, Any]:
+    """Settings with a named weight format and KV-cache format filled in (explicit settings win)."""
+    named = {**(preset(quant) if quant else {}), **(kv_preset(kv_format) if kv_format else {})}
+    if settings.get("expert_quant"):
+        preset(settings["expert_quant"])  # an unknown name is refused here, with the known ones
+    return {**named, **settings}
+
+
 def make_settings(**kwargs: Any) -> Settings:
     try:
         return Settings(**kwargs)
@@ -85,7 +102,13 @@ def make_settings(**kwargs: Any) -> Settings:
 
 
 def analyze(
-    model: ModelLike, hardware: HardwareLike, *, hub: bool = False, quant: str | None = None, **settings: Any
+    model: ModelLike,
+    hardware: HardwareLike,
+    *,
+    hub: bool = False,
+    quant: str | None = None,
+    kv_format: str | None = None,
+    **settings: Any,
 ) -> Report:
     """Analyse ``model`` on ``hardware``.
 
@@ -93,11 +116,10 @@ def analyze(
     (``hub=True`` fetches the config from the Hugging Face Hub). ``hardware``: catalog name, YAML/JSON
     path, dict or HardwareSpec. Keyword settings are those of :class:`Settings` (batch, prompt, gen,
     w_bits, a_bits, kv_bits, flash_attention, kv_cache, tp, pp, ep, draft_model, ...). ``quant`` names a
-    format preset (``q4_0``, ``fp8``, ... see ``settings.QUANT_PRESETS``); settings given explicitly
-    override it.
+    weight format (``q4_0``, ``fp8``, ``nvfp4``, ... see ``rooflens.formats``) and ``kv_format`` a
+    KV-cache format (``fp8``, ``fp8-head``, ``nvfp4``, ...); settings given explicitly override them.
     """
-    if quant is not None:
-        settings = {**preset(quant), **settings}
+    settings = with_formats(settings, quant, kv_format)
     return run(load_model(model, hub=hub), load_hardware(hardware), make_settings(**settings))
 
 
@@ -194,13 +216,19 @@ def speculation(spec: ModelSpec, s: Settings) -> Speculation | None:
     return None
 
 
-def executions(spec: ModelSpec, s: Settings) -> tuple[Execution, Execution, Execution]:
-    """How the model is laid out and run: (base, prefill, decode) executions for these settings."""
+def executions(
+    spec: ModelSpec, s: Settings, hw: HardwareSpec | None = None
+) -> tuple[Execution, Execution, Execution]:
+    """How the model is laid out and run: (base, prefill, decode) executions for these settings; the
+    devices sharing the fast interconnect are the device's scale-up domain unless set."""
     base = Execution(
         tp=s.tp,
         ep=s.ep,
         pp=s.pp,
-        devices_per_node=s.devices_per_node,
+        devices_per_node=s.devices_per_node or (hw.scale_up_domain if hw else None) or 8,
+        offload_weights=s.offload_weights,
+        offload_experts=s.offload_experts,
+        offload_kv=s.offload_kv,
         kv_budget=s.kv_budget,
         keep_fraction=s.prompt_keep,
         keep_after=s.prompt_keep_after,
@@ -215,7 +243,7 @@ def executions(spec: ModelSpec, s: Settings) -> tuple[Execution, Execution, Exec
 def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     _check(spec, hw, s)
     prec = precision_for(spec, s)
-    base, prefill_ex, decode_ex = executions(spec, s)
+    base, prefill_ex, decode_ex = executions(spec, s, hw)
     spec_dec = speculation(spec, s)
     draft_ex = Execution(ep=s.ep)  # the draft model runs whole on every device
 
@@ -274,11 +302,19 @@ def _check(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> None:
         raise RooflensError(
             f"{hw.name} lists no interconnect, so multi-device execution cannot be modelled on it"
         )
-    if devices > s.devices_per_node and hw.network is None:
+    per_node = s.devices_per_node or hw.scale_up_domain or 8
+    if devices > per_node and hw.network is None:
         raise RooflensError(
-            f"{devices} devices span more than one node of {s.devices_per_node}, and {hw.name} lists no "
+            f"{devices} devices span more than one node of {per_node}, and {hw.name} lists no "
             "network link; add one or raise --devices-per-node"
         )
+    if (s.offload_weights or s.offload_experts or s.offload_kv) and hw.host_link is None:
+        raise RooflensError(
+            f"offloading streams from host memory over the host link, and {hw.name} lists none; give the "
+            "device a host_link (e.g. {name: PCIe 5.0 x16, bandwidth: 64 GB/s}) or drop the offload shares"
+        )
+    if s.offload_experts and not spec.num_experts:
+        raise RooflensError(f"--offload-experts needs a mixture-of-experts model; {spec.name} is dense")
     if s.pp > spec.num_layers:
         raise RooflensError(f"--pp {s.pp} exceeds {spec.name}'s {spec.num_layers} layers")
     if s.ep > 1 and not spec.num_experts:
@@ -373,6 +409,30 @@ def _as_draft(ops: list[Op], times: float) -> list[Op]:
     return [replace(op, name=f"draft.{op.name}", block="draft", count=op.count * times) for op in ops]
 
 
+def ways_to_fit(r: Report) -> str:
+    """The smallest change that would fit, in words: more devices, a narrower format or an offload."""
+    m, s, hw = r.memory, r.settings, r.hardware
+    over = m.total_bytes - m.capacity_bytes
+    weights = m.weights_bytes
+    ideas = []
+    for tp in (2, 4, 8, 16, 32, 64):
+        each = weights * s.tp / tp + m.total_bytes - weights
+        if tp > s.tp and each <= m.capacity_bytes:
+            ideas.append(f"--tp {tp} (about {each / 1e9:.0f} GB each)")
+            break
+    bits = r.precision.w_bits if r.precision is not None else s.w_bits
+    for name, per_value in (("fp8", 8), ("nvfp4", 4.5)):
+        if per_value < bits and weights * per_value / bits + m.total_bytes - weights <= m.capacity_bytes:
+            ideas.append(f"--quant {name}")
+            break
+    if hw.host_link is not None and over < weights:
+        share = min(1.0, over / (weights + m.host_bytes) + s.offload_weights)
+        ideas.append(f"--offload-weights {share:.2f} (streamed over {hw.host_link.name})")
+    if not ideas:
+        return "no single change of TP, format or offload fits"
+    return "would fit with " + " or ".join(ideas)
+
+
 def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
     """Caveats the numbers depend on, said once, in words."""
     spec, hw, s = r.model, r.hardware, r.settings
@@ -410,7 +470,13 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
     if not r.memory.fits:
         notes.append(
             f"does not fit: needs {r.memory.total_bytes / 1e9:.1f} GB per device, {hw.name} has "
-            f"{hw.memory_bytes / 1e9:.1f} GB (largest batch that fits here: {r.memory.max_batch})"
+            f"{hw.memory_bytes / 1e9:.1f} GB (largest batch that fits here: {r.memory.max_batch}); "
+            + ways_to_fit(r)
+        )
+    if r.memory.host_bytes:
+        notes.append(
+            f"{r.memory.host_bytes / 1e9:.1f} GB per device in host memory, streamed over "
+            f"{hw.host_link.name if hw.host_link else 'the host link'} every pass (host_transfer)"
         )
     if not s.kv_cache:
         notes.append("KV cache off: every decode step recomputes the whole sequence")

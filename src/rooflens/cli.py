@@ -75,7 +75,10 @@ def analyze(
     gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per sequence.")] = 128,
     quant: Annotated[
         str | None,
-        typer.Option("--quant", help="Named format: q4_0, q8_0, q4_k_m, awq, gptq, w8a8, fp8, bf16, fp32."),
+        typer.Option(
+            "--quant",
+            help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (rooflens formats)",
+        ),
     ] = None,
     w_bits: Annotated[int | None, typer.Option("--w-bits", help="Weight bits: 4, 8, 16 or 32 [16].")] = None,
     a_bits: Annotated[
@@ -124,8 +127,25 @@ def analyze(
         int | None, typer.Option("--micro-batches", help="Pipeline micro-batches, for the bubble [pp].")
     ] = None,
     devices_per_node: Annotated[
-        int, typer.Option("--devices-per-node", help="Devices on the fast interconnect.")
-    ] = 8,
+        int | None,
+        typer.Option("--devices-per-node", help="Devices on the fast interconnect [the device's domain]."),
+    ] = None,
+    offload_weights: Annotated[
+        float, typer.Option("--offload-weights", help="Share of the weights kept in host memory (0-1).")
+    ] = 0.0,
+    offload_experts: Annotated[
+        float, typer.Option("--offload-experts", help="Share of the routed experts kept in host memory.")
+    ] = 0.0,
+    offload_kv: Annotated[
+        float, typer.Option("--offload-kv", help="Share of the KV cache kept in host memory (0-1).")
+    ] = 0.0,
+    kv_format: Annotated[
+        str | None,
+        typer.Option("--kv-format", help="KV-cache format: bf16, fp8, fp8-head, int8-head, nvfp4."),
+    ] = None,
+    expert_quant: Annotated[
+        str | None, typer.Option("--expert-quant", help="A format for the routed experts only (e.g. mxfp4).")
+    ] = None,
     draft_model: Annotated[
         str | None, typer.Option("--draft-model", help="Speculative decoding with this draft model.")
     ] = None,
@@ -215,7 +235,7 @@ _OUTPUT_OPTIONS = ("fmt", "per_layer", "output")
 
 
 def _report(
-    model, hardware, hf, quant, w_bits, a_bits, kv_bits, dtype, low_bit, group_size,
+    model, hardware, hf, quant, kv_format, w_bits, a_bits, kv_bits, dtype, low_bit, group_size,
     quantize_embeddings, symmetric, overhead_gib, exit_distribution, **settings
 ):  # fmt: skip
     """The analysis that analyze's options (also plot's) describe."""
@@ -229,6 +249,7 @@ def _report(
         hardware,
         hub=hf,
         quant=quant,
+        kv_format=kv_format,
         overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
         exit_distribution=_floats(exit_distribution, "--exit-distribution"),
         **settings,
@@ -399,6 +420,9 @@ def compare(
     quant: Annotated[
         list[str] | None, typer.Option("--quant", help="Named format (repeat to compare).")
     ] = None,
+    kv_format: Annotated[
+        list[str] | None, typer.Option("--kv-format", help="Named KV-cache format (repeat to compare).")
+    ] = None,
     w_bits: Annotated[list[int] | None, typer.Option("--w-bits")] = None,
     a_bits: Annotated[list[int] | None, typer.Option("--a-bits")] = None,
     kv_bits: Annotated[list[int] | None, typer.Option("--kv-bits")] = None,
@@ -437,6 +461,7 @@ def compare(
             "prompt": prompt,
             "gen": gen,
             "quant": quant,
+            "kv_format": kv_format,
             "w_bits": w_bits,
             "a_bits": a_bits,
             "kv_bits": kv_bits,
@@ -457,7 +482,13 @@ def compare(
         for v in variants:
             v = {**common, **v}
             reports.append(
-                analysis.analyze(v.pop("model"), v.pop("hardware"), quant=v.pop("quant", None), **v)
+                analysis.analyze(
+                    v.pop("model"),
+                    v.pop("hardware"),
+                    quant=v.pop("quant", None),
+                    kv_format=v.pop("kv_format", None),
+                    **v,
+                )
             )
         cmp = line_up(reports)
         if plot_out is not None:
@@ -683,8 +714,16 @@ def plan(
     price: Annotated[
         list[str] | None, typer.Option("--price", help="DEVICE=USD per device-hour, e.g. H100=2.5 (repeat).")
     ] = None,
-    quant: Annotated[str, typer.Option("--quant", help="Quantizations to try.")] = "w16a16,w8a8,w4a16",
+    quant: Annotated[
+        str, typer.Option("--quant", help="Weight formats to try (rooflens formats).")
+    ] = "w16a16,fp8,w8a8,w4a16,nvfp4",
+    kv_format: Annotated[str, typer.Option("--kv-format", help="KV-cache formats to try.")] = "bf16,fp8",
     tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel degrees to try.")] = "1,2,4,8",
+    pp: Annotated[str, typer.Option("--pp", help="Pipeline stages to try.")] = "1",
+    ep: Annotated[str, typer.Option("--ep", help="Expert-parallel degrees to try (MoE).")] = "1",
+    allow_offload: Annotated[
+        bool, typer.Option("--allow-offload", help="Also try 25-75% of the weights in host memory.")
+    ] = False,
     ideal: Annotated[
         bool, typer.Option("--ideal", help="Rank on the ideal roofline, not the estimate.")
     ] = False,
@@ -714,7 +753,11 @@ def plan(
             hardware=hardware,
             prices=parse_price_overrides(price),
             quants=[q.strip() for q in quant.split(",")],
+            kv_formats=[k.strip() for k in kv_format.split(",")],
             tp=_ints(tp, "--tp"),
+            pp=_ints(pp, "--pp"),
+            ep=_ints(ep, "--ep"),
+            allow_offload=allow_offload,
             use_estimate=not ideal,
             every_batch=every_batch,
         )

@@ -42,6 +42,7 @@ class MemoryFootprint:
     max_batch: int  # largest batch whose footprint fits at this context (0: not even one)
     devices: int = 1  # the figures above are per device
     state_bytes: float = 0.0  # recurrent layers' per-sequence state (constant in the context)
+    host_bytes: float = 0.0  # offloaded weights, experts and KV cache, in host memory (not counted above)
 
     @property
     def total_bytes(self) -> float:
@@ -112,8 +113,21 @@ def state_bytes(spec: ModelSpec, prec: Precision, sequences: int, ex: Execution 
 
 def resident_weight_bytes(spec: ModelSpec, prec: Precision, ex: Execution = PLAIN) -> float:
     """Weights one device holds, counted from one pass of one token (a prefill may hold two passes,
-    prefix and rest, which would count the weights twice)."""
-    return weight_memory_bytes(spec, prec, build_ops(spec, prec, Pass(1, 1.0, 1.0), ex), ex)
+    prefix and rest, which would count the weights twice); offloaded shares are in host memory."""
+    total, experts = _resident(spec, prec, ex)
+    return total - offloaded_weight_bytes(total, experts, ex)
+
+
+def _resident(spec: ModelSpec, prec: Precision, ex: Execution) -> tuple[float, float]:
+    """(all resident weight bytes, of which routed experts) on one device, before any offload."""
+    ops = build_ops(spec, prec, Pass(1, 1.0, 1.0), ex)
+    total = weight_memory_bytes(spec, prec, ops, ex)
+    experts = sum(len(op.layers) * op.resident for op in ops if op.routed_params) / ex.pp
+    return total, experts
+
+
+def offloaded_weight_bytes(total: float, experts: float, ex: Execution) -> float:
+    return ex.offload_weights * (total - experts) + ex.offload_experts * experts
 
 
 def residual_bytes(spec: ModelSpec, prec: Precision, sequences: int, prompt, gen, kv_cache: bool):
@@ -164,8 +178,12 @@ def footprint(
     """``phases`` are the device's operator lists (for the activation peak); ``extra_*`` add a draft
     model's weights and cache."""
     overhead, source = runtime_overhead(hw, overhead_bytes)
-    weights = resident_weight_bytes(spec, prec, ex) + extra_weights
+    total, experts = _resident(spec, prec, ex)
+    host = offloaded_weight_bytes(total, experts, ex)
+    weights = total - host + extra_weights
     kv = (kv_cache_bytes(spec, prec, shape, ex) if kv_cache else 0.0) + extra_kv
+    host += ex.offload_kv * kv
+    kv -= ex.offload_kv * kv
     state = state_bytes(spec, prec, shape.sequences, ex) if kv_cache else 0.0
     act = peak_activation_bytes(residual_bytes, phases)
     sequences = math.ceil(shape.sequences / ex.ep)  # what one device serves
@@ -180,4 +198,5 @@ def footprint(
         max_batch=max_batch,
         devices=ex.devices,
         state_bytes=state,
+        host_bytes=host,
     )

@@ -27,18 +27,22 @@ import pandas as pd
 
 from .analysis import analyze
 from .errors import RooflensError
+from .formats import kv_lookup, lookup
 from .hardware.catalog import HardwareLike, hardware_names, load_hardware
 from .hardware.prices import bundled_prices
 from .model.catalog import ModelLike, load_model
 from .sweep import sweep
 from .units import fmt_time
 
-# Quantization choices a plan tries: (label, w_bits, a_bits).
-QUANTS = {"w16a16": (16, 16), "w8a8": (8, 8), "w4a16": (4, 16)}
+# Formats a plan tries by default (names of rooflens.formats: 16-bit, FP8 and INT8 W8A8, INT4
+# weight-only, NVFP4 W4A4), and KV-cache formats.
+QUANTS = ("w16a16", "fp8", "w8a8", "w4a16", "nvfp4")
+KV_FORMATS = ("bf16", "fp8")
 TP_DEGREES = (1, 2, 4, 8)
 BATCHES = tuple(2**i for i in range(11))  # 1 .. 1024
 ENTRY_FIELDS = (
-    "hardware", "devices", "tp", "quant", "w_bits", "a_bits", "kv_bits", "batch", "ttft_s", "tpot_s",
+    "hardware", "devices", "tp", "pp", "ep", "quant", "kv_format", "offload_weights", "w_bits", "a_bits",
+    "kv_bits", "batch", "ttft_s", "tpot_s",
     "usd_per_million_tokens", "joules_per_token", "tokens_per_s_per_device", "usd_per_hour_per_device",
     "memory_per_device_bytes", "replicas", "usd_per_hour", "basis",
 )  # fmt: skip
@@ -74,10 +78,13 @@ def plan(
     rate: float | None = None,
     hardware: Sequence[HardwareLike] | None = None,
     prices: dict[str, float] | None = None,
-    quants: Sequence[str] = tuple(QUANTS),
+    quants: Sequence[str] = QUANTS,
     tp: Sequence[int] = TP_DEGREES,
+    pp: Sequence[int] = (1,),
+    ep: Sequence[int] = (1,),
     batches: Sequence[int] = BATCHES,
-    kv_bits: int = 16,
+    kv_formats: Sequence[str] = KV_FORMATS,
+    allow_offload: bool = False,
     use_estimate: bool = True,
     every_batch: bool = False,
 ) -> Plan:
@@ -93,9 +100,10 @@ def plan(
         raise RooflensError("plan needs gen >= 2: TPOT is undefined without a decode step")
     if rate is not None and rate <= 0:
         raise RooflensError("--rate must be a positive number of requests per second")
-    unknown = [q for q in quants if q not in QUANTS]
-    if unknown:
-        raise RooflensError(f"unknown quantization {unknown}; choose from {', '.join(QUANTS)}")
+    for name in quants:
+        lookup(name)  # an unknown format is refused with the known ones
+    for name in kv_formats:
+        kv_lookup(name)
     spec = load_model(model)
     price = {**bundled_prices(), **(prices or {})}
     devices = [load_hardware(h) for h in (hardware or hardware_names())]
@@ -105,22 +113,45 @@ def plan(
         raise RooflensError("no device with a price to plan on; give --price NAME=USD_PER_HOUR")
     frames = []
     considered = 0
+    offloads = (0.0, 0.25, 0.5, 0.75) if allow_offload else (0.0,)
+
+    def missed(block: dict[str, np.ndarray]) -> bool:
+        """A batch that cannot fit or meet the targets: no larger one can either (exact pruning)."""
+        estimated = use_estimate and not np.isnan(block["ttft_estimate_s"]).any()
+        t1 = block["ttft_estimate_s"] if estimated else block["ttft_s"]
+        t2 = block["tpot_estimate_s"] if estimated else block["tpot_s"]
+        return bool((~block["fits"] | (t1 > ttft) | (t2 > tpot)).all())
+
+    eps = [e for e in ep if e == 1 or spec.num_experts]
     for label in quants:
-        w, a = QUANTS[label]
-        result = sweep(
-            spec, hardware=devices, tp=list(tp), w_bits=w, a_bits=a, kv_bits=kv_bits,
-            batch=list(batches), prompt=prompt, gen=gen,
-        )  # fmt: skip
-        considered += len(result) + len(result.skipped)
-        frame = result.to_frame()
-        frame["quant"] = label
-        frames.append(frame)
+        for kv in kv_formats:
+            for share in offloads:
+                extra = {"offload_weights": share} if share else {}
+                # Tensor parallelism stays inside each device's scale-up domain (its NVLink/ICI group).
+                for hw in devices:
+                    domain = hw.scale_up_domain or 8
+                    tps = [t for t in tp if t <= domain]
+                    if not tps or (share and hw.host_link is None):
+                        continue
+                    try:
+                        result = sweep(
+                            spec, hardware=[hw], tp=tps, pp=list(pp), ep=eps, quant=label, kv_format=kv,
+                            batch=list(batches), prompt=prompt, gen=gen, stop=missed, **extra,
+                        )  # fmt: skip
+                    except RooflensError:
+                        continue
+                    considered += len(result) + len(result.skipped)
+                    frame = result.to_frame()
+                    frame["quant"], frame["kv_format"], frame["offload_weights"] = label, kv, share
+                    frames.append(frame)
+    if not frames:
+        raise RooflensError("no configuration of this plan can be analysed on the chosen devices")
     rows = pd.concat(frames, ignore_index=True)
     entries = _score(rows, price, use_estimate, rate)
     passing = entries[entries["fits"] & (entries["ttft_s"] <= ttft) & (entries["tpot_s"] <= tpot)]
     passing = passing.sort_values(["usd_per_million_tokens", "ttft_s"], kind="stable")
     if not every_batch:
-        passing = passing.drop_duplicates(["hardware", "tp", "quant"], keep="first")
+        passing = passing.drop_duplicates(["hardware", "tp", "pp", "ep", "quant", "kv_format"], keep="first")
     explanation = (
         _explain(spec, passing, entries, ttft, tpot, prompt, gen, price)
         if len(passing)
@@ -164,13 +195,15 @@ def _score(
 def _explain(spec, passing, entries, ttft, tpot, prompt, gen, price) -> list[str]:
     best = passing.iloc[0]
     report = analyze(
-        spec, best.hardware, batch=int(best.batch), prompt=prompt, gen=gen, tp=int(best.tp),
-        w_bits=int(best.w_bits), a_bits=int(best.a_bits), kv_bits=int(best.kv_bits),
+        spec, best.hardware, batch=int(best.batch), prompt=prompt, gen=gen, tp=int(best.tp), pp=int(best.pp),
+        ep=int(best.ep), quant=best.quant, kv_format=best.kv_format,
+        **({"offload_weights": float(best.offload_weights)} if best.offload_weights else {}),
     )  # fmt: skip
     d = report.decode
     mem_share = d.memory_bound_time_s / d.time_s if d.time_s else 0.0
     lines = [
-        f"Winner: {best.hardware} x{best.devices} (tp {best.tp}), {best.quant}, batch {best.batch}: "
+        f"Winner: {best.hardware} x{best.devices} (tp {best.tp}), {best.quant} "
+        f"({lookup(best.quant).description}), KV cache {best.kv_format}, batch {best.batch}: "
         f"${best.usd_per_million_tokens:.3g} per million generated tokens, TTFT {fmt_time(best.ttft_s)} "
         f"(target {fmt_time(ttft)}), TPOT {fmt_time(best.tpot_s)} (target {fmt_time(tpot)}), "
         f"{best.basis} times.",
@@ -183,7 +216,11 @@ def _explain(spec, passing, entries, ttft, tpot, prompt, gen, price) -> list[str
         ),
     ]
     same = entries[
-        (entries["hardware"] == best.hardware) & (entries["tp"] == best.tp) & (entries["quant"] == best.quant)
+        (entries["hardware"] == best.hardware)
+        & (entries["tp"] == best.tp)
+        & (entries["quant"] == best.quant)
+        & (entries["kv_format"] == best.kv_format)
+        & (entries["offload_weights"] == best.offload_weights)
     ]
     bigger = same[same["batch"] == best.batch * 2]
     if len(bigger):

@@ -117,7 +117,7 @@ def _cost(
     host_s: float | None,
 ) -> _Cost:
     if op.kind == "comm":
-        link = hw.interconnect if op.link == "intra" else hw.network
+        link = {"intra": hw.interconnect, "inter": hw.network, "host": hw.host_link}[op.link]
         t_comm = op.link_bytes / link.bandwidth + op.messages * (link.latency_s or 0.0)
         # Collectives keep their ideal time in the estimate (link bandwidth and latency, no calibration).
         return _Cost(0.0, "link", 0.0, 0.0, t_comm, t_comm, t_comm, 0.0)

@@ -71,7 +71,7 @@ class StepCost:
     def __init__(self, spec: ModelSpec, hw: HardwareSpec, settings: Any, basis: Basis, max_context: int):
         self.spec, self.hw, self.s = spec, hw, settings
         self.prec = precision_for(spec, settings)
-        _, self.prefill_ex, self.decode_ex = executions(spec, settings)
+        _, self.prefill_ex, self.decode_ex = executions(spec, settings, hw)
         self.profile = resolve_profile(hw, settings.engine) if basis == "estimate" else None
         if basis == "estimate" and self.profile is None:
             raise RooflensError(f"{hw.name} has no efficiency profile for an estimate; use basis 'ideal'")
@@ -419,7 +419,7 @@ def simulate(
 def _kv_blocks(spec: ModelSpec, hw: HardwareSpec, s, eng: Engine) -> int:
     """KV blocks one instance has: the memory share the engine may use, less weights, activations of a
     full token budget and runtime overhead, over the bytes of one block (per device)."""
-    base = executions(spec, s)[0]
+    base = executions(spec, s, hw)[0]
     prec = precision_for(spec, s)
     weights = resident_weight_bytes(spec, prec, base)
     act = analyze(spec, hw, **{**s.model_dump(), "prompt": eng.max_num_batched_tokens, "gen": 1}).memory
@@ -448,7 +448,7 @@ def _transfer_model(spec: ModelSpec, hw: HardwareSpec, s):
     Each device sends its own shard in parallel over the network link when the device has one (the two
     instances sit on different machines), else over its interconnect.
     """
-    base = executions(spec, s)[0]
+    base = executions(spec, s, hw)[0]
     per_token = kv_cache_bytes(spec, precision_for(spec, s), CacheShape(1, 1, 0), base)
     link = hw.network or hw.interconnect
     if link is None:

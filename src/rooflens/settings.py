@@ -11,10 +11,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .formats import ALIASES, FORMATS, kv_lookup, lookup
 from .ops.precision import Precision
 
-Bits = Literal[4, 8, 16, 32]
+Bits = Literal[4, 8, 16, 32]  # activations and KV cache
 BITS_ALLOWED = (4, 8, 16, 32)
+WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
 
 MAX_BATCH = 1_000_000
 MAX_PROMPT = 10_000_000
@@ -29,8 +31,8 @@ class Settings(BaseModel):
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="sequences processed together")
     prompt: int = Field(1024, ge=1, le=MAX_PROMPT, description="prompt tokens per sequence")
     gen: int = Field(128, ge=1, le=MAX_GEN, description="generated tokens per sequence")
-    w_bits: Bits = Field(16, description="weight bit width")
-    a_bits: Bits = Field(16, description="activation bit width")
+    w_bits: Literal[1, 2, 3, 4, 5, 6, 7, 8, 16, 32] = Field(16, description="weight bit width (1-8, 16, 32)")
+    a_bits: Literal[4, 6, 8, 16, 32] = Field(16, description="activation bit width")
     kv_bits: Bits = Field(16, description="KV-cache bit width")
     state_bits: Literal[16, 32] = Field(16, description="recurrent-state bit width (Mamba-2, Gated DeltaNet)")
     flash_attention: bool = Field(True, description="fused attention: no score-matrix traffic")
@@ -38,6 +40,17 @@ class Settings(BaseModel):
     dtype: Literal["fp16", "bf16"] = Field("fp16", description="16-bit float format of the model")
     low_bit: Literal["int", "float"] = Field("int", description="8/4-bit math in integers or fp8/fp4")
     group_size: int = Field(128, ge=1, le=1 << 20, description="quantization group size (weights)")
+    block_rows: int = Field(
+        1, ge=1, le=1 << 20, description="output rows sharing a weight scale (2-D blocks)"
+    )
+    scale_bits: Literal[8, 16, 32] = Field(
+        16, description="bits of one weight scale (E8M0/E4M3 8, fp16, fp32)"
+    )
+    kv_scale: Literal["none", "tensor", "head", "block"] = Field(
+        "head", description="KV-cache scales: per tensor, per head vector, or per block of kv_block values"
+    )
+    kv_block: int = Field(16, ge=1, le=1024, description="values per KV-cache scale with kv_scale block")
+    expert_quant: str | None = Field(None, description="a named format for the routed experts only")
     quantize_embeddings: bool = Field(False, description="also quantize embedding table and LM head")
     symmetric: bool = Field(False, description="quantization scales only, no zero points")
     estimate: bool = Field(True, description="add the calibrated estimate when a profile is known")
@@ -53,7 +66,19 @@ class Settings(BaseModel):
     pp: int = Field(1, ge=1, le=1024, description="pipeline-parallel stages")
     ep: int = Field(1, ge=1, le=1024, description="expert-parallel degree (attention runs data-parallel)")
     micro_batches: int | None = Field(None, ge=1, le=4096, description="pipeline micro-batches (default: pp)")
-    devices_per_node: int = Field(8, ge=1, le=1024, description="devices sharing the fast interconnect")
+    devices_per_node: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="devices sharing the fast interconnect (default: the device's domain)",
+    )
+
+    # Tiered memory: shares kept in host memory and streamed over the host link each pass.
+    offload_weights: float = Field(
+        0.0, ge=0, le=1, description="share of the non-expert weights in host memory"
+    )
+    offload_experts: float = Field(0.0, ge=0, le=1, description="share of the routed experts in host memory")
+    offload_kv: float = Field(0.0, ge=0, le=1, description="share of the KV cache in host memory")
 
     # The survey's techniques; neutral values leave the analysis unchanged.
     draft_model: str | None = Field(None, description="speculative decoding: the draft model")
@@ -120,46 +145,29 @@ class Settings(BaseModel):
             float16=self.dtype,
             low_bit=self.low_bit,
             group_size=self.group_size,
+            block_rows=self.block_rows,
+            scale_bits=self.scale_bits,
+            kv_scale=self.kv_scale,
+            kv_block=self.kv_block,
             quantize_embeddings=self.quantize_embeddings,
             symmetric=self.symmetric,
             sparsity=self.sparsity_pattern,
         )
 
 
-# Named quantization formats, as the settings that describe their storage and math. llama.cpp's
-# k-quants mix block sizes and widths; Q4_K_M is approximated by 4-bit groups of 32 with scale and
-# minimum (4.625 bits/weight against its ~4.6-4.8 measured).
+# The named formats (rooflens.formats) as settings: one table for every command.
 QUANT_PRESETS: dict[str, dict[str, object]] = {
-    # 16-bit presets name their widths: asking for one replaces a checkpoint's own format.
-    "fp16": {"w_bits": 16, "a_bits": 16},
-    "f16": {"w_bits": 16, "a_bits": 16},  # llama.cpp's name for the same
-    "bf16": {"dtype": "bf16", "w_bits": 16, "a_bits": 16},
-    "fp32": {"w_bits": 32, "a_bits": 32, "kv_bits": 32},
-    "q8_0": {"w_bits": 8, "group_size": 32, "symmetric": True, "quantize_embeddings": True},
-    "q4_0": {"w_bits": 4, "group_size": 32, "symmetric": True, "quantize_embeddings": True},
-    "q4_k_m": {"w_bits": 4, "group_size": 32, "quantize_embeddings": True},
-    "awq": {"w_bits": 4, "group_size": 128},
-    "gptq": {"w_bits": 4, "group_size": 128},
-    "w8a8": {"w_bits": 8, "a_bits": 8, "group_size": 1 << 20, "symmetric": True},
-    "fp8": {
-        "w_bits": 8,
-        "a_bits": 8,
-        "kv_bits": 8,
-        "low_bit": "float",
-        "group_size": 1 << 20,
-        "symmetric": True,
-    },
+    **{name: dict(fmt.settings) for name, fmt in FORMATS.items()},
+    **{alias: dict(FORMATS[target].settings) for alias, target in ALIASES.items()},
 }
 
 
 def preset(name: str) -> dict[str, object]:
-    """Settings of a named quantization format (case-insensitive: 'Q4_0', 'fp8', ...)."""
-    from .errors import RooflensError, did_you_mean
+    """Settings of a named weight format (case-insensitive: 'Q4_0', 'fp8', 'nvfp4', ...)."""
+    return dict(lookup(name).settings)
 
-    key = name.strip().lower().replace("-", "_")
-    if key not in QUANT_PRESETS:
-        raise RooflensError(
-            f"unknown quantization preset '{name}'.{did_you_mean(key, QUANT_PRESETS)} "
-            f"Known: {', '.join(QUANT_PRESETS)}"
-        )
-    return dict(QUANT_PRESETS[key])
+
+def kv_preset(name: str) -> dict[str, object]:
+    """Settings of a named KV-cache format ('fp8' per tensor, 'fp8-head', 'nvfp4', ...)."""
+    kv = kv_lookup(name)
+    return {"kv_bits": kv.kv_bits, "kv_scale": kv.kv_scale, "kv_block": kv.kv_block or 16}

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import _check, executions, make_settings, precision_for
+from .analysis import _check, executions, make_settings, precision_for, with_formats
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
@@ -42,7 +42,6 @@ from .model.spec import ModelSpec
 from .ops.base import Pass
 from .ops.model import build_ops
 from .roofline import step_times
-from .settings import preset
 
 STRUCTURAL = ("hardware", "tp", "pp", "ep", "w_bits", "a_bits", "kv_bits", "batch")
 COLUMNS = (
@@ -100,9 +99,11 @@ def sweep(
     pp: int | Sequence[int] = 1,
     ep: int | Sequence[int] = 1,
     quant: str | None = None,
+    kv_format: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     backend: str = "local",
     scheduler: Any = None,
+    stop: Callable[[dict[str, np.ndarray]], bool] | None = None,
     **fixed: Any,
 ) -> SweepResult:
     """Every combination of the given axes (each a value or a list), with ``fixed`` settings for all.
@@ -113,7 +114,9 @@ def sweep(
     ``backend="dask"`` spreads the (device, parallelism, precision) combinations over Dask tasks
     (``pip install 'rooflens[distributed]'``); ``scheduler`` is handed to ``dask.compute`` ("threads",
     "processes", "synchronous", or a ``dask.distributed.Client`` for a cluster). Rows come back in the
-    same order as the local path, with the same values.
+    same order as the local path, with the same values. ``stop(block)``, given, ends a combination's
+    batches at the first block it returns True for (``plan`` stops once a batch misses its targets:
+    time and memory only grow with the batch).
     """
     if backend not in ("local", "dask"):
         raise RooflensError(f"unknown sweep backend '{backend}'; use 'local' or 'dask'")
@@ -125,7 +128,7 @@ def sweep(
     prompts = _positive_ints("prompt", _values("prompt", prompt))
     gens = _positive_ints("gen", _values("gen", gen))
     batches = _positive_ints("batch", _values("batch", batch))
-    base = {**preset(quant), **fixed} if quant else dict(fixed)
+    base = with_formats(dict(fixed), quant, kv_format)
     combos = list(
         itertools.product(
             hws,
@@ -151,7 +154,7 @@ def sweep(
     else:
         parts = []
         for i, combo in enumerate(combos, 1):
-            parts.append(_combo(spec, combo, batches, prompts, gens, base))
+            parts.append(_combo(spec, combo, batches, prompts, gens, base, stop))
             if progress is not None:
                 progress(i * per_combo, total)
     for combo_blocks, combo_skipped in parts:
@@ -165,7 +168,13 @@ def sweep(
 
 
 def _combo(
-    spec: ModelSpec, combo: tuple, batches: np.ndarray, prompts: np.ndarray, gens: np.ndarray, base: dict
+    spec: ModelSpec,
+    combo: tuple,
+    batches: np.ndarray,
+    prompts: np.ndarray,
+    gens: np.ndarray,
+    base: dict,
+    stop: Callable[[dict[str, np.ndarray]], bool] | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], list[tuple[dict[str, Any], str]]]:
     """Every batch, prompt and generation length of one (device, parallelism, precision) combination."""
     hw, t, p, e, w, a, kv = combo
@@ -185,11 +194,15 @@ def _combo(
             _check(spec, hw, settings)
             if weights is None:
                 weights = resident_weight_bytes(
-                    spec, precision_for(spec, settings), executions(spec, settings)[0]
+                    spec, precision_for(spec, settings), executions(spec, settings, hw)[0]
                 )
-            blocks.append(_block(spec, hw, settings, prompts, gens, weights))
+            block = _block(spec, hw, settings, prompts, gens, weights)
+            blocks.append(block)
         except RooflensError as err:
             skipped.append((point, str(err)))
+            continue
+        if stop is not None and stop(block):
+            break  # a larger batch only takes longer and needs more memory: nothing further can pass
     return blocks, skipped
 
 
@@ -198,7 +211,7 @@ def _block(
 ) -> dict[str, np.ndarray]:
     """All (prompt, gen) pairs of one structural configuration and batch."""
     prec = precision_for(spec, s)
-    base, prefill_ex, decode_ex = executions(spec, s)
+    base, prefill_ex, decode_ex = executions(spec, s, hw)
     profile = resolve_profile(hw, s.engine) if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
     flags = dict(kv_cache=s.kv_cache, flash_attention=s.flash_attention)

@@ -17,9 +17,11 @@ def _raw() -> dict[str, Any]:
     return yaml.safe_load((resources.files("rooflens") / "hardware" / "prices.yaml").read_text())
 
 
-def price_source() -> str:
+def price_source(device: str | None = None) -> str:
+    """Where the bundled prices (or one device's) come from, and when they were read."""
     raw = _raw()
-    return f"{raw['source']}, retrieved {raw['retrieved']}"
+    entry = raw["devices"].get(device, {}) if device else {}
+    return f"{entry.get('source', raw['source'])}, retrieved {entry.get('retrieved', raw['retrieved'])}"
 
 
 def bundled_prices() -> dict[str, float]:

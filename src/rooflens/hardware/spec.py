@@ -13,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..units import parse_quantity
 from .efficiency import EfficiencyProfile
 
-DType = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
+DType = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "fp6", "int8", "int4", "fp4"]
 DTYPES: tuple[str, ...] = DType.__args__  # type: ignore[attr-defined]
 
 # When a device has no peak for the dtype the math wants, the math runs in the next format the
 # device does have (an int8 GEMM on a V100 runs through fp16 tensor cores). The report says so.
 FALLBACK: dict[str, tuple[str, ...]] = {
-    "fp4": ("fp8", "int8", "fp16", "bf16", "fp32"),
+    "fp4": ("fp6", "fp8", "int8", "fp16", "bf16", "fp32"),
+    "fp6": ("fp8", "fp16", "bf16", "fp32"),
     "int4": ("int8", "fp16", "bf16", "fp32"),
     "fp8": ("fp16", "bf16", "fp32"),
     "int8": ("fp16", "bf16", "fp32"),
@@ -66,7 +67,15 @@ class HardwareSpec(BaseModel):
     peak_flops: dict[DType, float] = Field(min_length=1)
     on_chip_memory_bytes: float | None = Field(default=None, gt=0)
     interconnect: Interconnect | None = None
+    # Devices sharing the interconnect (8 for an HGX board, 72 for an NVL72 rack, 2 for a bridged
+    # pair); a collective over more of them goes over ``network``. None: not stated (8 assumed).
+    scale_up_domain: int | None = Field(default=None, ge=1, le=100_000)
     network: Interconnect | None = None  # between nodes (InfiniBand, Ethernet), per device
+    # The link to host memory (PCIe, or NVLink-C2C on Grace superchips) and that memory, for
+    # offloading weights, KV cache or experts.
+    host_link: Interconnect | None = None
+    host_memory_bytes: float | None = Field(default=None, gt=0)
+    host_memory_bandwidth: float | None = Field(default=None, gt=0)
     tdp_watts: float | None = Field(default=None, gt=0)
     sparse_2_4: bool = False
     runtime_overhead_bytes: float | None = Field(default=None, ge=0)
@@ -76,10 +85,10 @@ class HardwareSpec(BaseModel):
     sources: dict[str, str] = Field(default_factory=dict)
     notes: str = ""
 
-    _mem = field_validator("memory_bytes", "on_chip_memory_bytes", "runtime_overhead_bytes", mode="before")(
-        _quantity("bytes")
-    )
-    _bw = field_validator("memory_bandwidth", mode="before")(_quantity("bandwidth"))
+    _mem = field_validator(
+        "memory_bytes", "on_chip_memory_bytes", "runtime_overhead_bytes", "host_memory_bytes", mode="before"
+    )(_quantity("bytes"))
+    _bw = field_validator("memory_bandwidth", "host_memory_bandwidth", mode="before")(_quantity("bandwidth"))
     _tdp = field_validator("tdp_watts", mode="before")(_quantity("watts"))
 
     @field_validator("peak_flops", mode="before")

@@ -37,7 +37,7 @@ from ..hardware.efficiency import EfficiencyProfile
 from ..model.catalog import load_model
 from ..report import Report
 from ..roofline import PhaseResult
-from ..settings import preset
+from ..settings import kv_preset, preset
 
 Metric = Literal["prefill_tokens_per_s", "ttft_s", "decode_tokens_per_s", "output_tokens_per_s"]
 CATEGORY = {
@@ -88,6 +88,9 @@ class PublishedRow(BaseModel):
 
     def analysis_settings(self) -> dict[str, object]:
         kw = preset(self.precision)
+        if self.precision.upper() == "FP8":
+            # TensorRT-LLM's FP8 recipe also stores the KV cache in FP8 (modelled with a scale per head).
+            kw.update(kv_preset("fp8-head"))
         if self.engine == "llama.cpp-cuda" and kw.get("w_bits", 16) < 16:
             # llama.cpp's CUDA matmuls for quantized weights (MMQ) quantize activations to 8 bits and
             # run int8 tensor-core math: W4A8 / W8A8, not W4A16.

@@ -74,19 +74,45 @@ def group_ops(spec: ModelSpec, prec: Precision, p: Pass, group: LayerGroup, ex: 
     block = REGISTRY[group.attention].ops(local, prec, gp, group.count, ctx)
     block += REGISTRY[group.mlp].ops(local, prec, gp, group.count, ctx)
     block += _layer_comm(spec, prec, gp, group, group.count, ex)
-    return [replace(op, group=group.label, layers=group.layers, tokens=gp.tokens) for op in block]
+    for op in block:  # freshly built: label them in place (dataclasses.replace is slow in sweeps)
+        op.group, op.layers, op.tokens = group.label, group.layers, gp.tokens
+    return block
 
 
 def build_ops(spec: ModelSpec, prec: Precision, p: Pass, ex: Execution = PLAIN) -> list[Op]:
     local = shard(spec, ex.tp)
     mine = device_pass(p, ex)
-    ops = [replace(op, tokens=mine.tokens) for op in _embedding_ops(local, prec, mine, ex)]
+    ops = _embedding_ops(local, prec, mine, ex)
+    for op in ops:
+        op.tokens = mine.tokens
     for group in layer_groups(spec, ex):
         ops += group_ops(spec, prec, p, group, ex)
     if ex.pp > 1:
         size = mine.tokens * spec.hidden_size * prec.a_bytes
         ops.append(send("pp_send", "head", size, ex.pp - 1, ex.link(ex.devices)))
-    return ops + [replace(op, tokens=mine.tokens) for op in _head_ops(local, spec, prec, mine, ex)]
+    head = _head_ops(local, spec, prec, mine, ex)
+    for op in head:
+        op.tokens = mine.tokens
+    ops += head
+    return ops + _offload_ops(ops, ex)
+
+
+def _offload_ops(ops: list[Op], ex: Execution) -> list[Op]:
+    """Host-memory traffic of a pass: the offloaded shares of the weights, experts and KV cache it reads
+    (and the KV it writes) cross the host link (PCIe, NVLink-C2C), one transfer per tier."""
+    if not ex.offloads:
+        return []
+    weights = experts = kv = 0.0
+    for op in ops:
+        if op.kind == "comm":
+            continue
+        if op.routed_params:
+            experts = experts + op.count * op.weight_bytes
+        else:
+            weights = weights + op.count * op.weight_bytes
+        kv = kv + op.count * (op.kv_read_bytes + op.kv_write_bytes)
+    moved = ex.offload_weights * weights + ex.offload_experts * experts + ex.offload_kv * kv
+    return [send("host_transfer", "offload", moved, 1.0, "host")]
 
 
 def _embedding_ops(spec: ModelSpec, prec: Precision, p: Pass, ex: Execution) -> list[Op]:

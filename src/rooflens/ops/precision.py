@@ -37,6 +37,8 @@ class Precision:
     scale_bits: int = SCALE_BITS  # width of one scale: 16 (fp16), 32 (fp32 block scales), 8 (E8M0)
     block_rows: int = 1  # output rows sharing a scale: 128 for 128x128 block-scaled FP8, else 1
     expert_format: Precision | None = None  # routed experts stored differently (gpt-oss: MXFP4)
+    kv_scale: str = "head"  # KV-cache scales: "tensor" (none stored per vector), "head", "block"
+    kv_block: int = 16  # values per scale with kv_scale "block" (NVFP4: 16, an 8-bit scale each)
 
     @property
     def experts(self) -> Precision:
@@ -105,6 +107,8 @@ class Precision:
     def kv_vector_bytes(self, dim: int, heads: int) -> float:
         """Bytes of one token's K (or V) over ``heads`` heads of total width ``dim``, at kv_bits."""
         data = dim * self.kv_bits / 8
-        if self.kv_bits >= 16:
+        if self.kv_bits >= 16 or self.kv_scale in ("none", "tensor"):
             return data
-        return data + heads * self._meta_bits(self.kv_bits) / 8
+        if self.kv_scale == "block":  # one 8-bit scale per kv_block values (NVFP4)
+            return data + math.ceil(dim / self.kv_block)
+        return data + heads * (SCALE_BITS + (0 if self.symmetric else self.kv_bits)) / 8

@@ -59,15 +59,16 @@ def print_plan(plan: Any, console: Console, top: int = 10) -> None:
     entries = plan.entries.head(top)
     if len(entries):
         table = Table(title=f"Cheapest set-ups that fit and meet the targets ({len(plan.entries)} in all)")
-        for title in ("#", "Hardware", "Devices", "Quant", "Batch", "TTFT", "TPOT", "$/1M tokens", "J/token",
-                      "Tokens/s/device", "Memory/device", "Replicas"):  # fmt: skip
+        for title in ("#", "Hardware", "Devices", "Format", "KV", "Batch", "TTFT", "TPOT", "$/1M tokens",
+                      "J/token", "Tokens/s/device", "Memory/device", "Replicas"):  # fmt: skip
             table.add_column(title, justify="right")
         for i, row in enumerate(entries.itertuples(), 1):
             table.add_row(
                 str(i),
                 row.hardware,
                 str(row.devices),
-                row.quant,
+                row.quant + (f" +{row.offload_weights:.0%} offloaded" if row.offload_weights else ""),
+                row.kv_format,
                 str(row.batch),
                 fmt_time(row.ttft_s),
                 fmt_time(row.tpot_s),

@@ -18,6 +18,7 @@ BLOCK_TITLES = {
     "mlp": "MLP",
     "head": "Output head",
     "draft": "Drafting (speculative decoding)",
+    "offload": "Host memory (offloaded weights, experts, KV cache)",
 }
 OP_HEADER = ("Op", "×", "FLOP", "Weight B", "Act B", "KV B", "FLOP/B", "Bound", "Ideal", "Estimate", "Share")
 
@@ -218,7 +219,7 @@ def op_sections(r: Report, phase: PhaseResult, per_layer: bool = False) -> list[
                 )
                 title = f"{name} ({traits + ', ' if traits else ''}{size})"
                 sections.append(Section(title, rows(ops, False)))
-    for block in ("head", "draft"):
+    for block in ("head", "draft", "offload"):
         sections.append(Section(BLOCK_TITLES[block], rows(by_block.get(block, []), False)))
     return [sec for sec in sections if sec.rows]
 

@@ -51,8 +51,10 @@ class AnalyzeRequest(BaseModel):
     batch: int = Field(1, ge=1, le=MAX_BATCH)
     prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
     gen: int = Field(128, ge=1, le=MAX_GEN)
-    w_bits: Bits | None = Field(None, description="weight bits (default 16, or the preset's)")
-    a_bits: Bits | None = Field(None, description="activation bits")
+    w_bits: Literal[1, 2, 3, 4, 5, 6, 7, 8, 16, 32] | None = Field(
+        None, description="weight bits (default 16, or the format's or checkpoint's)"
+    )
+    a_bits: Literal[4, 6, 8, 16, 32] | None = Field(None, description="activation bits")
     kv_bits: Bits | None = Field(None, description="KV-cache bits")
     flash_attention: bool = True
     kv_cache: bool = True
