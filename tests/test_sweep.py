@@ -131,3 +131,16 @@ def test_dask_backend_gives_the_local_results(scheduler):
     assert local.skipped == remote.skipped and len(local.skipped) == 2 * 2 * 2  # tp 3 does not divide
     with pytest.raises(RooflensError, match="unknown sweep backend 'ray'"):
         sweep("gpt2", backend="ray")
+
+
+def test_a_memo_shared_across_devices_changes_no_number():
+    """plan() hands one memo to the sweeps of every device: operators built for an H100 are placed on
+    a B200 (same layout, other peaks, bandwidth and calibration), so its rows must equal a fresh sweep's."""
+    grid = dict(batch=[1, 32], prompt=[512, 2048], gen=[2, 200], quant="fp8", kv_format="fp8")
+    memo: dict = {}
+    sweep("qwen3-30b-a3b", hardware=["h100"], memo=memo, **grid)
+    assert memo, "the first sweep should have filled the memo"
+    shared = sweep("qwen3-30b-a3b", hardware=["b200"], memo=memo, **grid).to_frame()
+    fresh = sweep("qwen3-30b-a3b", hardware=["b200"], **grid).to_frame()
+    pd.testing.assert_frame_equal(shared, fresh)
+    assert_rows_equal_analyses("qwen3-30b-a3b", fresh.iloc[::3], quant="fp8", kv_format="fp8")

@@ -111,7 +111,7 @@ def plan(
     devices = [hw for hw in devices if hw.name in price]
     if not devices:
         raise RooflensError("no device with a price to plan on; give --price NAME=USD_PER_HOUR")
-    frames = []
+    parts: list[dict[str, np.ndarray]] = []  # the columns of every sweep
     considered = 0
     offloads = (0.0, 0.25, 0.5, 0.75) if allow_offload else (0.0,)
 
@@ -127,6 +127,7 @@ def plan(
         for kv in kv_formats:
             for share in offloads:
                 extra = {"offload_weights": share} if share else {}
+                memo: dict = {}  # operators built once per (tp, batch), reused on every device
                 # Tensor parallelism stays inside each device's scale-up domain (its NVLink/ICI group).
                 for hw in devices:
                     domain = hw.scale_up_domain or 8
@@ -136,17 +137,20 @@ def plan(
                     try:
                         result = sweep(
                             spec, hardware=[hw], tp=tps, pp=list(pp), ep=eps, quant=label, kv_format=kv,
-                            batch=list(batches), prompt=prompt, gen=gen, stop=missed, **extra,
+                            batch=list(batches), prompt=prompt, gen=gen, stop=missed, memo=memo,
+                            **extra,
                         )  # fmt: skip
                     except RooflensError:
                         continue
                     considered += len(result) + len(result.skipped)
-                    frame = result.to_frame()
-                    frame["quant"], frame["kv_format"], frame["offload_weights"] = label, kv, share
-                    frames.append(frame)
-    if not frames:
+                    size = len(result)
+                    result.columns["quant"] = np.full(size, label, dtype=object)
+                    result.columns["kv_format"] = np.full(size, kv, dtype=object)
+                    result.columns["offload_weights"] = np.full(size, share)
+                    parts.append(result.columns)
+    if not parts:
         raise RooflensError("no configuration of this plan can be analysed on the chosen devices")
-    rows = pd.concat(frames, ignore_index=True)
+    rows = pd.DataFrame({k: np.concatenate([part[k] for part in parts]) for k in parts[0]})
     entries = _score(rows, price, use_estimate, rate)
     passing = entries[entries["fits"] & (entries["ttft_s"] <= ttft) & (entries["tpot_s"] <= tpot)]
     passing = passing.sort_values(["usd_per_million_tokens", "ttft_s"], kind="stable")

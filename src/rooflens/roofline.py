@@ -109,6 +109,16 @@ class _Cost:
     fixed: float = 0.0
 
 
+def _peak(op: Op, hw: HardwareSpec, peaks: dict[str, tuple[float, str]]) -> tuple[float, str]:
+    """The peak an op's math runs at and the dtype it was taken from (memoised in ``peaks``)."""
+    if op.dtype not in peaks:
+        peaks[op.dtype] = hw.peak(op.dtype)
+    peak, used = peaks[op.dtype]
+    if op.sparsity == (2, 4) and hw.sparse_2_4:
+        peak = 2 * peak  # 2:4 sparse tensor cores skip the zeros: FLOPs stay dense-equivalent
+    return peak, used
+
+
 def _cost(
     op: Op,
     hw: HardwareSpec,
@@ -121,11 +131,7 @@ def _cost(
         t_comm = op.link_bytes / link.bandwidth + op.messages * (link.latency_s or 0.0)
         # Collectives keep their ideal time in the estimate (link bandwidth and latency, no calibration).
         return _Cost(0.0, "link", 0.0, 0.0, t_comm, t_comm, t_comm, 0.0)
-    if op.dtype not in peaks:
-        peaks[op.dtype] = hw.peak(op.dtype)
-    peak, used = peaks[op.dtype]
-    if op.sparsity == (2, 4) and hw.sparse_2_4:
-        peak = 2 * peak  # 2:4 sparse tensor cores skip the zeros: FLOPs stay dense-equivalent
+    peak, used = _peak(op, hw, peaks)
     t_compute = op.flops / peak
     t_memory = op.bytes / hw.memory_bandwidth
     t = np.maximum(t_compute, t_memory)
@@ -144,25 +150,72 @@ def _combine(
     return np.maximum(device_time, launch_time) if profile.overlap else device_time + launch_time
 
 
+@dataclass(slots=True)
+class Packed:
+    """A pass's operators laid out as arrays, built once and placed on many devices (sweeps, plans)."""
+
+    steps: int
+    compute: list[Op]  # every op but communication, one row each below
+    flops: np.ndarray  # (ops, steps)
+    bytes: np.ndarray  # (ops, steps)
+    count: np.ndarray  # (ops,)
+    comm: list[Op]
+    # Ops that read the same efficiency (class, kind, K, tokens): one of each, and each op's row in them.
+    classes: list[Op]
+    klass: np.ndarray  # (ops,) index into classes
+
+
+def pack(ops: list[Op], steps: int) -> Packed:
+    """Lay ``ops`` (quantities scalars or arrays of length ``steps``) out for ``step_times``."""
+    compute = [op for op in ops if op.kind != "comm"]
+    flops = np.empty((len(compute), steps))
+    nbytes = np.empty((len(compute), steps))
+    first: dict[tuple, tuple[int, Op]] = {}  # each efficiency key: its row and the first op with it
+    klass = np.empty(len(compute), dtype=int)
+    for i, op in enumerate(compute):
+        flops[i] = op.flops
+        nbytes[i] = op.bytes
+        key = (op.impl, op.kind, op.inner, np.asarray(op.tokens, dtype=float).tobytes())
+        klass[i] = first.setdefault(key, (len(first), op))[0]
+    classes = [op for _, op in first.values()]
+    count = np.array([op.count for op in compute], dtype=float)
+    comm = [op for op in ops if op.kind == "comm"]
+    return Packed(steps, compute, flops, nbytes, count, comm, classes, klass)
+
+
 def step_times(
-    ops: list[Op],
+    ops: list[Op] | Packed,
     hw: HardwareSpec,
     steps: int,
     profile: EfficiencyProfile | None = None,
     host_s: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(ideal, estimate) time of each step, without the per-op results: evaluate() for sweeps."""
+    """(ideal, estimate) time of each step, without the per-op results: evaluate() for sweeps.
+
+    The same roofline as ``evaluate``, over all operators at once: give ``pack(ops, steps)`` to place
+    one pass on many devices without laying it out again.
+    """
+    p = ops if isinstance(ops, Packed) else pack(ops, steps)
     ideal = np.zeros(steps)
     device = np.zeros(steps)
-    launch = np.zeros(steps)
+    launch = 0.0
     peaks: dict[str, tuple[float, str]] = {}
-    for op in ops:
+    for op in p.comm:
         c = _cost(op, hw, peaks, profile, host_s)
         ideal += op.count * c.ideal
+        device += op.count * c.busy
+    if p.compute:
+        peak = np.array([_peak(op, hw, peaks)[0] for op in p.compute])
+        t = np.maximum(p.flops / peak[:, None], p.bytes / hw.memory_bandwidth)
+        ideal += p.count @ t
         if profile is not None:
-            device += op.count * c.busy
-            launch += op.count * c.fixed
-    return ideal, None if profile is None else _combine(device, launch, profile, host_s)
+            eff = np.empty((len(p.classes), steps))
+            for j, op in enumerate(p.classes):
+                eff[j] = profile.efficiency(op.impl, op.kind, op.tokens, op.inner)
+            device += p.count @ (t / eff[p.klass])
+            if host_s is None:
+                launch = sum(op.count * profile.overhead(op.impl) for op in p.compute)
+    return ideal, None if profile is None else _combine(device, np.full(steps, launch), profile, host_s)
 
 
 def evaluate(

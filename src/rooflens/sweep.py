@@ -5,9 +5,9 @@ the last two fixes the operators; prompt and generation length only move them al
 So, for each of the other combinations, the sweep builds the operators once:
 
 - prefill with the prompt as an array (one roofline evaluation gives the TTFT of every prompt length);
-- one decode step for every context from 1 to max(prompt) + max(gen) - 1, whose prefix sums give the
-  decode time of any (prompt, gen) as ``S[prompt + gen - 1] - S[prompt]`` (the steps attend to
-  contexts prompt + 1 ... prompt + gen - 1, exactly as a single analysis does);
+- one decode step for every context from min(prompt) to max(prompt) + max(gen) - 1, whose prefix sums
+  give the decode time of any (prompt, gen) as ``S[prompt + gen - 1] - S[prompt]`` (the steps attend
+  to contexts prompt + 1 ... prompt + gen - 1, exactly as a single analysis does);
 - the KV cache and activation peak as arrays over (prompt, gen).
 
 Results equal ``rooflens.analyze`` configuration by configuration (tests/test_sweep.py) to rounding.
@@ -41,7 +41,7 @@ from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
 from .ops.base import Pass
 from .ops.model import build_ops
-from .roofline import step_times
+from .roofline import Packed, pack, step_times
 
 STRUCTURAL = ("hardware", "tp", "pp", "ep", "w_bits", "a_bits", "kv_bits", "batch")
 COLUMNS = (
@@ -104,6 +104,7 @@ def sweep(
     backend: str = "local",
     scheduler: Any = None,
     stop: Callable[[dict[str, np.ndarray]], bool] | None = None,
+    memo: dict | None = None,
     **fixed: Any,
 ) -> SweepResult:
     """Every combination of the given axes (each a value or a list), with ``fixed`` settings for all.
@@ -116,7 +117,9 @@ def sweep(
     "processes", "synchronous", or a ``dask.distributed.Client`` for a cluster). Rows come back in the
     same order as the local path, with the same values. ``stop(block)``, given, ends a combination's
     batches at the first block it returns True for (``plan`` stops once a batch misses its targets:
-    time and memory only grow with the batch).
+    time and memory only grow with the batch). ``memo``, a dict the caller keeps, carries the
+    device-independent operators and memory of each block to later calls (``plan`` shares one across
+    the devices of a format); without it they are shared within this call.
     """
     if backend not in ("local", "dask"):
         raise RooflensError(f"unknown sweep backend '{backend}'; use 'local' or 'dask'")
@@ -153,8 +156,9 @@ def sweep(
         parts = dask.compute(*tasks, scheduler=scheduler)
     else:
         parts = []
+        shapes: dict = {} if memo is None else memo  # device-independent parts of each block
         for i, combo in enumerate(combos, 1):
-            parts.append(_combo(spec, combo, batches, prompts, gens, base, stop))
+            parts.append(_combo(spec, combo, batches, prompts, gens, base, stop, shapes))
             if progress is not None:
                 progress(i * per_combo, total)
     for combo_blocks, combo_skipped in parts:
@@ -175,6 +179,7 @@ def _combo(
     gens: np.ndarray,
     base: dict,
     stop: Callable[[dict[str, np.ndarray]], bool] | None = None,
+    shapes: dict | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], list[tuple[dict[str, Any], str]]]:
     """Every batch, prompt and generation length of one (device, parallelism, precision) combination."""
     hw, t, p, e, w, a, kv = combo
@@ -193,10 +198,8 @@ def _combo(
             )
             _check(spec, hw, settings)
             if weights is None:
-                weights = resident_weight_bytes(
-                    spec, precision_for(spec, settings), executions(spec, settings, hw)[0]
-                )
-            block = _block(spec, hw, settings, prompts, gens, weights)
+                weights = _weights(spec, settings, hw, shapes)
+            block = _block(spec, hw, settings, prompts, gens, weights, shapes)
             blocks.append(block)
         except RooflensError as err:
             skipped.append((point, str(err)))
@@ -206,34 +209,109 @@ def _combo(
     return blocks, skipped
 
 
-def _block(
-    spec: ModelSpec, hw: HardwareSpec, s, prompts: np.ndarray, gens: np.ndarray, weights: float
-) -> dict[str, np.ndarray]:
-    """All (prompt, gen) pairs of one structural configuration and batch."""
-    prec = precision_for(spec, s)
-    base, prefill_ex, decode_ex = executions(spec, s, hw)
-    profile = resolve_profile(hw, s.engine) if s.estimate else None
-    host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
-    flags = dict(kv_cache=s.kv_cache, flash_attention=s.flash_attention)
+def _weights(spec: ModelSpec, s, hw: HardwareSpec, shapes: dict | None) -> float:
+    """Resident weight bytes per device (memoised in ``shapes`` by precision and layout)."""
+    prec, layout = precision_for(spec, s), executions(spec, s, hw)[0]
+    key = ("weights", prec, layout)
+    if shapes is None or key not in shapes:
+        weights = resident_weight_bytes(spec, prec, layout)
+        if shapes is None:
+            return weights
+        shapes[key] = weights
+    return shapes[key]
 
+
+@dataclass
+class _Shape:
+    """What a block's numbers need that no device property changes: the operators of both phases
+    (packed) and the per-device cache, state and activation bytes of every (prompt, gen)."""
+
+    prefill: Packed
+    decode: Packed
+    kv: np.ndarray
+    state: float
+    act: np.ndarray
+
+
+def _shape(spec: ModelSpec, s, prompts: np.ndarray, gens: np.ndarray, executions_) -> _Shape:
+    from .memory import CacheShape
+
+    prec = precision_for(spec, s)
+    base, prefill_ex, decode_ex = executions_
+    flags = dict(kv_cache=s.kv_cache, flash_attention=s.flash_attention)
     # Prefill: one "step" per prompt length.
     p_ctx = prompts.astype(float)
     prefill_ops = build_ops(spec, prec, Pass(s.batch, p_ctx, p_ctx, **flags), prefill_ex)
-    pre_ideal, pre_est = step_times(prefill_ops, hw, len(p_ctx), profile, host)
-
-    # Decode: one step per context 1..N; prefix sums give any (prompt, gen) window.
-    n = int(prompts.max() + gens.max() - 1)
-    ctx = np.arange(1, n + 1, dtype=float)
+    # Decode: one step for every context from the shortest prompt to the longest run.
+    lo, n = int(prompts.min()), int(prompts.max() + gens.max() - 1)
+    ctx = np.arange(lo, n + 1, dtype=float)
     q = 1.0 if s.kv_cache else ctx
     decode_ops = build_ops(spec, prec, Pass(s.batch, q, ctx, **flags), decode_ex)
-    dec_ideal, dec_est = step_times(decode_ops, hw, n, profile, host)
-    ideal_sum = np.concatenate([[0.0], np.cumsum(dec_ideal)])
-    est_sum = None if dec_est is None else np.concatenate([[0.0], np.cumsum(dec_est)])
 
+    P, G, pi, last = _grid(prompts, gens)
+    kv = kv_cache_bytes(spec, prec, CacheShape(s.batch, P, G), base) if s.kv_cache else np.zeros(len(P))
+    kv = np.broadcast_to(np.asarray(kv, dtype=float), P.shape)
+    state = state_bytes(spec, prec, s.batch, base) if s.kv_cache else 0.0
+    residual = residual_bytes(spec, prec, math.ceil(s.batch / s.ep), P, G, s.kv_cache)
+    # The largest single-op working set: prefill at this prompt, decode over this generation.
+    pre_act = np.zeros(int(pi.max()) + 1)  # per prompt length
+    for op in prefill_ops:
+        pre_act = np.maximum(pre_act, np.broadcast_to(np.asarray(op.act_bytes, dtype=float), pre_act.shape))
+    dec_act = np.zeros(n + 1)  # per context (those below the shortest prompt unused)
+    for op in decode_ops:
+        step = np.broadcast_to(np.asarray(op.act_bytes, dtype=float), ctx.shape)
+        dec_act[lo:] = np.maximum(dec_act[lo:], step)
+    act_peak = np.maximum(pre_act[pi], np.where(G > 1, _range_max(dec_act, P + 1, last), 0.0))
+    return _Shape(
+        pack(prefill_ops, len(p_ctx)),
+        pack(decode_ops, len(ctx)),
+        kv,
+        float(state),
+        residual + act_peak,
+    )
+
+
+def _grid(prompts: np.ndarray, gens: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every (prompt, gen) pair: the prompt, the generation, the prompt's index, the last decode context."""
     pi, gi = np.meshgrid(np.arange(len(prompts)), np.arange(len(gens)), indexing="ij")
     pi, gi = pi.ravel(), gi.ravel()
     P, G = prompts[pi], gens[gi]
-    last = P + G - 1  # context of the last decode step
+    return P, G, pi, P + G - 1
+
+
+def _block(
+    spec: ModelSpec,
+    hw: HardwareSpec,
+    s,
+    prompts: np.ndarray,
+    gens: np.ndarray,
+    weights: float,
+    shapes: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """All (prompt, gen) pairs of one structural configuration and batch.
+
+    ``shapes`` memoises the device-independent part across devices whose layout (the executions) and
+    settings are equal: a plan over many devices builds each set of operators once.
+    """
+    prec = precision_for(spec, s)
+    layout = executions(spec, s, hw)
+    key = (s, layout, prompts.tobytes(), gens.tobytes())
+    shape = shapes.get(key) if shapes is not None else None
+    if shape is None:
+        shape = _shape(spec, s, prompts, gens, layout)
+        if shapes is not None:
+            shapes[key] = shape
+    profile = resolve_profile(hw, s.engine) if s.estimate else None
+    host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
+
+    pre_ideal, pre_est = step_times(shape.prefill, hw, len(prompts), profile, host)
+    # Decode prefix sums by context (S[k]: steps at contexts lo..k) give any (prompt, gen) window.
+    dec_ideal, dec_est = step_times(shape.decode, hw, shape.decode.steps, profile, host)
+    lo = int(prompts.min())
+    ideal_sum = _prefix(dec_ideal, lo)
+    est_sum = None if dec_est is None else _prefix(dec_est, lo)
+
+    P, G, pi, last = _grid(prompts, gens)
     ttft = pre_ideal[pi]
     dec = ideal_sum[last] - ideal_sum[P]
     steps = G - 1
@@ -261,7 +339,7 @@ def _block(
         for k in COLUMNS:
             if "estimate" in k:
                 out[k] = np.full(len(P), np.nan)
-    out.update(_memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last))
+    out.update(_memory(hw, s, weights, shape, len(P)))
     size = len(P)
     out.update(
         {
@@ -283,40 +361,34 @@ def _block(
     return out
 
 
-def _memory(spec, hw, s, weights, base, prefill_ops, decode_ops, P, G, pi, last) -> dict[str, np.ndarray]:
+def _memory(hw: HardwareSpec, s, weights: float, shape: _Shape, size: int) -> dict[str, np.ndarray]:
     """Per-device memory of every (prompt, gen), as the single analysis computes it."""
-    from .memory import CacheShape
-
-    prec = precision_for(spec, s)
-    kv = kv_cache_bytes(spec, prec, CacheShape(s.batch, P, G), base) if s.kv_cache else np.zeros(len(P))
-    kv = np.broadcast_to(np.asarray(kv, dtype=float), P.shape)
-    state = state_bytes(spec, prec, s.batch, base) if s.kv_cache else 0.0
-    sequences = math.ceil(s.batch / s.ep)
-    residual = residual_bytes(spec, prec, sequences, P, G, s.kv_cache)
-    # The largest single-op working set: prefill at this prompt, decode over this generation.
-    pre_act = np.zeros(int(pi.max()) + 1)  # per prompt length
-    for op in prefill_ops:
-        pre_act = np.maximum(pre_act, np.broadcast_to(np.asarray(op.act_bytes, dtype=float), pre_act.shape))
-    dec_act = np.zeros(int(last.max()) + 1)  # per context (index 0 unused)
-    for op in decode_ops:
-        step = np.broadcast_to(np.asarray(op.act_bytes, dtype=float), dec_act[1:].shape)
-        dec_act[1:] = np.maximum(dec_act[1:], step)
-    act_peak = np.maximum(pre_act[pi], np.where(G > 1, _range_max(dec_act, P + 1, last), 0.0))
-    act = residual + act_peak
     overhead, _ = runtime_overhead(hw, s.overhead_bytes)
-    total = weights + kv + state + act + overhead
-    size = len(P)
+    total = weights + shape.kv + shape.state + shape.act + overhead
     return {
         "weights_bytes": np.full(size, weights),
-        "kv_cache_bytes": np.asarray(kv, dtype=float),
-        "state_bytes": np.full(size, float(state)),
-        "activations_bytes": act,
+        "kv_cache_bytes": np.asarray(shape.kv, dtype=float),
+        "state_bytes": np.full(size, shape.state),
+        "activations_bytes": shape.act,
         "overhead_bytes": np.full(size, float(overhead)),
         "total_bytes": total,
         "capacity_bytes": np.full(size, hw.memory_bytes),
         "fits": total <= hw.memory_bytes,
-        "max_batch": largest_batch(hw.memory_bytes, weights + overhead, kv + state + act, sequences, s.ep),
+        "max_batch": largest_batch(
+            hw.memory_bytes,
+            weights + overhead,
+            shape.kv + shape.state + shape.act,
+            math.ceil(s.batch / s.ep),
+            s.ep,
+        ),
     }
+
+
+def _prefix(step: np.ndarray, lo: int) -> np.ndarray:
+    """S[k] = the sum of the steps at contexts lo..k (``step`` starts at context lo); 0 below lo."""
+    out = np.zeros(lo + len(step))
+    out[lo:] = np.cumsum(step)
+    return out
 
 
 def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
