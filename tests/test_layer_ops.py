@@ -674,7 +674,7 @@ def test_moe_shared_experts_biases_and_expert_parallelism():
         kind("moe").ops(spec, FP16, ONE, 1.0),
         {
             "shared_gate_up": dict(flops=128, weight_bytes=128),
-            "shared_act": dict(flops=4 * 5),
+            "shared_act": dict(flops=4 * 5, act_in_bytes=2 * 4 * 2),  # gate and up: 2 inputs of 4
             "shared_down": dict(flops=64, weight_bytes=64),
         },
     )
@@ -704,6 +704,34 @@ def test_moe_shared_experts_biases_and_expert_parallelism():
     assert next(o for o in ops if o.name == "experts_gate_up").resident_bytes == 2 * 128
     assert kind("moe").shard(spec, 2) == {"moe_intermediate_size": 2, "shared_expert_intermediate_size": 0}
     assert "MoE layers need" in kind("moe").check(spec.model_copy(update={"experts_per_token": 5}))
+    # Tensor parallelism splits the shared expert's width too (4 -> 2 per device).
+    gated = spec.model_copy(update={"shared_expert_intermediate_size": 4})
+    assert kind("moe").shard(gated, 2) == {"moe_intermediate_size": 2, "shared_expert_intermediate_size": 2}
+
+
+def test_moe_sparse_experts_kernel_classes_and_limits():
+    # 2:4-sparse weights apply to the experts' matrices (stored as prec.weight_bytes(sparse=True), run at
+    # the sparse peak); the router and Qwen's shared-expert gate stay dense (8x4 and 8x1 at 2 bytes).
+    spec = spec_from_config(TINY_MOE).model_copy(
+        update={"shared_expert_intermediate_size": 4, "shared_expert_gate": True}
+    )
+    sparse = Precision(sparsity=(2, 4))
+    ops = {o.name: o for o in kind("moe").ops(spec, sparse, ONE, 1.0)}
+    one = sparse.weight_bytes(8, 8, 16, sparse=True)
+    assert one < 128  # a dense 8x8 expert matrix is 128 B
+    assert ops["experts_gate_up"].weight_bytes == pytest.approx(2 * one)  # the token's 2 experts
+    assert ops["experts_gate_up"].sparsity == ops["experts_down"].sparsity == (2, 4)
+    assert ops["router"].sparsity is None and ops["router"].weight_bytes == 64
+    assert ops["shared_gate"].sparsity is None and ops["shared_gate"].weight_bytes == 16
+    # Efficiency tables are keyed by the reduction dimension K and the activation's kernel class.
+    assert (ops["experts_gate_up"].inner, ops["experts_down"].inner) == (8, 4)
+    assert ops["experts_act"].impl == ops["shared_act"].impl == "act:silu:gated"
+    # Valid routing: 1 <= k <= E (top-1 as in Llama-4 and k = E both allowed) and a positive width.
+    moe = kind("moe")
+    for ok in ({"experts_per_token": 1}, {"experts_per_token": 4}, {"moe_intermediate_size": 1}):
+        assert moe.check(spec.model_copy(update=ok)) is None, ok
+    for bad in ({"experts_per_token": 0}, {"moe_intermediate_size": 0}):
+        assert "MoE layers need" in moe.check(spec.model_copy(update=bad)), bad
 
 
 # --- speculative heads ---------------------------------------------------------------------------------
@@ -846,3 +874,29 @@ def test_offload_transfer_by_hand():
     ops = build_ops(moe, FP16, ONE, Execution(offload_experts=0.25))
     experts = sum(o.count * o.weight_bytes for o in ops if o.routed_params)
     assert next(o for o in ops if o.name == "host_transfer").link_bytes == pytest.approx(0.25 * experts)
+
+
+def test_op_constructors_set_the_kernel_class_block_and_k():
+    from rooflens.ops.base import DEFAULT_ACTIVATION_FLOPS, Op, activation_flops, elementwise, linear, norm
+
+    # An activation not in the table costs GELU's 8 FLOPs per element.
+    assert activation_flops("mish") == DEFAULT_ACTIVATION_FLOPS == 8
+    # Ops name their efficiency class: matmul, attention and embedding their kind, element-wise "add".
+    for k, impl in (
+        ("matmul", "matmul"),
+        ("attention", "attention"),
+        ("embedding", "embedding"),
+        ("norm", "add"),
+    ):
+        assert Op("x", "mlp", k, "fp16", 1.0, flops=0.0).impl == impl
+    up = linear("up", "mlp", 64, 128, 3.0, FP16, count=1.0, bias=True)
+    assert (up.block, up.inner, up.impl) == ("mlp", 64, "matmul")
+    # A bias adds one FLOP per output: 2 x 3 x 64 x 128 + 3 x 128.
+    assert up.flops == 2 * 3 * 64 * 128 + 3 * 128
+    sparse = Precision(sparsity=(2, 4))
+    assert linear("w", "mlp", 64, 128, 3.0, sparse, count=1.0).sparsity == (2, 4)
+    assert linear("w", "mlp", 64, 128, 3.0, sparse, count=1.0, sparse=False).sparsity is None
+    n = norm("ln", "attention", "layernorm", 64, 3.0, FP16, count=1.0)
+    assert (n.block, n.impl) == ("attention", "layernorm")
+    act = elementwise("act", "mlp", 10.0, 4, FP16, count=1.0, impl="act:silu")
+    assert (act.block, act.impl) == ("mlp", "act:silu")

@@ -30,7 +30,7 @@ from rooflens.memory import (
 from rooflens.model import spec_from_config
 from rooflens.ops import Execution, Op, Pass, Precision, build_ops
 from rooflens.ops.comm import all_gather, all_reduce, all_to_all, send
-from rooflens.roofline import evaluate, step_times
+from rooflens.roofline import evaluate, pack, step_times
 
 FP16 = Precision()
 
@@ -159,10 +159,44 @@ def test_sparse_peak_only_where_the_device_has_it():
 
 def test_fallback_peaks_are_reported():
     # No fp8 roof: fp8 math runs at the fp16 peak (10 ms for 1 TFLOP), and the phase says so.
-    phase = evaluate("p", [op(dtype="fp8", flops=1e12), op(dtype="vector", flops=1e9)], DEVICE, 1, np.ones(1))
+    # fp16 math on its own roof and vector work on fp32 are not fallbacks.
+    ops = [op(dtype="fp8", flops=1e12), op(dtype="vector", flops=1e9), op(dtype="fp16", flops=1e9)]
+    phase = evaluate("p", ops, DEVICE, 1, np.ones(1))
     assert phase.ops[0].peak_dtype == "fp16" and phase.ops[0].time_s == pytest.approx(0.01)
     assert phase.ops[1].peak_flops == 10e12  # element-wise work on the fp32 vector roof
     assert phase.fallbacks == {"fp8": "fp16"}
+
+
+def test_step_times_by_hand_on_a_mixed_pass():
+    # The sweeps' path lays a pass out as arrays; on a pass with every case it gives, per step:
+    #   a: 3 layers x 1 TFLOP at 100 TFLOP/s                      30 ms, 30 ms
+    #   b: 1 then 2 TFLOP, 2:4 sparse (200 TFLOP/s)                 5 ms, 10 ms
+    #   c: fp8 (runs at fp16's 100 TFLOP/s) 10 ms vs 1 GB / 30 GB   10 ms, 30 ms (memory)
+    #   v: element-wise, 1 GFLOP at fp32's 10 TFLOP/s vs 1 GB       1 ms,  1 ms (memory)
+    #   ar: 2 x (10 MB / 100 GB/s + 2 x 1 us)                       0.204 ms each step
+    ops = [
+        op(name="a", flops=1e12, count=3),
+        op(name="b", flops=np.array([1e12, 2e12]), sparsity=(2, 4)),
+        op(name="c", dtype="fp8", flops=1e12, weight_bytes=np.array([1e9, 3e10])),
+        op(name="v", kind="norm", dtype="vector", flops=1e9, act_in_bytes=1e9),
+        op(name="ar", kind="comm", dtype="link", link_bytes=1e7, messages=2, link="intra", count=2),
+    ]
+    ideal, estimate = step_times(ops, DEVICE, 2)
+    assert ideal == pytest.approx([0.046204, 0.071204]) and estimate is None
+    # Estimate at efficiency 0.5 (device time doubles, the collective keeps its ideal 0.204 ms):
+    # 92.204 and 142.204 ms, plus 1 ms per op occurrence (3 + 1 + 1 + 1) and 2 ms per step: + 8 ms.
+    p = profile(op_overhead_s=1e-3, step_overhead_s=2e-3)
+    ideal, estimate = step_times(ops, DEVICE, 2, p)
+    assert estimate == pytest.approx([0.100204, 0.150204])
+    phase = evaluate("p", ops, DEVICE, 2, np.ones(2), p)
+    assert phase.step_time_s == pytest.approx(ideal) and phase.step_estimate_s == pytest.approx(estimate)
+    # One packed pass placed on two devices gives each device's own times.
+    packed = pack(ops, 2)
+    fast = DEVICE.model_copy(update={"memory_bandwidth": 2e12})
+    for device in (DEVICE, fast):
+        assert step_times(packed, device, 2, p)[1] == pytest.approx(step_times(ops, device, 2, p)[1])
+    # At 2 TB/s, step 2: c takes 15 ms and v 0.5 ms (their bytes), a, b and the collective as before.
+    assert step_times(packed, fast, 2)[0][1] == pytest.approx(0.030 + 0.010 + 0.015 + 0.0005 + 0.000204)
 
 
 # --- the calibrated estimate ------------------------------------------------------------------------------
@@ -205,6 +239,37 @@ def test_measured_host_cost_replaces_per_op_overheads():
     assert phase.estimate_s == pytest.approx(0.02 + 0.005)
 
 
+def test_host_cost_with_only_one_measured_part():
+    # A family measured per layer only costs layers x layer_s (no pass part); one measured per pass
+    # only costs pass_s whatever its depth.
+    p = profile(frameworks={"llama": {"layer_s": 2e-3}, "gpt2": {"pass_s": 1e-3}})
+    assert p.host_cost("llama", 3) == pytest.approx(6e-3)
+    assert p.host_cost("gpt2", 3) == pytest.approx(1e-3)
+
+
+def test_published_profiles_device_entry_global_fallback_and_gaps(monkeypatch):
+    from rooflens.hardware import efficiency as eff
+
+    # The bundled TensorRT-LLM fit has an H100-specific entry: it is used there, the global one elsewhere.
+    h100, other = (
+        eff.published_profile("tensorrt-llm", "h100-sxm"),
+        eff.published_profile("tensorrt-llm", "t4"),
+    )
+    assert h100 is not None and other is not None and h100.matmul != other.matmul
+    # A data file without engines, devices or a global fit gives no profile rather than an error.
+    monkeypatch.setattr(eff, "_published_profiles", lambda: {})
+    assert eff.published_engines() == [] and eff.default_engine("gpu") is None
+    assert eff.published_profile("tensorrt-llm", "h100-sxm") is None
+    only_global = {"global": {"source": "s", "matmul": [0.5]}}
+    only_devices = {"devices": {"h100-sxm": {"source": "s", "matmul": [0.5]}}}
+    monkeypatch.setattr(
+        eff, "_published_profiles", lambda: {"engines": {"a": only_global, "b": only_devices}}
+    )
+    assert eff.published_engines() == ["a", "b"]
+    assert eff.published_profile("a", "t4").matmul == [0.5]
+    assert eff.published_profile("b", "t4") is None
+
+
 def test_efficiency_interpolates_in_log_tokens_and_clamps():
     # Grid 1, 100, 10000 tokens -> 0.2, 0.6, 0.8: at 10 tokens (halfway in log) 0.4, at 1000 0.7;
     # clamped below 1 and above 10000.
@@ -227,6 +292,7 @@ def test_efficiency_across_several_k_tables():
     assert p.efficiency("matmul", "matmul", 10, 8192) == pytest.approx(0.8)
     assert p.efficiency("matmul", "matmul", 10, 1024) == pytest.approx(0.4)
     assert p.efficiency("matmul", "matmul", 10, 0) == pytest.approx(0.1)  # K unknown: the plain table
+    assert p.efficiency("matmul", "matmul", 10) == pytest.approx(0.1)  # (the default)
 
 
 def test_efficiency_tables_by_class_and_kind():
@@ -402,6 +468,10 @@ def test_expert_reads_by_hand():
     # EP 2: device 0 holds experts 0, 2, 4, 6 and receives a quarter of each token's picks each.
     touched, routed = routed_load(8, 2, 4.0, 2, 0.0)
     assert touched == pytest.approx(4 * (1 - 0.75**4)) and routed == pytest.approx(4.0)
+    # Token counts as an array (one per step) give each count's value: 1 token touches its 2 experts;
+    # 4 tokens touch 8 x (1 - (3/4)^4) = 5.47 of 8 (uniform routing, each expert p = 2/8).
+    touched, routed = routed_load(8, 2, np.array([1.0, 4.0]), 1, 0.0)
+    assert touched == pytest.approx([2.0, 8 * (1 - 0.75**4)]) and routed == pytest.approx([2.0, 8.0])
     # Zipf skew 1: weights 1, 1/2, 1/3, 1/4 (sum 25/12), k = 2: 24/25, 12/25, 8/25, 6/25.
     assert expert_probabilities(4, 2, 1.0) == pytest.approx([24 / 25, 12 / 25, 8 / 25, 6 / 25])
     # Skew 3 over 2 experts: weights 1 and 1/8 (sum 9/8): 16/9 (capped at 1) and 2/9.
