@@ -106,8 +106,12 @@ def test_fit_recovers_known_parameters(rows):
 def test_accuracy_on_the_report_split_meets_the_floors(rows):
     summary = pub.error_summary(pub.evaluate_rows(r for r in rows if r.split == "report"))
     overall = {s["category"]: s for s in summary if s["engine"] == "all engines"}
-    assert overall["decode"]["estimate_median_abs_error"] <= 0.15
-    assert overall["prefill"]["estimate_median_abs_error"] <= 0.25
+    # Floors about a fifth above today's errors (decode 0.064, prefill 0.154, end-to-end 0.074): a change
+    # that costs a fifth of the accuracy fails here. (A uniform error a refit can absorb, such as every
+    # memory time off by 10%, is caught by the hand-derived roofline tests in test_physics.py instead.)
+    assert overall["decode"]["estimate_median_abs_error"] <= 0.08
+    assert overall["prefill"]["estimate_median_abs_error"] <= 0.18
+    assert overall["end-to-end"]["estimate_median_abs_error"] <= 0.09
     # The estimate must improve on the ideal bound it stands beside, multi-device rows included.
     multi = next(s for s in summary if s["engine"] == "multi-device rows")
     assert multi["rows"] >= 10
