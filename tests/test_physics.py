@@ -174,20 +174,22 @@ def test_step_times_by_hand_on_a_mixed_pass():
     #   c: fp8 (runs at fp16's 100 TFLOP/s) 10 ms vs 1 GB / 30 GB   10 ms, 30 ms (memory)
     #   v: element-wise, 1 GFLOP at fp32's 10 TFLOP/s vs 1 GB       1 ms,  1 ms (memory)
     #   ar: 2 x (10 MB / 100 GB/s + 2 x 1 us)                       0.204 ms each step
+    #   a2a: 10 MB over the 10 GB/s network + 10 us                 1.01 ms each step
     ops = [
         op(name="a", flops=1e12, count=3),
         op(name="b", flops=np.array([1e12, 2e12]), sparsity=(2, 4)),
         op(name="c", dtype="fp8", flops=1e12, weight_bytes=np.array([1e9, 3e10])),
         op(name="v", kind="norm", dtype="vector", flops=1e9, act_in_bytes=1e9),
         op(name="ar", kind="comm", dtype="link", link_bytes=1e7, messages=2, link="intra", count=2),
+        op(name="a2a", kind="comm", dtype="link", link_bytes=1e7, messages=1, link="inter"),
     ]
     ideal, estimate = step_times(ops, DEVICE, 2)
-    assert ideal == pytest.approx([0.046204, 0.071204]) and estimate is None
-    # Estimate at efficiency 0.5 (device time doubles, the collective keeps its ideal 0.204 ms):
-    # 92.204 and 142.204 ms, plus 1 ms per op occurrence (3 + 1 + 1 + 1) and 2 ms per step: + 8 ms.
+    assert ideal == pytest.approx([0.047214, 0.072214]) and estimate is None
+    # Estimate at efficiency 0.5 (device time doubles, the collectives keep their ideal 1.214 ms):
+    # 93.214 and 143.214 ms, plus 1 ms per op occurrence (3 + 1 + 1 + 1) and 2 ms per step: + 8 ms.
     p = profile(op_overhead_s=1e-3, step_overhead_s=2e-3)
     ideal, estimate = step_times(ops, DEVICE, 2, p)
-    assert estimate == pytest.approx([0.100204, 0.150204])
+    assert estimate == pytest.approx([0.101214, 0.151214])
     phase = evaluate("p", ops, DEVICE, 2, np.ones(2), p)
     assert phase.step_time_s == pytest.approx(ideal) and phase.step_estimate_s == pytest.approx(estimate)
     # One packed pass placed on two devices gives each device's own times.
@@ -195,8 +197,13 @@ def test_step_times_by_hand_on_a_mixed_pass():
     fast = DEVICE.model_copy(update={"memory_bandwidth": 2e12})
     for device in (DEVICE, fast):
         assert step_times(packed, device, 2, p)[1] == pytest.approx(step_times(ops, device, 2, p)[1])
-    # At 2 TB/s, step 2: c takes 15 ms and v 0.5 ms (their bytes), a, b and the collective as before.
-    assert step_times(packed, fast, 2)[0][1] == pytest.approx(0.030 + 0.010 + 0.015 + 0.0005 + 0.000204)
+    # At 2 TB/s, step 2: c takes 15 ms and v 0.5 ms (their bytes), a, b and the collectives as before.
+    assert step_times(packed, fast, 2)[0][1] == pytest.approx(0.030 + 0.010 + 0.015 + 0.0005 + 0.001214)
+    # Ops of one kernel class in passes of different sizes read their own efficiency: 10 ms at 0.25
+    # (1 token) plus 10 ms at 1.0 (10,000 tokens) is 50 ms.
+    graded = profile(tokens=[1, 10000], matmul=[0.25, 1.0])
+    ops = [op(name="m1", flops=1e12, tokens=1.0), op(name="m2", flops=1e12, tokens=10000.0)]
+    assert step_times(ops, DEVICE, 1, graded)[1] == pytest.approx([0.05])
 
 
 # --- the calibrated estimate ------------------------------------------------------------------------------
