@@ -193,3 +193,21 @@ def test_todays_hardware():
     assert nvl.decode.comm_time_s < 0.5 * hgx.decode.comm_time_s
     # One GCD of an MI250X is half the module.
     assert devices["mi250x-gcd"].memory_bandwidth == pytest.approx(devices["mi250x"].memory_bandwidth / 2)
+
+
+def test_first_and_last_layers_kept_at_16_bits_by_hand():
+    # Llama-3-8B's decoder layer holds q and o (4096 x 4096 each), k and v (4096 x 1024 each) and the
+    # gated MLP (3 x 4096 x 14336): 33.55M + 8.39M + 176.16M = 218.1M weights. FP8 stores each in 1 byte
+    # (per-channel scales are 0.04% on top), bf16 in 2: keeping layers 0 and 31 at 16 bits adds
+    # 2 x 218.1M x 1 B = 436 MB, and those two layers' matmuls run at the 16-bit peak.
+    per_layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336
+    fp8 = rooflens.analyze("llama-3-8b", "h100", quant="fp8")
+    wide = rooflens.analyze("llama-3-8b", "h100", quant="fp8", wide_layers=1)
+    assert wide.memory.weights_bytes - fp8.memory.weights_bytes == pytest.approx(2 * per_layer, rel=1e-3)
+    qkv = {o.group: o for o in wide.decode.ops if o.name == "q_proj"}
+    assert set(qkv) == {"", "16-bit"}
+    assert qkv["16-bit"].layers == (0, 31) and qkv[""].layers == tuple(range(1, 31))
+    assert qkv["16-bit"].peak_dtype == "fp16" and qkv[""].peak_dtype == "fp8"
+    assert wide.tpot_s > fp8.tpot_s  # more bytes per decode step
+    with pytest.raises(RooflensError, match="use at most 16"):
+        rooflens.analyze("llama-3-8b", "h100", quant="fp8", wide_layers=17)

@@ -54,6 +54,7 @@ def assert_rows_equal_analyses(model, frame: pd.DataFrame, **fixed) -> None:
         ("gpt2", dict(hardware=["t4", "m2-ultra"], batch=[1, 3]), {"kv_cache": False}),
         ("llama-3-8b", dict(hardware=["h100"], batch=[8]), {"exit_fraction": 0.6, "kv_budget": 700}),
         ("qwen2.5-7b", dict(hardware=["rtx-4090"], pp=[1, 2], batch=[1, 4]), {"flash_attention": False}),
+        ("llama-3-8b", dict(hardware=["h100"], w_bits=[8, 4], batch=[1, 8]), {"wide_layers": 2}),
     ],
 )
 def test_sweep_equals_single_analyses_cell_by_cell(model, axes, fixed):

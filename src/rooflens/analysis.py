@@ -229,6 +229,7 @@ def executions(
         offload_weights=s.offload_weights,
         offload_experts=s.offload_experts,
         offload_kv=s.offload_kv,
+        wide_layers=s.wide_layers,
         kv_budget=s.kv_budget,
         keep_fraction=s.prompt_keep,
         keep_after=s.prompt_keep_after,
@@ -315,6 +316,11 @@ def _check(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> None:
         )
     if s.offload_experts and not spec.num_experts:
         raise RooflensError(f"--offload-experts needs a mixture-of-experts model; {spec.name} is dense")
+    if 2 * s.wide_layers > spec.num_layers:
+        raise RooflensError(
+            f"--wide-layers {s.wide_layers} keeps the first and last {s.wide_layers} layers at 16 bits, but "
+            f"{spec.name} has {spec.num_layers}; use at most {spec.num_layers // 2}"
+        )
     if s.pp > spec.num_layers:
         raise RooflensError(f"--pp {s.pp} exceeds {spec.name}'s {spec.num_layers} layers")
     if s.ep > 1 and not spec.num_experts:

@@ -146,6 +146,9 @@ def analyze(
     expert_quant: Annotated[
         str | None, typer.Option("--expert-quant", help="A format for the routed experts only (e.g. mxfp4).")
     ] = None,
+    wide_layers: Annotated[
+        int, typer.Option("--wide-layers", help="Keep the first and last N layers at 16 bits [0].")
+    ] = 0,
     draft_model: Annotated[
         str | None, typer.Option("--draft-model", help="Speculative decoding with this draft model.")
     ] = None,

@@ -79,6 +79,9 @@ class Settings(BaseModel):
     )
     offload_experts: float = Field(0.0, ge=0, le=1, description="share of the routed experts in host memory")
     offload_kv: float = Field(0.0, ge=0, le=1, description="share of the KV cache in host memory")
+    wide_layers: int = Field(
+        0, ge=0, description="the first and last N decoder layers kept at 16 bits (as FP8/FP4 checkpoints do)"
+    )
 
     # The survey's techniques; neutral values leave the analysis unchanged.
     draft_model: str | None = Field(None, description="speculative decoding: the draft model")

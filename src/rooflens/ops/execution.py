@@ -42,6 +42,7 @@ class Execution:
     offload_weights: float = 0.0  # shares held in host memory and streamed over the host link
     offload_experts: float = 0.0
     offload_kv: float = 0.0
+    wide_layers: int = 0  # the first and last N layers run at 16 bits whatever the format
 
     @property
     def offloads(self) -> bool:
@@ -63,6 +64,7 @@ class LayerGroup:
     kept: bool  # runs on the compressed prompt
     layers: tuple[int, ...]
     count: float  # expected layers of the group run per pass
+    wide: bool = False  # kept at 16-bit weights and activations (first/last layers of FP8/FP4 models)
 
     @property
     def label(self) -> str:
@@ -70,26 +72,33 @@ class LayerGroup:
         parts = [REGISTRY[k].label for k in (self.attention, self.mlp) if REGISTRY[k].label]
         if self.kept:
             parts.append("compressed prompt")
+        if self.wide:
+            parts.append("16-bit")
         return ", ".join(parts)
 
 
 def layer_groups(spec: ModelSpec, ex: Execution) -> list[LayerGroup]:
-    return list(_groups(spec.layers, ex.keep_fraction, ex.keep_after, ex.layer_run))
+    return list(_groups(spec.layers, ex.keep_fraction, ex.keep_after, ex.layer_run, ex.wide_layers))
 
 
 @lru_cache(maxsize=512)
 def _groups(
-    layers: tuple[tuple[str, str], ...], keep_fraction: float, keep_after: int, layer_run: tuple | None
+    layers: tuple[tuple[str, str], ...],
+    keep_fraction: float,
+    keep_after: int,
+    layer_run: tuple | None,
+    wide_layers: int = 0,
 ) -> tuple[LayerGroup, ...]:
-    """Layers grouped by (mixer, feed-forward, compressed prompt): cached, as every pass asks."""
-    members: dict[tuple[str, str, bool], list[int]] = {}
+    """Layers grouped by (mixer, feed-forward, compressed prompt, 16-bit): cached, as every pass asks."""
+    members: dict[tuple[str, str, bool, bool], list[int]] = {}
     for i, (attention, mlp) in enumerate(layers):
         kept = keep_fraction < 1 and i >= keep_after
-        members.setdefault((attention, mlp, kept), []).append(i)
+        wide = i < wide_layers or i >= len(layers) - wide_layers
+        members.setdefault((attention, mlp, kept, wide), []).append(i)
     run = layer_run or (1.0,) * len(layers)
     return tuple(
-        LayerGroup(attention, mlp, kept, tuple(members_), float(sum(run[i] for i in members_)))
-        for (attention, mlp, kept), members_ in members.items()
+        LayerGroup(attention, mlp, kept, tuple(members_), float(sum(run[i] for i in members_)), wide)
+        for (attention, mlp, kept, wide), members_ in members.items()
     )
 
 

@@ -71,6 +71,8 @@ def group_ops(spec: ModelSpec, prec: Precision, p: Pass, group: LayerGroup, ex: 
         routing_skew=ex.routing_skew,
         group_tokens=group_pass(p, group, spec, ex).tokens,  # all reach the experts (all-to-all)
     )
+    if group.wide:
+        prec = prec.widened()
     block = REGISTRY[group.attention].ops(local, prec, gp, group.count, ctx)
     block += REGISTRY[group.mlp].ops(local, prec, gp, group.count, ctx)
     block += _layer_comm(spec, prec, gp, group, group.count, ex)

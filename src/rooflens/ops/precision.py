@@ -17,7 +17,7 @@ Rules:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SCALE_BITS = 16  # one fp16 scale per quantization group
 
@@ -44,6 +44,11 @@ class Precision:
     def experts(self) -> Precision:
         """The precision of the routed experts' weights (this one unless the checkpoint says else)."""
         return self.expert_format or self
+
+    def widened(self) -> Precision:
+        """This precision with 16-bit weights and activations (experts too): the layers FP8 and FP4
+        checkpoints keep unquantized. The KV cache keeps its format."""
+        return replace(self, w_bits=16, a_bits=16, expert_format=None, sparsity=None)
 
     def _meta_bits(self, bits: int) -> int:
         """Metadata bits per quantization group: its scale, plus a zero point if asymmetric."""
