@@ -211,3 +211,30 @@ def test_first_and_last_layers_kept_at_16_bits_by_hand():
     assert wide.tpot_s > fp8.tpot_s  # more bytes per decode step
     with pytest.raises(RooflensError, match="use at most 16"):
         rooflens.analyze("llama-3-8b", "h100", quant="fp8", wide_layers=17)
+
+
+def test_a_checkpoint_that_skips_its_outer_layers_keeps_them_at_16_bits():
+    # An FP8 checkpoint whose modules_to_not_convert names layers 0 and 3 of 4 (and the head) is read as
+    # --wide-layers 1; a list naming other layers, or only the head, is not. A format given in the
+    # settings replaces the checkpoint's, outer layers included, unless --wide-layers is given too.
+    from rooflens.model import spec_from_config
+
+    def tiny(skip):
+        return spec_from_config(
+            {
+                "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100,
+                "quantization_config": {"quant_method": "fp8", "modules_to_not_convert": skip},
+            }
+        )  # fmt: skip
+
+    outer = tiny(["lm_head", "model.layers.0.self_attn", "model.layers.0.mlp", "model.layers.3.mlp"])
+    assert outer.quantization.wide_layers == 1
+    assert tiny(["lm_head"]).quantization.wide_layers == 0
+    assert tiny(["model.layers.1.mlp", "model.layers.3.mlp"]).quantization.wide_layers == 0
+    r = rooflens.analyze(outer, "h100")
+    assert {o.group for o in r.decode.ops if o.layers} == {"", "16-bit"}
+    assert {o.group for o in rooflens.analyze(outer, "h100", quant="fp8").decode.ops if o.layers} == {""}
+    assert {o.group for o in rooflens.analyze(outer, "h100", quant="fp8", wide_layers=1).decode.ops} >= {
+        "16-bit"
+    }

@@ -52,6 +52,15 @@ def precision_for(spec: ModelSpec, s: Settings) -> Precision:
     return replace(base, expert_format=expert.precision)
 
 
+def wide_layers(spec: ModelSpec, s: Settings) -> int:
+    """Outer layers kept at 16 bits: the settings' if given, else the checkpoint's own (its skip list
+    names its first and last layers) when its format is the one analysed."""
+    if "wide_layers" in s.model_fields_set:
+        return s.wide_layers
+    q = spec.quantization
+    return q.wide_layers if q is not None and not FORMAT_SETTINGS & s.model_fields_set else 0
+
+
 def _checkpoint_precision(spec: ModelSpec, s: Settings) -> Precision:
     base = s.precision
     q = spec.quantization
@@ -229,7 +238,7 @@ def executions(
         offload_weights=s.offload_weights,
         offload_experts=s.offload_experts,
         offload_kv=s.offload_kv,
-        wide_layers=s.wide_layers,
+        wide_layers=wide_layers(spec, s),
         kv_budget=s.kv_budget,
         keep_fraction=s.prompt_keep,
         keep_after=s.prompt_keep_after,

@@ -7,6 +7,7 @@ Each parser states the family's defaults explicitly, because configs omit fields
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -785,6 +786,16 @@ def _unsupported(model_type: str, cfg: Config) -> RooflensError:
     return RooflensError(message)
 
 
+def _wide_layers(skipped: tuple[str, ...], layers: int) -> int:
+    """N when the unconverted modules are exactly those of the first and last N decoder layers (as FP8
+    checkpoints that keep their outer layers in bf16 list them), else 0."""
+    found = {int(m.group(1)) for name in skipped if (m := re.search(r"layers\.(\d+)(\.|$)", name))}
+    for n in range(1, layers // 2 + 1):
+        if found == set(range(n)) | set(range(layers - n, layers)):
+            return n
+    return 0
+
+
 def checkpoint_quant(cfg: Config) -> CheckpointQuant | str | None:
     """The weight format a config's ``quantization_config`` declares (None: none declared; a string:
     a method rooflens does not read, named so the analysis can say so)."""
@@ -811,6 +822,7 @@ def checkpoint_quant(cfg: Config) -> CheckpointQuant | str | None:
                 scale_bits=32,
                 activations=act,
                 experts_only=experts_only,
+                skipped=tuple(skipped),
                 description=f"FP8 (E4M3) with one fp32 scale per {rows}x{cols} block",
             )
         return CheckpointQuant(
@@ -822,6 +834,7 @@ def checkpoint_quant(cfg: Config) -> CheckpointQuant | str | None:
             scale_bits=32,
             activations=act,
             experts_only=experts_only,
+            skipped=tuple(skipped),
             description="FP8 (E4M3) with one fp32 scale per tensor",
         )
     if method == "mxfp4":
@@ -832,6 +845,7 @@ def checkpoint_quant(cfg: Config) -> CheckpointQuant | str | None:
             group_size=32,
             scale_bits=8,
             experts_only=experts_only,
+            skipped=tuple(skipped),
             description="MXFP4 (E2M1 values, one E8M0 scale per 32)"
             + (" on the routed experts only" if experts_only else ""),
         )
@@ -852,15 +866,16 @@ def checkpoint_quant(cfg: Config) -> CheckpointQuant | str | None:
             group_size=1 << 20 if per_channel else group,
             symmetric=symmetric,
             experts_only=experts_only,
+            skipped=tuple(skipped),
             description=f"{method.upper()} INT{bits}, "
             + ("one scale per output channel" if per_channel else f"groups of {group}"),
         )
     if method == "compressed-tensors":
-        return _compressed_tensors(q, experts_only)
+        return _compressed_tensors(q, experts_only, tuple(skipped))
     return method or "an unnamed method"
 
 
-def _compressed_tensors(q: Config, experts_only: bool) -> CheckpointQuant | str:
+def _compressed_tensors(q: Config, experts_only: bool, skipped: tuple[str, ...]) -> CheckpointQuant | str:
     groups = q.get("config_groups") or {}
     first = next(iter(groups.values()), None) if isinstance(groups, dict) else None
     weights = first.get("weights") if isinstance(first, dict) else None
@@ -888,6 +903,7 @@ def _compressed_tensors(q: Config, experts_only: bool) -> CheckpointQuant | str:
         symmetric=bool(weights.get("symmetric", True)),
         activations=act_bits if isinstance(act_bits, int) else 16,
         experts_only=experts_only,
+        skipped=tuple(skipped),
         description=f"compressed-tensors {kind.upper()}{bits} ({strategy}"
         + (f", groups of {group}" if strategy == "group" else "")
         + ")",
@@ -925,7 +941,8 @@ def spec_from_config(cfg: Config, name: str | None = None, **meta: Any) -> Model
         # model that leaves a few modules unconverted is quantized throughout (to within them).
         if quant.experts_only and not fields.get("num_experts"):
             quant = quant.model_copy(update={"experts_only": False})
-        fields["quantization"] = quant
+        wide = _wide_layers(quant.skipped, int(fields.get("num_layers") or len(fields.get("layers") or ())))
+        fields["quantization"] = quant.model_copy(update={"wide_layers": wide})
     try:
         return ModelSpec(name=str(label), model_type=model_type, **fields, **meta)
     except ValidationError as err:

@@ -35,6 +35,8 @@ class CheckpointQuant(BaseModel):
     symmetric: bool = True
     activations: int = Field(16, gt=0)  # bits the activations are quantized to at run time
     experts_only: bool = False  # only the routed experts are stored so (gpt-oss)
+    skipped: tuple[str, ...] = ()  # modules the checkpoint leaves unconverted (modules_to_not_convert)
+    wide_layers: int = Field(0, ge=0)  # its first and last N decoder layers are among them (16-bit)
     description: str
 
 
