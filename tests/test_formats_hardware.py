@@ -129,7 +129,8 @@ NAMES = [*FORMATS, *ALIASES]
 
 @pytest.mark.parametrize("name", NAMES)
 def test_one_name_gives_the_same_bytes_in_every_command(name):
-    """The same format name gives the same memory in analyze, compare, sweep, plan and the web API."""
+    """The same format name gives the same memory in analyze, compare and sweep (plan, the web API and
+    simulate below; plot runs the analysis)."""
     kw = dict(batch=4, prompt=256, gen=32)
     report = rooflens.analyze("llama-3-8b", "h100", quant=name, **kw)
     total = report.memory.total_bytes
@@ -155,6 +156,15 @@ def test_one_name_in_plan_and_the_web_api(name):
     assert p.entries.iloc[0].memory_per_device_bytes == pytest.approx(total, rel=1e-12)
     res = TestClient(create_app()).post("/api/analyze", json={"model": "llama-3-8b", "quant": name, **kw})
     assert res.status_code == 200 and res.json()["report"]["memory"]["total_bytes"] == pytest.approx(total)
+    # simulate reads the same name into the same settings: its KV capacity (memory left after the
+    # weights) equals the one the preset's explicit bit widths give.
+    from rooflens.serving import simulate
+    from rooflens.settings import preset
+
+    run = dict(rate=1.0, prompt=256, gen=32, requests=5, basis="ideal")
+    named = simulate("llama-3-8b", "h100", quant=name, **run).summary
+    explicit = simulate("llama-3-8b", "h100", **preset(name), **run).summary
+    assert named == explicit
 
 
 def test_todays_hardware():

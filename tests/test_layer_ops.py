@@ -900,3 +900,19 @@ def test_op_constructors_set_the_kernel_class_block_and_k():
     assert (n.block, n.impl) == ("attention", "layernorm")
     act = elementwise("act", "mlp", 10.0, 4, FP16, count=1.0, impl="act:silu")
     assert (act.block, act.impl) == ("mlp", "act:silu")
+
+
+def test_precision_edges_by_hand():
+    # Outer layers kept at 16 bits: weights, activations and experts at 16, no 2:4 sparsity.
+    low = Precision(w_bits=4, a_bits=4, low_bit="float", sparsity=(2, 4), expert_format=Precision(w_bits=4))
+    wide = low.widened()
+    assert (wide.w_bits, wide.a_bits, wide.sparsity, wide.experts) == (16, 16, None, wide)
+    assert FP16.dtype(32) == "fp32"
+    # 16-bit weights beside 32-bit activations are not dequantized (only weights narrower than 16).
+    assert Precision(a_bits=32).dequant_flops(64, 64, 16) == 0
+    # Sparsity applies only when asked: a 64x64 16-bit matrix is 8192 B either way by default.
+    assert Precision(sparsity=(2, 4)).weight_bytes(64, 64, 16) == 64 * 64 * 2
+    # An 8-bit per-head KV vector of 32 values over 2 heads: 32 B + per head a 16-bit scale, plus an
+    # 8-bit zero point when asymmetric: 32 + 2 x 2 = 36 B symmetric, 32 + 2 x 3 = 38 B asymmetric.
+    assert Precision(kv_bits=8, symmetric=True).kv_vector_bytes(32, 2) == 36
+    assert Precision(kv_bits=8, symmetric=False).kv_vector_bytes(32, 2) == 38

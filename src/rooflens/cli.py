@@ -801,6 +801,10 @@ def simulate(
     disaggregate: Annotated[
         str | None, typer.Option("--disaggregate", help="P:D prefill and decode instances, e.g. 1:2.")
     ] = None,
+    quant: Annotated[
+        str | None, typer.Option("--quant", help="Named weight format (e.g. fp8, nvfp4).")
+    ] = None,
+    kv_format: Annotated[str | None, typer.Option("--kv-format", help="KV-cache format (e.g. fp8).")] = None,
     w_bits: Annotated[int | None, typer.Option("--w-bits", help="[the checkpoint's, else 16]")] = None,
     a_bits: Annotated[int | None, typer.Option("--a-bits")] = None,
     kv_bits: Annotated[int | None, typer.Option("--kv-bits")] = None,
@@ -846,7 +850,8 @@ def simulate(
             model, hardware, rate=rate, prompt=prompt, gen=gen, length_spread=spread, requests=requests,
             arrival="constant" if constant else "poisson", seed=seed, replicas=replicas,
             disaggregate=split, engine=engine, basis="ideal" if ideal else "estimate",
-            tp=tp, **{k: v for k, v in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits))
+            tp=tp, quant=quant, kv_format=kv_format,
+            **{k: v for k, v in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits))
                       if v is not None},
         )  # fmt: skip
     except RooflensError as err:

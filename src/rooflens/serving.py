@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .analysis import _check, analyze, executions, make_settings, precision_for
+from .analysis import _check, analyze, executions, make_settings, precision_for, with_formats
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
@@ -354,6 +354,8 @@ def simulate(
     disaggregate: tuple[int, int] | None = None,
     engine: Engine | None = None,
     basis: Basis = "estimate",
+    quant: str | None = None,
+    kv_format: str | None = None,
     **settings: Any,
 ) -> ServingResult:
     """Serve ``requests`` requests arriving at ``rate`` per second; return per-request records and a
@@ -369,6 +371,7 @@ def simulate(
         raise RooflensError("requests and replicas must be at least 1")
     if disaggregate is not None and (len(disaggregate) != 2 or min(disaggregate) < 1):
         raise RooflensError("disaggregate takes (prefill instances, decode instances), each at least 1")
+    settings = with_formats(settings, quant, kv_format)  # the named formats, as every command reads them
     clash = sorted(set(settings) & {"batch", "prompt", "gen"})
     if clash:
         raise RooflensError(f"{', '.join(clash)}: the simulation sets these per request")
