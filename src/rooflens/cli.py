@@ -62,6 +62,20 @@ def _emit(text: str, output: Path | None) -> None:
         output.write_text(text)
 
 
+# Options several commands take with one meaning (one named format; compare and plan take lists).
+QuantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--quant",
+        help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (rooflens formats)",
+    ),
+]
+KvFormatOption = Annotated[
+    str | None,
+    typer.Option("--kv-format", help="KV-cache format: bf16, fp8, fp8-head, int8-head, nvfp4."),
+]
+
+
 @app.command()
 def analyze(
     model: Annotated[
@@ -73,13 +87,7 @@ def analyze(
     batch: Annotated[int, typer.Option("--batch", "-b", help="Sequences processed together.")] = 1,
     prompt: Annotated[int, typer.Option("--prompt", "-p", help="Prompt tokens per sequence.")] = 1024,
     gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per sequence.")] = 128,
-    quant: Annotated[
-        str | None,
-        typer.Option(
-            "--quant",
-            help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (rooflens formats)",
-        ),
-    ] = None,
+    quant: QuantOption = None,
     w_bits: Annotated[int | None, typer.Option("--w-bits", help="Weight bits: 4, 8, 16 or 32 [16].")] = None,
     a_bits: Annotated[
         int | None, typer.Option("--a-bits", help="Activation bits: 4, 8, 16 or 32 [16].")
@@ -139,10 +147,7 @@ def analyze(
     offload_kv: Annotated[
         float, typer.Option("--offload-kv", help="Share of the KV cache kept in host memory (0-1).")
     ] = 0.0,
-    kv_format: Annotated[
-        str | None,
-        typer.Option("--kv-format", help="KV-cache format: bf16, fp8, fp8-head, int8-head, nvfp4."),
-    ] = None,
+    kv_format: KvFormatOption = None,
     expert_quant: Annotated[
         str | None, typer.Option("--expert-quant", help="A format for the routed experts only (e.g. mxfp4).")
     ] = None,
@@ -801,10 +806,8 @@ def simulate(
     disaggregate: Annotated[
         str | None, typer.Option("--disaggregate", help="P:D prefill and decode instances, e.g. 1:2.")
     ] = None,
-    quant: Annotated[
-        str | None, typer.Option("--quant", help="Named weight format (e.g. fp8, nvfp4).")
-    ] = None,
-    kv_format: Annotated[str | None, typer.Option("--kv-format", help="KV-cache format (e.g. fp8).")] = None,
+    quant: QuantOption = None,
+    kv_format: KvFormatOption = None,
     w_bits: Annotated[int | None, typer.Option("--w-bits", help="[the checkpoint's, else 16]")] = None,
     a_bits: Annotated[int | None, typer.Option("--a-bits")] = None,
     kv_bits: Annotated[int | None, typer.Option("--kv-bits")] = None,
