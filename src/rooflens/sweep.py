@@ -212,13 +212,16 @@ def _combo(
 def _weights(spec: ModelSpec, s, hw: HardwareSpec, shapes: dict | None) -> float:
     """Resident weight bytes per device (memoised in ``shapes`` by precision and layout)."""
     prec, layout = precision_for(spec, s), executions(spec, s, hw)[0]
-    key = ("weights", prec, layout)
-    if shapes is None or key not in shapes:
-        weights = resident_weight_bytes(spec, prec, layout)
-        if shapes is None:
-            return weights
-        shapes[key] = weights
-    return shapes[key]
+    return _memoised(shapes, ("weights", prec, layout), lambda: resident_weight_bytes(spec, prec, layout))
+
+
+def _memoised(memo: dict | None, key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, kept in ``memo`` under ``key`` (and taken from it) when a memo is given."""
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 @dataclass
@@ -296,11 +299,7 @@ def _block(
     prec = precision_for(spec, s)
     layout = executions(spec, s, hw)
     key = (s, layout, prompts.tobytes(), gens.tobytes())
-    shape = shapes.get(key) if shapes is not None else None
-    if shape is None:
-        shape = _shape(spec, s, prompts, gens, layout)
-        if shapes is not None:
-            shapes[key] = shape
+    shape = _memoised(shapes, key, lambda: _shape(spec, s, prompts, gens, layout))
     profile = resolve_profile(hw, s.engine) if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
 
