@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors import RooflensError
 from ..units import parse_quantity
 from .efficiency import EfficiencyProfile
 
@@ -61,6 +62,7 @@ class HardwareSpec(BaseModel):
     name: str = Field(min_length=1)
     display_name: str = ""
     vendor: str = ""
+    generation: str = Field("", description="architecture (hopper, blackwell, cdna3, m3...)")
     kind: Literal["gpu", "cpu", "apple", "tpu", "accelerator"] = "gpu"
     memory_bytes: float = Field(gt=0)
     memory_bandwidth: float = Field(gt=0)
@@ -131,28 +133,36 @@ class HardwareSpec(BaseModel):
 
 
 def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile | None:
-    """The efficiency profile an estimate uses: the device's own, else one fitted on published data.
+    """The efficiency profile an estimate uses.
 
-    With no engine named: the device's first profile, else the published default engine for its kind.
-    Naming an engine nothing is known about is an error; having no profile at all is not (the report
-    then shows the ideal bound alone and says why).
+    A profile the device itself carries (measured by ``rooflens calibrate``) serves first: the first
+    one with no engine named, else the one of that name. Otherwise the engine (named, or the
+    device's default: ``rooflens.engine.default_engine``) takes its profile fitted on published
+    results, falling back from the device to its vendor generation, to the engine on all devices, to
+    all engines (the profile says which level served, and whether it is extrapolated). An unknown
+    engine is an error listing the known ones; no default engine for the device means no estimate
+    (the report then shows the ideal bound alone and says why).
     """
-    from ..errors import RooflensError
-    from .efficiency import default_engine, published_engines, published_profile
+    from ..engine import default_engine, engine_names, find_engine, get_engine
+    from .efficiency import published_profile
 
     if engine is None:
         if hw.efficiency:
             return hw.efficiency[0]
-        engine = default_engine(hw.kind)
-        return published_profile(engine, hw.name) if engine else None
+        engine = default_engine(hw.vendor, hw.kind)
+        if engine is None:
+            return None
     for profile in hw.efficiency:
         if profile.engine == engine:
             return profile
-    profile = published_profile(engine, hw.name)
-    if profile is None:
-        known = sorted({p.engine for p in hw.efficiency} | set(published_engines()))
-        raise RooflensError(
-            f"no efficiency profile for engine '{engine}' on {hw.name}; known engines: "
-            f"{', '.join(known) or 'none'} (run `rooflens calibrate` to measure your own)"
-        )
-    return profile
+    info = find_engine(engine)
+    if info is None:
+        known = [p.engine for p in hw.efficiency]
+        if known:
+            raise RooflensError(
+                f"no efficiency profile named '{engine[:60]}' on {hw.name}; its own profiles: "
+                f"{', '.join(known)}; or an engine: {', '.join(engine_names())}"
+            )
+        get_engine(engine)  # raises, listing the known engines
+    name = engine if engine in info.backends.values() else info.profile_name(hw.vendor)
+    return published_profile(name, hw.name, hw.vendor, hw.generation)
