@@ -182,5 +182,5 @@ def test_quant_presets_engines_and_estimate_switch():
     assert "estimate" in table.output and "Estimate from" in table.output
     bad = invoke("analyze", "gpt2", "--quant", "q3_k")
     assert bad.exit_code == 2 and "unknown format 'q3_k'" in bad.output
-    bad = invoke("analyze", "gpt2", "-H", "h100", "--engine", "vllm")
-    assert bad.exit_code == 2 and "no efficiency profile for engine 'vllm'" in bad.output
+    bad = invoke("analyze", "gpt2", "-H", "h100", "--engine", "nope")
+    assert bad.exit_code == 2 and "unknown engine 'nope'; known engines: vllm, sglang" in bad.output

@@ -111,7 +111,8 @@ def test_overlapping_launches_and_measured_framework_cost():
 
 def test_no_profile_means_ideal_only_and_a_note():
     # A custom GPU gets the default engine's engine-wide profile; a CPU has no default engine.
-    assert rooflens.analyze("gpt2", BOX, prompt=64, gen=4).profile.engine == "tensorrt-llm"
+    custom = rooflens.analyze("gpt2", BOX, prompt=64, gen=4).profile
+    assert custom.engine == "vllm" and custom.extrapolated and custom.scope == "vllm, all devices"
     r = rooflens.analyze("gpt2", {**BOX, "kind": "cpu"}, prompt=64, gen=4)
     assert r.tpot_estimate_s is None and r.ttft_estimate_s is None and r.profile is None
     assert any("no efficiency profile" in n for n in r.notes)
@@ -120,14 +121,14 @@ def test_no_profile_means_ideal_only_and_a_note():
 
 def test_catalog_devices_get_published_profiles_and_engines_can_be_chosen():
     r = rooflens.analyze("llama-2-7b", "h100", prompt=512, gen=64)
-    assert r.profile is not None and r.profile.engine == "tensorrt-llm"
-    assert "calibration rows" in r.profile.source
+    assert r.profile is not None and r.profile.engine == "vllm"  # NVIDIA's default engine
+    assert "calibration split" in r.profile.source
     metal = rooflens.analyze("llama-2-7b", "m2-ultra", prompt=512, gen=64)
     assert metal.profile.engine == "llama.cpp-metal"
     cuda = rooflens.analyze("llama-2-7b", "rtx-4090", prompt=512, gen=64, engine="llama.cpp-cuda")
     assert cuda.profile.engine == "llama.cpp-cuda"
-    with pytest.raises(RooflensError, match="no efficiency profile for engine 'vllm'"):
-        rooflens.analyze("llama-2-7b", "h100", engine="vllm")
+    with pytest.raises(RooflensError, match="unknown engine 'vlm'; known engines: vllm, sglang"):
+        rooflens.analyze("llama-2-7b", "h100", engine="vlm")
 
 
 @pytest.mark.parametrize(

@@ -259,13 +259,13 @@ def test_published_profiles_device_entry_global_fallback_and_gaps(monkeypatch):
 
     # The bundled TensorRT-LLM fit has an H100-specific entry: it is used there, the global one elsewhere.
     h100, other = (
-        eff.published_profile("tensorrt-llm", "h100-sxm"),
-        eff.published_profile("tensorrt-llm", "t4"),
+        eff.published_profile("tensorrt-llm", "h100-sxm", "NVIDIA", "hopper"),
+        eff.published_profile("tensorrt-llm", "t4", "NVIDIA", "turing"),
     )
     assert h100 is not None and other is not None and h100.matmul != other.matmul
     # A data file without engines, devices or a global fit gives no profile rather than an error.
     monkeypatch.setattr(eff, "_published_profiles", lambda: {})
-    assert eff.published_engines() == [] and eff.default_engine("gpu") is None
+    assert eff.published_engines() == []
     assert eff.published_profile("tensorrt-llm", "h100-sxm") is None
     only_global = {"global": {"source": "s", "matmul": [0.5]}}
     only_devices = {"devices": {"h100-sxm": {"source": "s", "matmul": [0.5]}}}
@@ -274,7 +274,10 @@ def test_published_profiles_device_entry_global_fallback_and_gaps(monkeypatch):
     )
     assert eff.published_engines() == ["a", "b"]
     assert eff.published_profile("a", "t4").matmul == [0.5]
-    assert eff.published_profile("b", "t4") is None
+    assert eff.published_profile("b", "t4") is None  # no global fit and no all-engines fit
+    with_root = {"engines": {"b": only_devices}, "all_engines": {"source": "root", "matmul": [0.25]}}
+    monkeypatch.setattr(eff, "_published_profiles", lambda: with_root)
+    assert eff.published_profile("b", "t4").matmul == [0.25]
 
 
 def test_efficiency_interpolates_in_log_tokens_and_clamps():

@@ -244,6 +244,7 @@ def executions(
         keep_after=s.prompt_keep_after,
         prompt=s.prompt,
         routing_skew=s.routing_skew,
+        identical=s.routing == "identical",
     )
     prefill_ex = replace(base, mla_absorb=s.mla_absorb == "always")
     decode_ex = replace(base, mla_absorb=s.mla_absorb != "never", layer_run=_layer_run(spec, s))
@@ -265,8 +266,8 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
 
     profile = resolve_profile(hw, s.engine) if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
-    prefill = evaluate("prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), profile, host)
-    decode = evaluate("decode", decode_ops, hw, len(context), context, profile, host)
+    prefill = evaluate("prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), profile, host, s.batch)
+    decode = evaluate("decode", decode_ops, hw, len(context), context, profile, host, s.batch)
 
     shape = CacheShape(s.batch, s.prompt, s.gen, s.shared_prefix)
     extra_weights = extra_kv = 0.0

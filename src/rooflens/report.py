@@ -127,6 +127,36 @@ class Report:
         total = self.total_estimate_s
         return self.settings.batch * self.settings.gen / total if total else None
 
+    # --- the estimate's p10-p90 range (from the profile's cross-validated residuals) --------------
+    def _range(self, value: float | None, category: str) -> list[float] | None:
+        if value is None or self.profile is None:
+            return None
+        lo, hi = self.profile.range_factors(category)
+        return [value * lo, value * hi]
+
+    @property
+    def ttft_estimate_range_s(self) -> list[float] | None:
+        return self._range(self.ttft_estimate_s, "prefill")
+
+    @property
+    def tpot_estimate_range_s(self) -> list[float] | None:
+        return self._range(self.tpot_estimate_s, "decode")
+
+    @property
+    def total_estimate_range_s(self) -> list[float] | None:
+        return self._range(self.total_estimate_s, "end-to-end")
+
+    @property
+    def throughput_estimate_range_tokens_per_s(self) -> list[float] | None:
+        total = self.total_estimate_range_s
+        tokens = self.settings.batch * self.settings.gen
+        return None if total is None else [tokens / total[1], tokens / total[0]]
+
+    @property
+    def extrapolated(self) -> bool:
+        """The estimate's engine had no calibration measurement on this device."""
+        return bool(self.profile is not None and self.profile.extrapolated)
+
     def phases(self) -> tuple[PhaseResult, PhaseResult]:
         return self.prefill, self.decode
 
@@ -207,9 +237,18 @@ class Report:
             "ttft_estimate_s": self.ttft_estimate_s,
             "total_estimate_s": self.total_estimate_s,
             "throughput_estimate_tokens_per_s": self.throughput_estimate_tokens_per_s,
+            "ttft_estimate_range_s": self.ttft_estimate_range_s,
+            "tpot_estimate_range_s": self.tpot_estimate_range_s,
+            "total_estimate_range_s": self.total_estimate_range_s,
+            "throughput_estimate_range_tokens_per_s": self.throughput_estimate_range_tokens_per_s,
             "estimate": None
             if self.profile is None
-            else {"engine": self.profile.engine, "source": self.profile.source},
+            else {
+                "engine": self.profile.engine,
+                "source": self.profile.source,
+                "scope": self.profile.scope,
+                "extrapolated": self.profile.extrapolated,
+            },
             "memory": {
                 "weights_bytes": m.weights_bytes,
                 "kv_cache_bytes": m.kv_cache_bytes,

@@ -44,6 +44,10 @@ class OpResult:
     comm_time_s: float = 0.0
     group: str = ""
     layers: tuple[int, ...] = ()
+    impl: str = ""
+    eff_tokens: float = 0.0  # mean tokens keying its efficiency (a grouped matmul's tokens per expert)
+    messages: float = 0.0  # collective message steps over the phase (communication ops)
+    latency_time_s: float = 0.0  # the link-latency part of comm_time_s
 
     @property
     def bytes(self) -> float:
@@ -107,6 +111,7 @@ class _Cost:
     ideal: float | np.ndarray
     busy: float | np.ndarray = 0.0
     fixed: float = 0.0
+    latency: float | np.ndarray = 0.0  # the link-latency part of a collective's ideal time
 
 
 def _peak(op: Op, hw: HardwareSpec, peaks: dict[str, tuple[float, str]]) -> tuple[float, str]:
@@ -129,24 +134,44 @@ def _cost(
     if op.kind == "comm":
         link = {"intra": hw.interconnect, "inter": hw.network, "host": hw.host_link}[op.link]
         t_comm = op.link_bytes / link.bandwidth + op.messages * (link.latency_s or 0.0)
-        # Collectives keep their ideal time in the estimate (link bandwidth and latency, no calibration).
-        return _Cost(0.0, "link", 0.0, 0.0, t_comm, t_comm, t_comm, 0.0)
+        # The estimate: the share of link bandwidth collectives reach and a fitted cost per message.
+        busy = t_comm
+        if profile is not None:
+            busy = op.link_bytes / (link.bandwidth * profile.comm_efficiency) + op.messages * (
+                (link.latency_s or 0.0) + profile.comm_latency_s
+            )
+        latency = op.messages * (link.latency_s or 0.0)
+        return _Cost(0.0, "link", 0.0, 0.0, t_comm, t_comm, busy, 0.0, latency)
     peak, used = _peak(op, hw, peaks)
     t_compute = op.flops / peak
     t_memory = op.bytes / hw.memory_bandwidth
     t = np.maximum(t_compute, t_memory)
     cost = _Cost(peak, used, t_compute, t_memory, 0.0, t)
     if profile is not None:
-        cost.busy = t / profile.efficiency(op.impl, op.kind, op.tokens, op.inner)
+        cost.busy = t / _efficiency(profile, op)
         cost.fixed = 0.0 if host_s is not None else profile.overhead(op.impl)
     return cost
 
 
+def _lookup_tokens(op: Op) -> float | np.ndarray:
+    return op.tokens if op.eff_tokens is None else op.eff_tokens
+
+
+def _efficiency(profile: EfficiencyProfile, op: Op) -> float | np.ndarray:
+    return profile.efficiency(op.impl, op.kind, _lookup_tokens(op), op.inner, op.dtype, op.context)
+
+
 def _combine(
-    device_time: np.ndarray, launch_time: np.ndarray, profile: EfficiencyProfile, host_s: float | None
+    device_time: np.ndarray,
+    launch_time: np.ndarray,
+    profile: EfficiencyProfile,
+    host_s: float | None,
+    sequences: float = 1.0,
 ) -> np.ndarray:
-    """Estimated step time from device (kernel) time and fixed per-op or per-pass host costs."""
+    """Estimated step time from device (kernel) time and fixed host costs: per operator (or the
+    family's per-pass cost), per step, and per sequence in the step."""
     launch_time = launch_time + (profile.step_overhead_s if host_s is None else host_s)
+    launch_time = launch_time + sequences * profile.seq_overhead_s
     return np.maximum(device_time, launch_time) if profile.overlap else device_time + launch_time
 
 
@@ -175,7 +200,14 @@ def pack(ops: list[Op], steps: int) -> Packed:
     for i, op in enumerate(compute):
         flops[i] = op.flops
         nbytes[i] = op.bytes
-        key = (op.impl, op.kind, op.inner, np.asarray(op.tokens, dtype=float).tobytes())
+        key = (
+            op.impl,
+            op.kind,
+            op.inner,
+            op.dtype,
+            np.asarray(_lookup_tokens(op), dtype=float).tobytes(),
+            np.asarray(op.context, dtype=float).tobytes() if op.kind == "attention" else b"",
+        )
         klass[i] = first.setdefault(key, (len(first), op))[0]
     classes = [op for _, op in first.values()]
     count = np.array([op.count for op in compute], dtype=float)
@@ -189,6 +221,7 @@ def step_times(
     steps: int,
     profile: EfficiencyProfile | None = None,
     host_s: float | None = None,
+    sequences: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(ideal, estimate) time of each step, without the per-op results: evaluate() for sweeps.
 
@@ -211,11 +244,13 @@ def step_times(
         if profile is not None:
             eff = np.empty((len(p.classes), steps))
             for j, op in enumerate(p.classes):
-                eff[j] = profile.efficiency(op.impl, op.kind, op.tokens, op.inner)
+                eff[j] = _efficiency(profile, op)
             device += p.count @ (t / eff[p.klass])
             if host_s is None:
                 launch = sum(op.count * profile.overhead(op.impl) for op in p.compute)
-    return ideal, None if profile is None else _combine(device, np.full(steps, launch), profile, host_s)
+    if profile is None:
+        return ideal, None
+    return ideal, _combine(device, np.full(steps, launch), profile, host_s, sequences)
 
 
 def evaluate(
@@ -226,12 +261,14 @@ def evaluate(
     context: np.ndarray,
     profile: EfficiencyProfile | None = None,
     host_s: float | None = None,
+    sequences: float = 1.0,
 ) -> PhaseResult:
     """Evaluate ``ops`` on ``hw``; op quantities are scalars or arrays of length ``steps``.
 
     ``profile``, when given, adds the calibrated estimate beside the ideal time, its efficiency tables
     keyed by each op's tokens per pass. ``host_s``, the profile's measured fixed cost of a pass of this
-    model's family, replaces the per-operator overheads when given.
+    model's family, replaces the per-operator overheads when given; ``sequences`` (per step) prices
+    the profile's per-sequence host cost.
     """
     step_time = np.zeros(steps)
     device_time = np.zeros(steps)  # estimated device (kernel) time per step
@@ -273,11 +310,15 @@ def evaluate(
                 comm_time_s=k * _total(c.comm, steps),
                 group=op.group,
                 layers=op.layers,
+                impl=op.impl,
+                eff_tokens=float(np.mean(_lookup_tokens(op))),
+                messages=k * _total(op.messages, steps),
+                latency_time_s=k * _total(c.latency, steps),
             )
         )
     phase = PhaseResult(name=name, steps=steps, ops=results, step_time_s=step_time, context=context)
     if profile is not None:
-        phase.step_estimate_s = _combine(device_time, launch_time, profile, host_s)
+        phase.step_estimate_s = _combine(device_time, launch_time, profile, host_s, sequences)
         phase.estimate_s = float(phase.step_estimate_s.sum())
     # Substituted roofs, for the report's notes. Element-wise ("vector") math normally uses fp32.
     phase.fallbacks = {d: u for d, (_, u) in peaks.items() if u != (d if d != "vector" else "fp32")}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .formats import ALIASES, FORMATS, kv_lookup, lookup
 from .ops.precision import Precision
@@ -110,9 +110,22 @@ class Settings(BaseModel):
     shared_prefix: int = Field(0, ge=0, description="prompt tokens shared by every sequence of the batch")
     prefix_reads_once: bool = Field(False, description="attention reads the shared prefix once per step")
     routing_skew: float = Field(0.0, ge=0, le=4, description="MoE expert popularity skew (Zipf exponent)")
+    routing: Literal["uniform", "zipf", "identical"] = Field(
+        "uniform",
+        description="MoE routing: uniform, zipf (popularity skew routing_skew, default 1) or identical "
+        "(every sequence is the same prompt, so all route to the same experts)",
+    )
     mla_absorb: Literal["auto", "always", "never"] = Field(
         "auto", description="latent attention path: auto absorbs in decode, decompresses in prefill"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _routing(cls, data: object) -> object:
+        # zipf names the skewed routing routing_skew measures; without a skew it takes Zipf's 1.
+        if isinstance(data, dict) and data.get("routing") == "zipf" and not data.get("routing_skew"):
+            return {**data, "routing_skew": 1.0}
+        return data
 
     @field_validator("sparsity")
     @classmethod

@@ -48,8 +48,10 @@ COLUMNS = (
     "model", "hardware", "devices", "tp", "pp", "ep", "w_bits", "a_bits", "kv_bits", "batch", "prompt", "gen",
     "ttft_s", "tpot_s", "decode_time_s", "total_time_s", "throughput_tokens_per_s", "throughput_per_device",
     "ttft_estimate_s", "tpot_estimate_s", "total_estimate_s", "throughput_estimate_tokens_per_s",
-    "throughput_estimate_per_device", "weights_bytes", "kv_cache_bytes", "state_bytes", "activations_bytes",
-    "overhead_bytes", "total_bytes", "capacity_bytes", "fits", "max_batch", "tdp_watts",
+    "throughput_estimate_per_device", "ttft_estimate_low_s", "ttft_estimate_high_s", "tpot_estimate_low_s",
+    "tpot_estimate_high_s", "total_estimate_low_s", "total_estimate_high_s", "weights_bytes",
+    "kv_cache_bytes", "state_bytes", "activations_bytes", "overhead_bytes", "total_bytes", "capacity_bytes",
+    "fits", "max_batch", "tdp_watts",
 )  # fmt: skip
 # Settings a sweep cannot vectorise: their effect depends on the prompt itself.
 PER_PROMPT = {"prompt_keep": 1.0, "shared_prefix": 0, "draft_model": None, "spec_heads": None}
@@ -303,9 +305,9 @@ def _block(
     profile = resolve_profile(hw, s.engine) if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
 
-    pre_ideal, pre_est = step_times(shape.prefill, hw, len(prompts), profile, host)
+    pre_ideal, pre_est = step_times(shape.prefill, hw, len(prompts), profile, host, s.batch)
     # Decode prefix sums by context (S[k]: steps at contexts lo..k) give any (prompt, gen) window.
-    dec_ideal, dec_est = step_times(shape.decode, hw, shape.decode.steps, profile, host)
+    dec_ideal, dec_est = step_times(shape.decode, hw, shape.decode.steps, profile, host, s.batch)
     lo = int(prompts.min())
     ideal_sum = _prefix(dec_ideal, lo)
     est_sum = None if dec_est is None else _prefix(dec_est, lo)
@@ -334,6 +336,11 @@ def _block(
         out["total_estimate_s"] = ttft_est + dec_est
         out["throughput_estimate_tokens_per_s"] = s.batch * G / (ttft_est + dec_est)
         out["throughput_estimate_per_device"] = out["throughput_estimate_tokens_per_s"] / (s.tp * s.pp * s.ep)
+        # The p10-p90 range of each estimate (the profile's cross-validated factors).
+        for key, category in (("ttft", "prefill"), ("tpot", "decode"), ("total", "end-to-end")):
+            lo, hi = profile.range_factors(category)
+            out[f"{key}_estimate_low_s"] = out[f"{key}_estimate_s"] * lo
+            out[f"{key}_estimate_high_s"] = out[f"{key}_estimate_s"] * hi
     else:
         for k in COLUMNS:
             if "estimate" in k:

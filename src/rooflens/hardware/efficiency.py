@@ -59,6 +59,22 @@ class EfficiencyProfile(BaseModel):
         default_factory=dict, description="per implementation class; else op_overhead_s"
     )
     step_overhead_s: float = Field(0.0, ge=0)
+    seq_overhead_s: float = Field(
+        0.0, ge=0, description="host/scheduler cost per sequence in a step (batch bookkeeping, sampling)"
+    )
+    attention_context: list[float] = Field(
+        default=[512.0, 32768.0], min_length=1, description="grid of attended context lengths"
+    )
+    attention_by_context: list[float] | None = Field(
+        None, description="attention efficiency factor per attention_context point (None: 1)"
+    )
+    low_precision: dict[str, float] = Field(
+        default_factory=dict, description="matmul efficiency factor for math in a low-bit dtype (fp8, fp4...)"
+    )
+    comm_efficiency: float = Field(1.0, gt=0, le=1, description="share of link bandwidth collectives reach")
+    comm_latency_s: float = Field(
+        0.0, ge=0, description="fixed cost per collective message step, beyond the link's"
+    )
     frameworks: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="measured fixed host cost per model family: {model_type: {layer_s, pass_s}}",
@@ -66,6 +82,13 @@ class EfficiencyProfile(BaseModel):
     overlap: bool = Field(
         False,
         description="asynchronous launch (CUDA): a step costs max(device time, launch time), not their sum",
+    )
+    scope: str = Field("", description="what it was fitted on: a device, a vendor generation, an engine...")
+    extrapolated: bool = Field(False, description="the engine had no calibration measurement on this device")
+    intervals: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="p10/p90 of measured/estimated time per kind of figure (prefill, decode, end-to-end, "
+        "throughput), from cross-validated residuals: the estimate's range is [estimate*lo, estimate*hi]",
     )
 
     @model_validator(mode="after")
@@ -89,6 +112,16 @@ class EfficiencyProfile(BaseModel):
                 raise ValueError(f"class table '{name}' needs {n} efficiencies in (0, 10]")
         if any(v < 0 for v in self.op_overheads.values()):
             raise ValueError("op_overheads must be >= 0")
+        ctx = self.attention_context
+        if any(c <= 0 for c in ctx) or sorted(ctx) != list(ctx):
+            raise ValueError("attention_context must be positive and increasing")
+        if self.attention_by_context is not None and (
+            len(self.attention_by_context) != len(ctx)
+            or any(not 0 < v <= 10 for v in self.attention_by_context)
+        ):
+            raise ValueError(f"attention_by_context needs {len(ctx)} factors in (0, 10]")
+        if any(not 0 < v <= 10 for v in self.low_precision.values()):
+            raise ValueError("low_precision factors must be in (0, 10]")
         return self
 
     def host_cost(self, model_type: str, layers: int) -> float | None:
@@ -111,14 +144,30 @@ class EfficiencyProfile(BaseModel):
         return getattr(self, general) or self.matmul
 
     def efficiency(
-        self, impl: str, kind: str, tokens: float | np.ndarray, inner: int = 0
+        self,
+        impl: str,
+        kind: str,
+        tokens: float | np.ndarray,
+        inner: int = 0,
+        dtype: str = "",
+        context: float | np.ndarray = 0.0,
     ) -> float | np.ndarray:
-        """eff(T) of the operator's class: log-linear interpolation over the grid, clamped at both ends.
+        """eff(T) of the operator's class: log-linear interpolation over the grid, clamped at both ends,
+        times the attention factor for its ``context`` (attention) or the low-precision factor of its
+        math ``dtype`` (matmuls)."""
+        base = self._base(impl, kind, tokens, inner)
+        if kind == "attention" and self.attention_by_context is not None:
+            c = np.maximum(context, 1.0)
+            base = base * np.interp(np.log(c), np.log(self.attention_context), self.attention_by_context)
+        if kind == "matmul" and dtype in self.low_precision:
+            base = base * self.low_precision[dtype]
+        return base
 
-        Matmuls with a known reduction dimension K use the per-K tables when the profile has them,
-        interpolated linearly in log K between the two nearest (clamped outside the measured range).
-        """
-        if kind == "matmul" and inner and self.matmul_by_inner:
+    def _base(self, impl: str, kind: str, tokens: float | np.ndarray, inner: int) -> float | np.ndarray:
+        """The class's table at ``tokens``. Matmuls with a known reduction dimension K use the per-K
+        tables when the profile has them, interpolated linearly in log K between the two nearest
+        (clamped outside the measured range)."""
+        if kind == "matmul" and impl not in self.classes and inner and self.matmul_by_inner:
             ks = sorted(self.matmul_by_inner)
             lo = max([k for k in ks if k <= inner], default=ks[0])
             hi = min([k for k in ks if k >= inner], default=ks[-1])
@@ -134,6 +183,12 @@ class EfficiencyProfile(BaseModel):
             return values[0]
         return np.interp(np.log(tokens), np.log(self.tokens), values)
 
+    def range_factors(self, category: str) -> list[float]:
+        """p10/p90 of measured over estimated time for a kind of figure (prefill, decode, end-to-end,
+        throughput): the profile's own, else the widest published ones (a device's own profile)."""
+        intervals = self.intervals or fallback_intervals()
+        return intervals.get(category) or intervals.get("all") or [1.0, 1.0]
+
     @property
     def label(self) -> str:
         return f"{self.engine} ({self.source})"
@@ -145,18 +200,68 @@ def _published_profiles() -> dict:
     return yaml.safe_load(text) or {}
 
 
-def default_engine(kind: str) -> str | None:
-    return _published_profiles().get("default_engine", {}).get(kind)
-
-
-def published_profile(engine: str, device: str) -> EfficiencyProfile | None:
-    """The profile fitted on published results for ``engine``: device-specific if fitted, else global."""
-    entry = _published_profiles().get("engines", {}).get(engine)
-    if entry is None:
-        return None
-    fields = entry.get("devices", {}).get(device) or entry.get("global")
-    return EfficiencyProfile(engine=engine, **fields) if fields else None
-
-
 def published_engines() -> list[str]:
+    """Profile names fitted on published results (engines, and engine backends such as llama.cpp-cuda)."""
     return list(_published_profiles().get("engines", {}))
+
+
+def device_class(vendor: str, generation: str) -> str:
+    """The key of a vendor generation's profile ('nvidia-hopper'; the vendor alone without one)."""
+    return "-".join(part.lower() for part in (vendor, generation) if part)
+
+
+def published_profile(
+    name: str, device: str, vendor: str = "", generation: str = ""
+) -> EfficiencyProfile | None:
+    """The profile fitted on published results for profile ``name`` on a device, falling back from the
+    device to its vendor generation, to the engine across devices, to all engines; None if nothing
+    was fitted at all. The result says which level served (``scope``), whether the engine had no
+    calibration row on this device (``extrapolated``), and its p10-p90 range factors."""
+    data = _published_profiles()
+    entry = data.get("engines", {}).get(name)
+    klass = device_class(vendor, generation)
+    measured = bool(entry and entry.get("rows", {}).get(device))
+    candidates = []
+    if entry:
+        candidates += [
+            (entry.get("devices", {}).get(device), f"{name} on {device}"),
+            (entry.get("classes", {}).get(klass), f"{name} on {klass}"),
+            (entry.get("global"), f"{name}, all devices"),
+        ]
+    candidates.append((data.get("all_engine_classes", {}).get(klass), f"all engines on {klass}"))
+    candidates.append((data.get("all_engines"), "all engines, all devices"))
+    for fields, scope in candidates:
+        if fields:
+            intervals = _intervals(data, name, klass, extrapolated=not measured)
+            return EfficiencyProfile(
+                engine=name, **fields, scope=scope, extrapolated=not measured, intervals=intervals
+            )
+    return None
+
+
+def _intervals(data: dict, name: str, klass: str, extrapolated: bool) -> dict[str, list[float]]:
+    """Range factors for a profile: the engine's on the device class, else the engine's, else all.
+    An extrapolated estimate's range covers the calibrated one and the residuals of estimates made
+    with the device held out, so it is never narrower."""
+    tables = data.get("intervals", {})
+
+    def lookup(which: str) -> dict[str, list[float]]:
+        table = tables.get(which, {})
+        out = dict(table.get("*|*", {}))
+        for key in (f"{name}|*", f"{name}|{klass}"):  # general first, the specific overrides
+            out.update(table.get(key, {}))
+        return out
+
+    calibrated = lookup("calibrated")
+    if not extrapolated:
+        return calibrated
+    wide = lookup("extrapolated")
+    return {
+        k: [min(calibrated.get(k, v)[0], v[0]), max(calibrated.get(k, v)[1], v[1])] for k, v in wide.items()
+    } | {k: v for k, v in calibrated.items() if k not in wide}
+
+
+def fallback_intervals() -> dict[str, list[float]]:
+    """Range factors for a profile fitted elsewhere (a device's own, from ``rooflens calibrate``): the
+    widest published ones, those of extrapolated estimates over all engines."""
+    return _published_profiles().get("intervals", {}).get("extrapolated", {}).get("*|*", {})

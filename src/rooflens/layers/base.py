@@ -36,6 +36,7 @@ class Context:
     ep: int = 1
     routing_skew: float = 0.0
     group_tokens: Any = None  # tokens of the whole expert-parallel group (None: the pass's own)
+    identical: bool = False  # every sequence of the batch is the same (routing picks the same experts)
 
 
 PLAIN = Context()

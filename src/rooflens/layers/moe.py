@@ -36,13 +36,23 @@ def routed_load(num_experts: int, k: int, tokens: Array, ep: int, skew: float) -
 
 
 def moe_ops(
-    spec: ModelSpec, prec: Precision, p: Pass, count: float, group_tokens: Array, ep: int, skew: float
+    spec: ModelSpec,
+    prec: Precision,
+    p: Pass,
+    count: float,
+    group_tokens: Array,
+    ep: int,
+    skew: float,
+    distinct: Array | None = None,
 ) -> list[Op]:
     """One MoE MLP block on a device: ``p`` is the device's own pass, ``group_tokens`` the tokens of the
-    whole expert-parallel group (they all reach the experts through the all-to-all)."""
+    whole expert-parallel group (they all reach the experts through the all-to-all). ``distinct``: how
+    many of them choose experts independently (identical sequences: one sequence's tokens)."""
     h, ie, T = spec.hidden_size, spec.moe_intermediate_size, p.tokens
     E, k = spec.num_experts, spec.experts_per_token
     touched, routed = routed_load(E, k, group_tokens, ep, skew)
+    if distinct is not None:
+        touched = routed_load(E, k, np.minimum(distinct, group_tokens), ep, skew)[0]
     a = prec.a_bytes
     act_flops = activation_flops(spec.activation)
     xp = prec.experts  # the routed experts' own format (gpt-oss: MXFP4 experts, bf16 elsewhere)
@@ -67,6 +77,9 @@ def moe_ops(
             act_in_bytes=routed * n_in * a,
             act_out_bytes=routed * n_out * a,
             inner=n_in,
+            impl="grouped",
+            # A grouped GEMM's speed follows the tokens each expert receives, not the pass's tokens.
+            eff_tokens=np.maximum(routed / np.maximum(touched, 1e-12), 1.0),
             sparsity=xp.sparsity if sparse else None,
             resident_bytes=E / ep * one_bytes,
             params=E * n_in * n_out,
@@ -142,7 +155,9 @@ class MixtureOfExperts(LayerKind):
 
     def ops(self, spec: ModelSpec, prec: Precision, p: Pass, count: float, ctx: Context = PLAIN) -> list[Op]:
         everyone = p.tokens if ctx.group_tokens is None else ctx.group_tokens
-        return moe_ops(spec, prec, p, count, everyone, ctx.ep, ctx.routing_skew)
+        # Identical sequences route alike: only one sequence's tokens are distinct choices of experts.
+        distinct = p.q if ctx.identical else None
+        return moe_ops(spec, prec, p, count, everyone, ctx.ep, ctx.routing_skew, distinct)
 
     def shard(self, spec: ModelSpec, tp: int) -> dict[str, int]:
         return {

@@ -92,6 +92,9 @@ class Op:
     resident_bytes: float | None = None  # weights it keeps in memory, when more than one pass reads
     tokens: Array = 0.0  # tokens in its pass (keys the efficiency tables); set by build_ops
     inner: int = 0  # reduction dimension K of a matmul (its efficiency depends on it), else 0
+    # What keys its efficiency when not its pass's tokens: a grouped (MoE) matmul's tokens per expert.
+    eff_tokens: Array | None = None
+    context: Array = 0.0  # tokens an attention op attends to (keys the context efficiency table)
     # Parameters it holds per occurrence: matrix weights (what weight quantization applies to), the
     # small vectors beside them (biases, norm weights, per-head constants), and of the matrices the
     # routed-expert part and the part one token uses. Parameter counts are summed from these.

@@ -39,6 +39,7 @@ class Execution:
     layer_run: tuple[float, ...] | None = None  # probability each layer runs in this pass (early exit)
     mla_absorb: bool = False  # latent attention with absorbed up-projections (the decode path)
     routing_skew: float = 0.0  # Zipf exponent of expert popularity (0: uniform routing)
+    identical: bool = False  # the batch's sequences are identical (they route to the same experts)
     offload_weights: float = 0.0  # shares held in host memory and streamed over the host link
     offload_experts: float = 0.0
     offload_kv: float = 0.0

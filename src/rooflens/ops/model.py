@@ -69,6 +69,7 @@ def group_ops(spec: ModelSpec, prec: Precision, p: Pass, group: LayerGroup, ex: 
         absorb=ex.mla_absorb,
         ep=ex.ep,
         routing_skew=ex.routing_skew,
+        identical=ex.identical,
         group_tokens=group_pass(p, group, spec, ex).tokens,  # all reach the experts (all-to-all)
     )
     if group.wide:
@@ -78,6 +79,8 @@ def group_ops(spec: ModelSpec, prec: Precision, p: Pass, group: LayerGroup, ex: 
     block += _layer_comm(spec, prec, gp, group, group.count, ex)
     for op in block:  # freshly built: label them in place (dataclasses.replace is slow in sweeps)
         op.group, op.layers, op.tokens = group.label, group.layers, gp.tokens
+        if op.kind == "attention":
+            op.context = gp.c
     return block
 
 

@@ -99,30 +99,41 @@ def summary_rows(r: Report) -> list[tuple[str, ...]]:
     return rows
 
 
-def _with_estimate(ideal: str, estimate: float | None, fmt=fmt_time) -> str:
-    return ideal if estimate is None else f"{ideal}  · estimate {fmt(estimate)}"
+def _with_estimate(ideal: str, estimate: float | None, fmt=fmt_time, span: list[float] | None = None) -> str:
+    if estimate is None:
+        return ideal
+    within = "" if span is None else f" ({fmt(span[0])}-{fmt(span[1])})"
+    return f"{ideal}  · estimate {fmt(estimate)}{within}"
 
 
 def headline_lines(r: Report) -> list[str]:
     """Headline figures: the ideal bound, with the calibrated estimate beside it when there is one."""
     d = r.decode
-    lines = [f"TTFT            {_with_estimate(fmt_time(r.ttft_s), r.ttft_estimate_s)}"]
+    ttft = _with_estimate(fmt_time(r.ttft_s), r.ttft_estimate_s, span=r.ttft_estimate_range_s)
+    lines = [f"TTFT            {ttft}"]
     if d.steps:
         ideal = (
             f"{fmt_time(r.tpot_s)} mean (first step {fmt_time(float(d.step_time_s[0]))}, "
             f"last {fmt_time(float(d.step_time_s[-1]))})"
         )
-        lines.append(f"TPOT            {_with_estimate(ideal, r.tpot_estimate_s)}")
+        lines.append(
+            f"TPOT            {_with_estimate(ideal, r.tpot_estimate_s, span=r.tpot_estimate_range_s)}"
+        )
         seqs = f"{r.settings.batch} sequence{'s' if r.settings.batch > 1 else ''}"
         lines.append(f"Decode speed    {r.decode_tokens_per_s:,.1f} tokens/s ({seqs})")
-    lines.append(f"End to end      {_with_estimate(fmt_time(r.total_time_s), r.total_estimate_s)}")
-    tps = r.throughput_estimate_tokens_per_s
+    total = _with_estimate(fmt_time(r.total_time_s), r.total_estimate_s, span=r.total_estimate_range_s)
+    lines.append(f"End to end      {total}")
+    tps, span = r.throughput_estimate_tokens_per_s, r.throughput_estimate_range_tokens_per_s
     lines.append(
         f"Throughput      {r.throughput_tokens_per_s:,.1f} generated tokens/s"
         + ("" if tps is None else f"  · estimate {tps:,.1f}")
+        + ("" if tps is None or span is None else f" ({span[0]:,.1f}-{span[1]:,.1f})")
     )
     if r.profile is not None:
         lines.append(f"Estimate from   {r.profile.label}")
+        if r.profile.scope:
+            flag = "  EXTRAPOLATED: no measurement of this engine on this device" if r.extrapolated else ""
+            lines.append(f"Profile         {r.profile.scope}; ranges are p10-p90{flag}")
     return lines
 
 

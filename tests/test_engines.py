@@ -1,0 +1,197 @@
+"""Engines as an input, the efficiency model's terms (each by hand, on a synthetic profile), the
+profile fallback chain, and the estimate's p10-p90 range."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import rooflens
+from rooflens import RooflensError
+from rooflens.engine import default_engine, engine_names, get_engine
+from rooflens.hardware.efficiency import EfficiencyProfile, published_profile
+
+BOX = {
+    "name": "box",
+    "memory_bytes": "80 GiB",
+    "memory_bandwidth": "1 TB/s",
+    "peak_flops": {"fp16": "100 TFLOPS", "fp8": "200 TFLOPS"},
+    "interconnect": {"name": "link", "bandwidth": "100 GB/s", "latency_s": "1 us"},
+}
+
+
+def _profile(**kw) -> EfficiencyProfile:
+    """Efficiency 1 everywhere and no fixed cost: each test switches on one term."""
+    base = dict(engine="test", source="synthetic", tokens=[1.0, 1024.0], matmul=[1.0, 1.0])
+    return EfficiencyProfile(**{**base, **kw})
+
+
+def _run(profile: EfficiencyProfile, model: str = "gpt2", **settings):
+    return rooflens.analyze(model, {**BOX, "efficiency": [profile.model_dump()]}, **settings)
+
+
+# --- one term at a time ------------------------------------------------------------------------------
+
+
+def test_per_sequence_cost_is_paid_per_sequence_per_step():
+    # batch 4, gen 3: two decode steps of 4 sequences at 1 ms each -> 8 ms over the ideal.
+    r = _run(_profile(seq_overhead_s=1e-3), batch=4, prompt=64, gen=3)
+    assert r.decode.estimate_s - r.decode.time_s == pytest.approx(2 * 4 * 1e-3, rel=1e-9)
+    # The prefill pass is one step of 4 sequences: 4 ms.
+    assert r.ttft_estimate_s - r.ttft_s == pytest.approx(4e-3, rel=1e-9)
+
+
+def test_per_step_cost_is_paid_once_per_pass():
+    r = _run(_profile(step_overhead_s=5e-4), batch=8, prompt=64, gen=5)
+    assert r.decode.estimate_s - r.decode.time_s == pytest.approx(4 * 5e-4, rel=1e-9)
+
+
+def test_attention_efficiency_follows_the_attended_context():
+    # Factor 0.5 at 512 tokens of context, 1 at 32768; log-linear between: at 4096 (the geometric
+    # midpoint, log2 9 of 9..15) 0.5 + 0.5 * (12 - 9) / (15 - 9) = 0.75.
+    p = _profile(attention_by_context=[0.5, 1.0])
+    for context, factor in ((512, 0.5), (4096, 0.75), (32768, 1.0), (100, 0.5), (1e6, 1.0)):
+        assert p.efficiency("attention", "attention", 1.0, context=context) == pytest.approx(factor)
+    # In an analysis: the attention operator's estimate at prompt 512 (prefill attends 512) is twice
+    # its ideal; a matmul's is its ideal.
+    r = _run(p, batch=1, prompt=512, gen=2)
+    att = next(o for o in r.prefill.ops if o.kind == "attention")
+    mm = next(o for o in r.prefill.ops if o.kind == "matmul")
+    assert att.estimate_s == pytest.approx(att.time_s / 0.5) and mm.estimate_s == pytest.approx(mm.time_s)
+
+
+def test_low_precision_matmuls_take_their_own_factor():
+    p = _profile(low_precision={"fp8": 0.5})
+    assert p.efficiency("matmul", "matmul", 64.0, dtype="fp8") == pytest.approx(0.5)
+    assert p.efficiency("matmul", "matmul", 64.0, dtype="fp16") == pytest.approx(1.0)
+    assert p.efficiency("add", "elementwise", 64.0, dtype="fp8") == pytest.approx(1.0)  # matmuls only
+    r = _run(p, batch=1, prompt=256, gen=2, quant="fp8")
+    fp8 = [o for o in r.prefill.ops if o.kind == "matmul" and o.dtype == "fp8"]
+    assert fp8 and all(o.estimate_s == pytest.approx(o.time_s / 0.5) for o in fp8)
+
+
+def test_grouped_gemm_efficiency_keys_on_tokens_per_expert():
+    # Mixtral: 8 experts, top 2, uniform routing. One decode token touches 8 (1 - (1 - 1/4)^1) = 2
+    # experts with 2 assignments: 1 token per expert. A 1024-token prefill touches all 8 (to within
+    # 8 (3/4)^1024, nothing) with 2048 assignments: 256 tokens per expert.
+    p = _profile(classes={"grouped": [0.25, 1.0]})
+    r = _run(p, "mixtral-8x7b", batch=1, prompt=1024, gen=2)
+    decode = next(o for o in r.decode.ops if o.name == "experts_gate_up")
+    prefill = next(o for o in r.prefill.ops if o.name == "experts_gate_up")
+    assert decode.impl == "grouped" and decode.eff_tokens == pytest.approx(1.0)
+    assert prefill.eff_tokens == pytest.approx(256.0)
+    # eff at 256 tokens per expert: 0.25 + 0.75 * log(256) / log(1024) = 0.25 + 0.75 * 0.8 = 0.85.
+    assert prefill.estimate_s == pytest.approx(prefill.time_s / 0.85)
+    assert decode.estimate_s == pytest.approx(decode.time_s / 0.25)
+
+
+def test_collectives_take_the_fitted_bandwidth_share_and_latency():
+    p = _profile(comm_efficiency=0.5, comm_latency_s=1e-5)
+    r = _run(p, "llama-3-8b", batch=1, prompt=128, gen=2, tp=2)
+    comm = [o for o in r.prefill.ops if o.kind == "comm"]
+    assert comm
+    for o in comm:
+        bandwidth_part = o.time_s - o.latency_time_s  # bytes / 100 GB/s
+        # bytes / (0.5 x 100 GB/s) + messages x (1 us + 10 us)
+        expected = 2 * bandwidth_part + o.messages * (1e-6 + 1e-5)
+        assert o.estimate_s == pytest.approx(expected, rel=1e-9)
+
+
+def test_identical_prompts_route_to_the_same_experts():
+    # 64 identical sequences decode the same token: 2 of Mixtral's 8 experts, as one sequence does.
+    # Uniform routing of 64 distinct tokens touches 8 (1 - (3/4)^64) = 8 experts (to 1e-7).
+    same = rooflens.analyze("mixtral-8x7b", "h100", batch=64, prompt=256, gen=2, routing="identical")
+    mixed = rooflens.analyze("mixtral-8x7b", "h100", batch=64, prompt=256, gen=2)
+    one = rooflens.analyze("mixtral-8x7b", "h100", batch=1, prompt=256, gen=2)
+
+    def expert_bytes(r):
+        return next(o for o in r.decode.ops if o.name == "experts_gate_up").weight_bytes
+
+    assert expert_bytes(same) == pytest.approx(expert_bytes(one))
+    assert expert_bytes(mixed) == pytest.approx(4 * expert_bytes(one), rel=1e-6)  # 8 experts vs 2
+    zipf = rooflens.analyze("mixtral-8x7b", "h100", batch=64, prompt=256, gen=2, routing="zipf")
+    assert zipf.settings.routing_skew == 1.0 and expert_bytes(zipf) < expert_bytes(mixed)
+
+
+# --- engines and the fallback chain ---------------------------------------------------------------------
+
+
+def test_engines_have_one_home_with_sourced_scheduler_defaults():
+    assert {"vllm", "sglang", "tensorrt-llm", "llama.cpp", "mlx", "transformers"} <= set(engine_names())
+    for name in engine_names():
+        info = get_engine(name)
+        assert set(info.scheduler) <= set(info.sources), name  # every default has its source
+    assert get_engine("TRTLLM").name == "tensorrt-llm" and get_engine("llama.cpp-cuda").name == "llama.cpp"
+    assert default_engine("NVIDIA", "gpu") == "vllm" and default_engine("Apple", "apple") == "llama.cpp"
+    assert default_engine("Intel", "cpu") is None
+    with pytest.raises(RooflensError, match="unknown engine 'nope'; known engines: vllm, sglang"):
+        get_engine("nope")
+
+
+def test_profiles_fall_back_from_device_to_generation_to_engine_to_all():
+    # TensorRT-LLM measured on the H100 itself: its own profile, not extrapolated.
+    own = published_profile("tensorrt-llm", "h100-sxm", "NVIDIA", "hopper")
+    assert own.scope == "tensorrt-llm on h100-sxm" and not own.extrapolated
+    # A Hopper part it never ran on: the Hopper generation's profile, flagged extrapolated.
+    h20 = published_profile("tensorrt-llm", "h20", "NVIDIA", "hopper")
+    assert h20.scope == "tensorrt-llm on nvidia-hopper" and h20.extrapolated
+    # A vendor it never ran on: the engine across devices.
+    tpu = published_profile("tensorrt-llm", "tpu-v5e", "Google", "")
+    assert tpu.scope == "tensorrt-llm, all devices" and tpu.extrapolated
+    # An engine with no published rows at all: every engine's fit on that generation, else on all.
+    none = published_profile("transformers", "h100-sxm", "NVIDIA", "hopper")
+    assert none.scope == "all engines on nvidia-hopper" and none.extrapolated
+    nothing = published_profile("transformers", "tpu-v5e", "Google", "")
+    assert nothing.scope == "all engines, all devices" and nothing.extrapolated
+    # llama.cpp names its backend by the device's vendor.
+    r = rooflens.analyze("llama-2-7b", "m2-ultra", engine="llama.cpp", prompt=128, gen=4)
+    assert r.profile.engine == "llama.cpp-metal"
+
+
+def test_extrapolated_ranges_are_never_narrower():
+    own = published_profile("tensorrt-llm", "h100-sxm", "NVIDIA", "hopper")
+    far = published_profile("tensorrt-llm", "h20", "NVIDIA", "hopper")
+    for key, (lo, hi) in own.intervals.items():
+        assert far.intervals[key][0] <= lo and far.intervals[key][1] >= hi, key
+
+
+def test_every_estimate_carries_its_range():
+    r = rooflens.analyze("llama-3-8b", "h100", batch=8, prompt=512, gen=64, engine="vllm")
+    d = r.to_dict(timeline=False)
+    for key, value in (
+        ("ttft_estimate_range_s", r.ttft_estimate_s),
+        ("tpot_estimate_range_s", r.tpot_estimate_s),
+        ("total_estimate_range_s", r.total_estimate_s),
+        ("throughput_estimate_range_tokens_per_s", r.throughput_estimate_tokens_per_s),
+    ):
+        lo, hi = d[key]
+        assert lo <= value <= hi and lo < hi, key
+    # The range is the estimate times the profile's p10/p90 factors for that kind of figure.
+    lo_f, hi_f = r.profile.intervals["decode"]
+    assert d["tpot_estimate_range_s"] == pytest.approx([r.tpot_estimate_s * lo_f, r.tpot_estimate_s * hi_f])
+    # Throughput's range is the end-to-end range turned over: tokens / high time .. tokens / low time.
+    lo_t, hi_t = d["total_estimate_range_s"]
+    assert d["throughput_estimate_range_tokens_per_s"] == pytest.approx([8 * 64 / hi_t, 8 * 64 / lo_t])
+    assert d["estimate"]["extrapolated"] is False and d["estimate"]["scope"]
+    bare = rooflens.analyze("llama-3-8b", "h100", estimate=False).to_dict(timeline=False)
+    assert bare["ttft_estimate_range_s"] is None
+
+
+def test_a_device_own_profile_gets_the_widest_published_range():
+    r = _run(_profile(), batch=1, prompt=64, gen=4)
+    assert r.profile.intervals == {} and r.ttft_estimate_range_s is not None
+    lo, hi = r.ttft_estimate_range_s
+    assert lo < r.ttft_estimate_s < hi
+
+
+def test_profile_fields_are_validated():
+    with pytest.raises(ValueError, match="attention_by_context needs 2 factors"):
+        _profile(attention_by_context=[0.5])
+    with pytest.raises(ValueError, match="low_precision factors"):
+        _profile(low_precision={"fp8": 0.0})
+    with pytest.raises(ValueError):
+        _profile(comm_efficiency=1.5)
+    assert math.isfinite(_profile(seq_overhead_s=0.0).seq_overhead_s)
+    assert np.isclose(_profile().efficiency("attention", "attention", 1.0, context=1000.0), 1.0)
