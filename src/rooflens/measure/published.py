@@ -1,17 +1,24 @@
-"""Published measurements: what each row measures, rooflens's prediction of it, fitting and errors.
+"""Published measurements: what each row measures, rooflens's prediction of it, the fit, and ranges.
 
 ``validation/published.csv`` holds measured inference results from public sources (one row per
-measured value, with its source). Its ``split`` column, fixed once, sends each row either to
-``calibration`` (used to fit the efficiency profiles shipped in ``hardware/efficiency.yaml``) or to
-``report`` (used only to measure accuracy). Errors are relative errors of *time*:
-``predicted_time / measured_time - 1`` (a rate r corresponds to the time 1/r).
+measured value, with its source). Its ``split`` column, fixed by a hash of each row's identifying
+fields, sends a row either to ``calibration`` (used to fit the efficiency profiles shipped in
+``hardware/efficiency.yaml`` and their ranges) or to ``report`` (used only to measure accuracy).
+Errors are relative errors of *time*: ``predicted_time / measured_time - 1`` (a rate r corresponds
+to the time 1/r).
 
-Metrics:
-- ``prefill_tokens_per_s``: batch*prompt tokens / prefill time (llama-bench ``ppN``);
-- ``ttft_s``: time to first token;
-- ``decode_tokens_per_s``: batch / mean decode-step time over ``gen`` steps from a context of ``prompt``
-  (llama-bench ``tgN`` has no prompt: modelled from a 1-token context);
-- ``output_tokens_per_s``: batch*gen / end-to-end time of a static batch, per device.
+Modes and metrics (``validation/README.md`` has the full table):
+- ``static``: one batch run start to end (llama-bench, gptSessionBenchmark): ``prefill_tokens_per_s``
+  and ``ttft_s`` (prefill), ``decode_tokens_per_s``, ``tpot_s``, ``itl_s`` (one mean decode step),
+  ``output_tokens_per_s`` per device and ``e2e_latency_s`` (the whole batch);
+- ``serving`` at a concurrency C (closed-loop clients) and ``offline`` (all requests at once; C is
+  then the engine's batch limit or the KV cache's, whichever is smaller): the steady state of a
+  continuously batching server. Over one request's life the server runs C prompts and ``gen``
+  decode steps of C sequences: the cycle ``E2E = prefill(C x prompt) + decode(C, gen)``, and
+  ``throughput = C x gen / E2E``; ``TTFT = prefill(1 x prompt) + 1.5 decode steps`` (the prompt joins
+  a running step, after half a step's wait on average); ``TPOT = (E2E - TTFT) / (gen - 1)``.
+  Every prediction is thus a weighted sum of phase estimates. Rows at a request rate, percentiles
+  beyond the median, and offline latencies (queue-dominated) are kept but not predicted here.
 
     python -m rooflens.measure.published fit      # refit hardware/efficiency.yaml on the calibration split
     python -m rooflens.measure.published report   # the error table on the report split
@@ -20,6 +27,8 @@ Metrics:
 from __future__ import annotations
 
 import csv
+import math
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,22 +40,36 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..analysis import make_settings, run
+from ..engine import find_engine
 from ..errors import RooflensError
 from ..hardware.catalog import load_hardware
-from ..hardware.efficiency import EfficiencyProfile
+from ..hardware.efficiency import EfficiencyProfile, device_class
 from ..model.catalog import load_model
 from ..report import Report
 from ..roofline import PhaseResult
 from ..settings import kv_preset, preset
 
-Metric = Literal["prefill_tokens_per_s", "ttft_s", "decode_tokens_per_s", "output_tokens_per_s"]
-CATEGORY = {
-    "prefill_tokens_per_s": "prefill",
-    "ttft_s": "prefill",
-    "decode_tokens_per_s": "decode",
-    "output_tokens_per_s": "end-to-end",
-}
+Metric = Literal[
+    "prefill_tokens_per_s",
+    "ttft_s",
+    "decode_tokens_per_s",
+    "tpot_s",
+    "itl_s",
+    "e2e_latency_s",
+    "output_tokens_per_s",
+    "total_tokens_per_s",
+    "requests_per_s",
+]
+PREFILL = {"prefill_tokens_per_s", "ttft_s"}
+DECODE = {"decode_tokens_per_s", "tpot_s", "itl_s"}
+THROUGHPUT = {"output_tokens_per_s", "total_tokens_per_s", "requests_per_s"}
+CATEGORIES = ("prefill", "decode", "end-to-end", "throughput")
 DATA = Path("validation") / "published.csv"
+LOW_BIT = ("fp8", "fp6", "fp4", "int8", "int4")
+
+
+def _optional(value: object) -> object:
+    return None if value == "" else value
 
 
 class PublishedRow(BaseModel):
@@ -55,19 +78,26 @@ class PublishedRow(BaseModel):
     id: str
     split: Literal["calibration", "report"]
     engine: str
+    engine_version: str = ""
     hardware: str
     devices: int
-    parallel: Literal["", "tp", "pp"] = ""  # how a multi-device row splits the model
+    parallel: str = ""  # degrees such as tp8, tp4pp2, ep8 (their product is devices)
     model: str
     precision: str
-    batch: int
+    mode: Literal["static", "offline", "serving"] = "static"
+    batch: int | None = None
+    concurrency: int | None = None
+    request_rate: float | None = None
     prompt: int
     gen: int
     flash_attention: bool | None
     metric: Metric
+    statistic: Literal["", "mean", "median", "p90", "p99"] = ""
     value: float
     source: str
     notes: str = ""
+
+    _opt = field_validator("batch", "concurrency", "request_rate", mode="before")(_optional)
 
     @field_validator("flash_attention", mode="before")
     @classmethod
@@ -75,48 +105,80 @@ class PublishedRow(BaseModel):
         return {"on": True, "off": False, "": None}.get(value, value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _split_named(self) -> PublishedRow:
+    def _consistent(self) -> PublishedRow:
         if self.devices > 1 and not self.parallel:
-            raise ValueError(f"row {self.id}: {self.devices} devices need a parallel mode (tp or pp)")
+            raise ValueError(f"row {self.id}: {self.devices} devices need a parallel mode (tp, pp or ep)")
         if self.devices == 1 and self.parallel:
             raise ValueError(f"row {self.id}: parallel '{self.parallel}' needs more than one device")
+        degrees = self.degrees
+        if self.parallel and math.prod(degrees.values()) != self.devices:
+            raise ValueError(f"row {self.id}: parallel '{self.parallel}' does not multiply to {self.devices}")
+        if self.mode == "static" and self.batch is None:
+            raise ValueError(f"row {self.id}: a static row needs its batch")
+        if not self.value > 0:
+            raise ValueError(f"row {self.id}: value must be positive")
         return self
 
     @property
-    def category(self) -> str:
-        return CATEGORY[self.metric]
+    def degrees(self) -> dict[str, int]:
+        """tp/pp/ep degrees of the row's parallel column."""
+        if self.parallel in ("tp", "pp"):  # the degree is the device count
+            return {self.parallel: self.devices}
+        terms = re.findall(r"(tp|pp|ep)(\d+)", self.parallel)
+        if "".join(f"{k}{v}" for k, v in terms) != self.parallel:
+            raise ValueError(f"row {self.id}: parallel '{self.parallel}' is not like tp8, tp4pp2 or ep8")
+        return {k: int(v) for k, v in terms}
 
-    def analysis_settings(self) -> dict[str, object]:
+    @property
+    def category(self) -> str:
+        if self.metric in PREFILL:
+            return "prefill"
+        if self.metric in DECODE:
+            return "decode"
+        if self.mode != "static" and self.metric in THROUGHPUT:
+            return "throughput"
+        return "end-to-end"
+
+    @property
+    def predicted(self) -> bool:
+        """Whether rooflens predicts this row (see the module docstring for what it leaves out)."""
+        if self.mode == "static":
+            return True
+        if self.request_rate is not None or self.statistic in ("p90", "p99"):
+            return False
+        return not (self.mode == "offline" and self.metric not in THROUGHPUT)
+
+    def base_settings(self) -> dict[str, object]:
         kw = preset(self.precision)
-        if self.precision.upper() == "FP8":
-            # TensorRT-LLM's FP8 recipe also stores the KV cache in FP8 (modelled with a scale per head).
+        if self.precision.upper() in ("FP8", "NVFP4", "FP4", "MXFP4") and self.engine != "llama.cpp-cuda":
+            # The engines' FP8/FP4 recipes also store the KV cache in FP8 (modelled with a scale per head).
             kw.update(kv_preset("fp8-head"))
-        if self.engine == "llama.cpp-cuda" and kw.get("w_bits", 16) < 16:
+        if self.engine.startswith("llama.cpp-cuda") and kw.get("w_bits", 16) < 16:
             # llama.cpp's CUDA matmuls for quantized weights (MMQ) quantize activations to 8 bits and
             # run int8 tensor-core math: W4A8 / W8A8, not W4A16.
             kw["a_bits"] = 8
-        kw["batch"] = self.batch
-        if self.parallel:
-            kw[self.parallel] = self.devices
+        kw.update(self.degrees)
         if self.flash_attention is not None:
             kw["flash_attention"] = self.flash_attention
-        if self.category == "prefill":
-            kw.update(prompt=self.prompt, gen=1)
-        elif self.category == "decode":
-            kw.update(prompt=max(self.prompt, 1), gen=self.gen + 1)
-        else:
-            kw.update(prompt=self.prompt, gen=self.gen)
         return kw
 
     def measured_time(self) -> float:
-        """The measured time the row implies: per prefill, per decode step, or per static batch."""
-        if self.metric == "prefill_tokens_per_s":
-            return self.batch * self.prompt / self.value
-        if self.metric == "ttft_s":
-            return self.value
-        if self.metric == "decode_tokens_per_s":
-            return self.batch / self.value
-        return self.batch * self.gen / (self.value * self.devices)
+        """The measured time the row implies (the figure its prediction is compared with)."""
+        c = self.batch if self.mode == "static" else None
+        match self.metric:
+            case "prefill_tokens_per_s":
+                return (self.batch or 1) * self.prompt / self.value
+            case "decode_tokens_per_s":
+                return (self.batch or 1) / self.value
+            case "output_tokens_per_s":
+                if c is not None:
+                    return c * self.gen / (self.value * self.devices)
+                return self.gen / (self.value * self.devices)  # per request of the cycle: scaled by C later
+            case "total_tokens_per_s":
+                return (c or 1) * (self.prompt + self.gen) / (self.value * self.devices)
+            case "requests_per_s":
+                return (c or 1) / self.value
+        return self.value
 
 
 def find_data(path: str | Path | None = None) -> Path:
@@ -136,193 +198,531 @@ def load_rows(path: str | Path | None = None) -> list[PublishedRow]:
         return [PublishedRow(**row) for row in csv.DictReader(fh)]
 
 
-def analyse_row(
-    row: PublishedRow, profile: EfficiencyProfile | Literal["default"] | None = "default"
-) -> Report:
-    """Run the analysis a row calls for; ``profile`` overrides the efficiency profile (None: ideal only)."""
-    spec, hw = load_model(row.model), load_hardware(row.hardware)
-    if profile is None:
-        return run(spec, hw, make_settings(**row.analysis_settings(), estimate=False))
-    if profile != "default":
-        hw = hw.model_copy(update={"efficiency": [profile]})
-    return run(spec, hw, make_settings(**row.analysis_settings(), engine=row.engine))
+# --- what a row's prediction is made of -------------------------------------------------------------
 
 
-def predicted_times(row: PublishedRow, report: Report) -> tuple[float, float | None]:
-    """(ideal, estimate) of the time the row measures."""
-    if row.category == "prefill":
-        return report.ttft_s, report.ttft_estimate_s
-    if row.category == "decode":
-        return report.tpot_s, report.tpot_estimate_s
-    return report.total_time_s, report.total_estimate_s
+def _workload(row: PublishedRow) -> tuple:
+    """The fields a prediction depends on (not the measured value or the split)."""
+    return (
+        row.engine, row.hardware, row.devices, row.parallel, row.model, row.precision, row.mode,
+        row.batch, row.concurrency, row.prompt, row.gen, row.flash_attention, row.metric,
+    )  # fmt: skip
 
 
-# --- fitting ---------------------------------------------------------------------------------------
-
-FIT_TOKENS = [1.0, 1024.0]  # efficiency grid of published profiles: decode-like and prefill-like passes
-
-
-@dataclass(frozen=True)
-class _Phase:
-    """What the estimate of one phase needs: ideal time of the device ops, steps, device ops per pass,
-    tokens per pass, and the time of the collectives (kept at their ideal, as roofline.evaluate does)."""
-
-    ideal_s: float
-    steps: int
-    ops_per_pass: int
-    tokens: float
-    comm_s: float = 0.0
-
-
-def _phase(phase: PhaseResult, tokens: float, per_step: bool = False) -> _Phase:
-    """The fit's summary of one evaluated phase (``per_step``: one mean decode step)."""
-    comm = sum(o.time_s for o in phase.ops if o.kind == "comm")
-    n_ops = sum(o.count for o in phase.ops if o.kind != "comm")
-    scale = 1 / phase.steps if per_step else 1
-    steps = 1 if per_step else phase.steps
-    return _Phase((phase.time_s - comm) * scale, steps, n_ops, tokens, comm * scale)
+def concurrency(row: PublishedRow) -> int:
+    """Sequences the row runs at once: its batch or concurrency, or for offline runs the engine's
+    batch limit or what the KV cache holds (per instance), whichever is smaller."""
+    if row.mode == "static":
+        return row.batch or 1
+    if row.concurrency is not None:
+        return row.concurrency
+    settings = tuple(sorted(row.base_settings().items()))
+    return _offline_concurrency(row.model, row.hardware, row.engine, settings, row.prompt, row.gen)
 
 
 @cache
-def _phases(row: PublishedRow) -> list[_Phase]:
-    report = analyse_row(row, profile=None)
-    s = report.settings
-    prefill = _phase(report.prefill, s.batch * s.prompt)
-    if row.category == "prefill":
-        return [prefill]
-    if row.category == "decode":
-        return [_phase(report.decode, s.batch, per_step=True)]
-    return [prefill, _phase(report.decode, s.batch)]
+def _offline_concurrency(
+    model: str, hardware: str, engine: str, settings: tuple, prompt: int, gen: int
+) -> int:
+    info = find_engine(engine)
+    limit = int(info.scheduler["max_num_seqs"]) if info else 256
+    share = float(info.scheduler["gpu_memory_utilization"]) if info else 0.9
+    kw = dict(settings)
+    settings_one = make_settings(**kw, batch=1, prompt=prompt, gen=gen, estimate=False)
+    one = run(load_model(model), load_hardware(hardware), settings_one)
+    m = one.memory
+    room = m.capacity_bytes * share - m.weights_bytes - m.overhead_bytes - m.activations_bytes
+    per_seq = m.kv_cache_bytes + m.state_bytes
+    replicas = kw.get("ep", 1)  # attention runs data-parallel over the expert-parallel devices
+    fits = int(room // per_seq) * replicas if per_seq > 0 else limit
+    return max(1, min(limit, fits))
 
 
-def profile_from_params(engine: str, params: np.ndarray, source: str) -> EfficiencyProfile:
-    e1, e2, t0 = np.exp(params)
-    return EfficiencyProfile(
-        engine=engine,
-        source=source,
-        tokens=FIT_TOKENS,
-        matmul=[float(e1), float(e2)],
-        op_overhead_s=float(t0),
+def analyse_row(
+    row: PublishedRow,
+    profile: EfficiencyProfile | Literal["default"] | None = "default",
+    batch: int | None = None,
+) -> Report:
+    """Run the analysis a row calls for (at ``batch`` sequences: default its concurrency);
+    ``profile`` overrides the efficiency profile (None: ideal only)."""
+    spec, hw = load_model(row.model), load_hardware(row.hardware)
+    b = concurrency(row) if batch is None else batch
+    kw = {**row.base_settings(), "batch": b}
+    if row.mode == "static" and row.category == "prefill":
+        kw.update(prompt=row.prompt, gen=1)
+    elif row.mode == "static" and row.category == "decode":
+        kw.update(prompt=max(row.prompt, 1), gen=row.gen + 1)
+    else:
+        kw.update(prompt=row.prompt, gen=max(row.gen, 2) if row.mode != "static" else row.gen)
+    if profile is None:
+        return run(spec, hw, make_settings(**kw, estimate=False))
+    if profile != "default":  # the device's own profile, under the row's engine name so it is chosen
+        hw = hw.model_copy(update={"efficiency": [profile.model_copy(update={"engine": row.engine})]})
+    return run(spec, hw, make_settings(**kw, engine=row.engine))
+
+
+def _terms(row: PublishedRow, prefill: float, decode: float, prefill_one: float, decode_steps: int) -> float:
+    """The row's predicted time from the estimates of its phases (see the module docstring)."""
+    return sum(
+        w * t for w, t in zip(_weights(row, decode_steps), (prefill, decode, prefill_one), strict=True)
     )
 
 
-def _estimate(phases: list[_Phase], params: np.ndarray) -> float:
-    """Same formula as roofline.evaluate with one efficiency table for every operator kind."""
-    e1, e2, t0 = np.exp(params)
-    total = 0.0
-    for p in phases:
-        eff = np.interp(np.log(p.tokens), np.log(FIT_TOKENS), [e1, e2])
-        total += p.ideal_s / eff + p.steps * p.ops_per_pass * t0 + p.comm_s
-    return total
+def _weights(row: PublishedRow, decode_steps: int) -> tuple[float, float, float]:
+    """Weights of (prefill of the batch, its decode phase, one prompt's prefill) in the row's time."""
+    steps = max(decode_steps, 1)
+    if row.mode == "static":
+        if row.category == "prefill":
+            return 1.0, 0.0, 0.0
+        if row.category == "decode":
+            return 0.0, 1.0 / steps, 0.0
+        return 1.0, 1.0, 0.0
+    c = concurrency(row)
+    if row.metric == "ttft_s":
+        return 0.0, 1.5 / steps, 1.0
+    if row.category == "decode":  # (E2E - TTFT) / (gen - 1)
+        n = max(row.gen - 1, 1)
+        return 1.0 / n, (1.0 - 1.5 / steps) / n, -1.0 / n
+    if row.metric == "output_tokens_per_s":  # measured_time() is per request: the cycle / C
+        return 1.0 / c, 1.0 / c, 0.0
+    if row.metric in ("total_tokens_per_s", "requests_per_s"):  # measured_time() assumed C = 1
+        return 1.0 / c, 1.0 / c, 0.0
+    return 1.0, 1.0, 0.0  # e2e latency: the cycle
 
 
-def fit_profile(rows: list[PublishedRow], prior: np.ndarray | None = None, weight: float = 0.0) -> np.ndarray:
-    """Least-squares fit of (ln eff@1, ln eff@1024, ln op_overhead) on log time ratios.
+def predicted_times(
+    row: PublishedRow, report: Report, one: Report | None = None
+) -> tuple[float, float | None]:
+    """(ideal, estimate) of the time the row measures, from its analysis (and one prompt's, serving)."""
+    steps = report.decode.steps
+    one_ideal = one.prefill.time_s if one is not None else 0.0
+    ideal = _terms(row, report.prefill.time_s, report.decode.time_s, one_ideal, steps)
+    if report.prefill.estimate_s is None:
+        return ideal, None
+    one_est = one.prefill.estimate_s if one is not None else 0.0
+    return ideal, _terms(
+        row, report.prefill.estimate_s, report.decode.estimate_s or 0.0, one_est or 0.0, steps
+    )
 
-    ``prior`` with ``weight`` > 0 shrinks the fit toward it (used for device-specific profiles, which
-    have few rows).
-    """
+
+def _needs_one(row: PublishedRow) -> bool:
+    return row.mode != "static" and row.metric in PREFILL | DECODE
+
+
+# --- fitting ------------------------------------------------------------------------------------------
+
+# The parameters of a published profile, in log space, with their bounds.
+PARAMS = (
+    ("matmul@1", 0.01, 1.0),  # matmul (and element-wise) efficiency at 1 token per pass
+    ("matmul@1024", 0.01, 1.0),  # ... at 1024 tokens per pass
+    ("op_overhead_s", 1e-9, 1e-3),  # fixed cost per operator
+    ("step_overhead_s", 1e-7, 0.05),  # fixed cost per forward pass (scheduler, launch of the step)
+    ("seq_overhead_s", 1e-9, 1e-3),  # per sequence per step (batch bookkeeping, sampling)
+    ("attention@1", 0.01, 1.0),  # attention efficiency at 1 token per pass
+    ("attention@1024", 0.01, 1.0),
+    ("attention_short_context", 0.05, 1.0),  # attention factor at 512 tokens of context (1 at 32k)
+    ("grouped@1", 0.01, 1.0),  # MoE grouped GEMM efficiency at 1 token per expert
+    ("grouped@1024", 0.01, 1.0),  # ... at 1024 tokens per expert
+    ("low_precision", 0.1, 1.0),  # factor on matmuls in fp8/fp4/int8/int4
+    ("comm_efficiency", 0.05, 1.0),  # share of link bandwidth collectives reach
+    ("comm_latency_s", 1e-8, 1e-3),  # fitted cost per collective message
+)
+LOWER = np.log([p[1] for p in PARAMS])
+UPPER = np.log([p[2] for p in PARAMS])
+# Where every fit starts, and what the root (all engines) is gently held toward where the data is silent.
+START = np.log([0.7, 0.6, 3e-6, 2e-4, 2e-6, 0.5, 0.5, 0.7, 0.4, 0.6, 0.8, 0.7, 5e-6])
+ROOT_WEIGHT = 0.05
+FIT_TOKENS = [1.0, 1024.0]
+CONTEXTS = [512.0, 32768.0]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What the estimate of one evaluated phase needs: its ideal time split by how it is made faster
+    or slower, and the counts its fixed costs multiply."""
+
+    steps: int
+    sequences: float  # per step
+    ops: float  # device operators per step
+    tokens: float  # tokens per pass (keys matmul, attention and element-wise efficiency)
+    per_expert: float  # tokens per routed expert (keys grouped efficiency)
+    context: float  # mean attended context
+    matmul: float
+    matmul_low: float
+    grouped: float
+    grouped_low: float
+    attention: float
+    vector: float
+    comm_bandwidth: float
+    comm_latency: float
+    messages: float
+
+
+def summarise(phase: PhaseResult, sequences: float, tokens: float) -> Phase:
+    """A phase's ideal time by part (totals over its steps)."""
+    parts = dict.fromkeys(("matmul", "matmul_low", "grouped", "grouped_low", "attention", "vector"), 0.0)
+    comm_bw = comm_lat = messages = 0.0
+    per_expert, grouped_time = [], []
+    for o in phase.ops:
+        if o.kind == "comm":
+            comm_lat += o.latency_time_s
+            comm_bw += o.time_s - o.latency_time_s
+            messages += o.messages
+            continue
+        low = o.kind == "matmul" and o.dtype in LOW_BIT
+        if o.impl == "grouped":
+            parts["grouped_low" if low else "grouped"] += o.time_s
+            per_expert.append(o.eff_tokens)
+            grouped_time.append(o.time_s)
+        elif o.kind == "matmul":
+            parts["matmul_low" if low else "matmul"] += o.time_s
+        elif o.kind == "attention":
+            parts["attention"] += o.time_s
+        else:
+            parts["vector"] += o.time_s
+    ops = sum(o.count for o in phase.ops if o.kind != "comm")
+    context = float(np.mean(phase.context)) if len(phase.context) else 1.0
+    pe = float(np.average(per_expert, weights=grouped_time)) if sum(grouped_time) > 0 else 1.0
+    return Phase(
+        phase.steps, sequences, ops, tokens, pe, context, **parts,
+        comm_bandwidth=comm_bw, comm_latency=comm_lat, messages=messages,
+    )  # fmt: skip
+
+
+_PHASES: dict[tuple, tuple[Phase, Phase, Phase | None]] = {}
+
+
+def row_phases(row: PublishedRow) -> tuple[Phase, Phase, Phase | None]:
+    """(prefill of the batch, its decode, one prompt's prefill) of a row, summarised (memoised)."""
+    key = _workload(row)
+    if key not in _PHASES:
+        report = analyse_row(row, profile=None)
+        s = report.settings
+        per_device = math.ceil(s.batch / s.ep)
+        prefill = summarise(report.prefill, per_device, per_device * s.prompt)
+        decode = summarise(report.decode, per_device, per_device)
+        one = None
+        if _needs_one(row):
+            single = analyse_row(row, profile=None, batch=1)
+            one = summarise(single.prefill, 1, s.prompt)
+        _PHASES[key] = (prefill, decode, one)
+    return _PHASES[key]
+
+
+class Design:
+    """The phases of many rows as arrays: the estimate of every row for a parameter vector at once."""
+
+    FIELDS = Phase.__dataclass_fields__
+
+    def __init__(self, rows: list[PublishedRow]):
+        cols: dict[str, list[float]] = {f: [] for f in self.FIELDS}
+        index, weight = [], []
+        for i, row in enumerate(rows):
+            prefill, decode, one = row_phases(row)
+            for w, ph in zip(_weights(row, decode.steps), (prefill, decode, one), strict=True):
+                if w == 0 or ph is None:
+                    continue
+                for f in self.FIELDS:
+                    cols[f].append(float(getattr(ph, f)))
+                index.append(i)
+                weight.append(w)
+        self.a = {f: np.asarray(v) for f, v in cols.items()}
+        self.index, self.weight, self.n = np.asarray(index, dtype=int), np.asarray(weight), len(rows)
+        self.measured = np.array([r.measured_time() for r in rows])
+        self.log_tokens = np.log(np.maximum(self.a["tokens"], 1.0)) if self.n else np.zeros(0)
+        self.log_expert = np.log(np.maximum(self.a["per_expert"], 1.0)) if self.n else np.zeros(0)
+        self.log_context = np.log(np.maximum(self.a["context"], 1.0)) if self.n else np.zeros(0)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Estimated time of every row, by the same formula as ``roofline.evaluate`` (with the attention
+        context and tokens per expert at their means over the phase's steps). ``x``: one parameter
+        vector for every row, or one per row."""
+        x = np.clip(np.atleast_2d(x), LOWER, UPPER)
+        v = np.exp(x if x.shape[0] == 1 else x[self.index])
+        a = self.a
+        lt = np.log(FIT_TOKENS)
+        e_mm = _lerp(self.log_tokens, lt, v[:, 0], v[:, 1])
+        e_att = _lerp(self.log_tokens, lt, v[:, 5], v[:, 6]) * _lerp(
+            self.log_context, np.log(CONTEXTS), v[:, 7], 1.0
+        )
+        e_grp = _lerp(self.log_expert, lt, v[:, 8], v[:, 9])
+        low = v[:, 10]
+        device = (
+            (a["matmul"] + a["vector"]) / e_mm
+            + a["matmul_low"] / (e_mm * low)
+            + a["grouped"] / e_grp
+            + a["grouped_low"] / (e_grp * low)
+            + a["attention"] / e_att
+            + a["comm_bandwidth"] / v[:, 11]
+            + a["comm_latency"]
+            + a["messages"] * v[:, 12]
+        )
+        host = a["steps"] * (a["ops"] * v[:, 2] + v[:, 3] + a["sequences"] * v[:, 4])
+        return np.bincount(self.index, weights=self.weight * (device + host), minlength=self.n)
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        """log(estimate / measured) per row."""
+        return np.log(np.maximum(self.predict(x), 1e-15) / self.measured)
+
+
+def _lerp(t: np.ndarray, grid: np.ndarray, y0, y1) -> np.ndarray:
+    """Linear interpolation in ``t`` between two grid points, clamped at both (as np.interp)."""
+    w = np.clip((t - grid[0]) / (grid[1] - grid[0]), 0.0, 1.0)
+    return y0 + (y1 - y0) * w
+
+
+def fit_profile(design: Design, prior: np.ndarray, weight: float) -> np.ndarray:
+    """Least squares on log time ratios, each parameter held toward ``prior`` with ``weight``."""
+    return prior + fit_offset(design, np.broadcast_to(prior, (design.n, len(PARAMS))), weight)
+
+
+def fit_offset(design: Design, base: np.ndarray, weight: float) -> np.ndarray:
+    """The one offset (log space) added to every row's parameters ``base`` that best fits the rows,
+    held toward zero with ``weight``."""
     from scipy.optimize import least_squares
 
-    data = [(_phases(r), r.measured_time()) for r in rows]
+    def residuals(d: np.ndarray) -> np.ndarray:
+        return np.concatenate([design.residuals(base + d), weight * d])
 
-    def residuals(x: np.ndarray) -> np.ndarray:
-        res = [np.log(_estimate(ph, x) / t) for ph, t in data]
-        if prior is not None and weight > 0:
-            res += list(weight * (x - prior))
-        return np.asarray(res)
-
-    start = prior if prior is not None else np.log([0.5, 0.5, 5e-6])
-    # Efficiency is capped at 1: the roofline is an upper bound on speed.
-    lower, upper = np.log([0.01, 0.01, 1e-9]), np.log([1.0, 1.0, 1e-3])
-    return least_squares(residuals, np.clip(start, lower + 1e-9, upper - 1e-9), bounds=(lower, upper)).x
+    span = UPPER - LOWER
+    return least_squares(residuals, np.zeros(len(PARAMS)), bounds=(-span, span), max_nfev=100).x
 
 
-MIN_DEVICE_ROWS = 3  # a device gets its own profile only with at least this many calibration rows
-SHRINK_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
+def profile_fields(params: np.ndarray, source: str) -> dict:
+    """The efficiency.yaml entry of a parameter vector (the EfficiencyProfile fields)."""
+    v = [float(f"{x:.4g}") for x in np.exp(np.clip(params, LOWER, UPPER))]
+    return {
+        "source": source,
+        "tokens": FIT_TOKENS,
+        "matmul": v[0:2],
+        "attention": v[5:7],
+        "attention_context": CONTEXTS,
+        "attention_by_context": [v[7], 1.0],
+        "classes": {"grouped": v[8:10]},
+        "low_precision": dict.fromkeys(LOW_BIT, v[10]),
+        "op_overhead_s": v[2],
+        "step_overhead_s": v[3],
+        "seq_overhead_s": v[4],
+        "comm_efficiency": v[11],
+        "comm_latency_s": v[12],
+    }
 
 
-def _fit_engines(
-    rows: list[PublishedRow], shrink: float
-) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """engine -> (engine-wide parameters, {device: device parameters shrunk toward them})."""
-    fitted = {}
-    for engine in sorted({r.engine for r in rows}):
-        mine = [r for r in rows if r.engine == engine]
-        base = fit_profile(mine)
-        devices = {}
-        for device in sorted({r.hardware for r in mine}):
-            rows_dev = [r for r in mine if r.hardware == device]
-            if len(rows_dev) >= MIN_DEVICE_ROWS:
-                devices[device] = fit_profile(rows_dev, prior=base, weight=shrink)
-        fitted[engine] = (base, devices)
+MIN_GROUP_ROWS = 3  # an engine on a generation, or on a device, gets its own offset with this many rows
+SHRINK_GRID = (0.1, 0.3, 1.0)
+ROUNDS = 2  # back-fitting passes over the offsets
+
+
+def device_class_of(device: str) -> str:
+    hw = load_hardware(device)
+    return device_class(hw.vendor, hw.generation)
+
+
+def _klass(row: PublishedRow) -> str:
+    return device_class_of(row.hardware)
+
+
+@dataclass
+class Fitted:
+    """An additive fit in log space: parameters of an engine on a device = all engines' + the device
+    generation's offset (any engine) + the engine's offset (any device) + the engine's offset on that
+    generation + on that device, each present where the calibration rows had enough of it."""
+
+    root: np.ndarray
+    classes: dict[str, np.ndarray]
+    engines: dict[str, np.ndarray]
+    pairs: dict[tuple[str, str], np.ndarray]
+    devices: dict[tuple[str, str], np.ndarray]
+    seen: frozenset
+
+    def compose(self, engine: str | None, klass: str | None, device: str | None = None) -> np.ndarray:
+        x = self.root.copy()
+        zero = np.zeros_like(x)
+        x += self.classes.get(klass, zero) if klass else zero
+        x += self.engines.get(engine, zero) if engine else zero
+        if engine and klass:
+            x += self.pairs.get((engine, klass), zero)
+        if engine and device:
+            x += self.devices.get((engine, device), zero)
+        return np.clip(x, LOWER, UPPER)
+
+    def params(self, row: PublishedRow) -> tuple[np.ndarray, bool]:
+        """The parameters resolve_profile would serve for the row, and whether it had no own data."""
+        x = self.compose(row.engine, _klass(row), row.hardware)
+        return x, (row.engine, row.hardware) not in self.seen
+
+
+def fit_hierarchy(rows: list[PublishedRow], shrink: float) -> Fitted:
+    """Fit all engines, then back-fit the offsets of device generations, engines, engines on a
+    generation and engines on a device, each held toward zero with ``shrink``."""
+    rows = [r for r in rows if r.predicted]
+    root = fit_profile(Design(rows), START, ROOT_WEIGHT)
+    klass = {r.id: _klass(r) for r in rows}
+    groups: list[tuple[str, object, list[PublishedRow]]] = []
+    for c in sorted(set(klass.values())):
+        groups.append(("classes", c, [r for r in rows if klass[r.id] == c]))
+    for e in sorted({r.engine for r in rows}):
+        groups.append(("engines", e, [r for r in rows if r.engine == e]))
+    for e, c in sorted({(r.engine, klass[r.id]) for r in rows}):
+        mine = [r for r in rows if r.engine == e and klass[r.id] == c]
+        if len(mine) >= MIN_GROUP_ROWS:
+            groups.append(("pairs", (e, c), mine))
+            for d in sorted({r.hardware for r in mine}):
+                on_d = [r for r in mine if r.hardware == d]
+                if MIN_GROUP_ROWS <= len(on_d) < len(mine):
+                    groups.append(("devices", (e, d), on_d))
+    fitted = Fitted(root, {}, {}, {}, {}, frozenset((r.engine, r.hardware) for r in rows))
+    designs = {id(g): Design(g[2]) for g in groups}
+    for _ in range(ROUNDS):
+        for g in groups:
+            kind, key, mine = g
+            table = getattr(fitted, kind)
+            table.pop(key, None)  # the others' offsets stay; this one is refitted from zero
+            base = np.array([fitted.compose(r.engine, klass[r.id], r.hardware) for r in mine])
+            table[key] = fit_offset(designs[id(g)], base, shrink)
     return fitted
 
 
-def choose_shrink(calibration: list[PublishedRow], folds: int = 5) -> tuple[float, dict[float, float]]:
-    """Pick the device-profile shrinkage by k-fold cross-validation *within* the calibration split.
+def _folds(rows: list[PublishedRow], k: int) -> list[list[PublishedRow]]:
+    order = sorted((r for r in rows if r.predicted), key=lambda r: r.id)
+    return [order[i::k] for i in range(k)]
 
-    The report split plays no part: it is only ever used to measure the final error.
-    """
-    order = sorted(calibration, key=lambda r: r.id)
+
+def cross_validate(
+    rows: list[PublishedRow], shrink: float, folds: int = 5
+) -> list[tuple[PublishedRow, float, bool]]:
+    """(row, log(estimate / measured), extrapolated) for every calibration row, each predicted by a fit
+    that did not see it (k-fold within the calibration split)."""
+    out = []
+    parts = _folds(rows, folds)
+    for k, held in enumerate(parts):
+        train = [r for j, part in enumerate(parts) if j != k for r in part]
+        fitted = fit_hierarchy(train, shrink)
+        for r in held:
+            x, extrapolated = fitted.params(r)
+            out.append((r, float(Design([r]).residuals(x)[0]), extrapolated))
+    return out
+
+
+def leave_device_out(
+    rows: list[PublishedRow], shrink: float, folds: int = 5
+) -> list[tuple[PublishedRow, float]]:
+    """Residuals of rows predicted with all rows of their (engine, device) pair held out (grouped
+    k-fold over the pairs): how far an extrapolated estimate strays."""
+    out = []
+    predicted = [r for r in rows if r.predicted]
+    pairs = sorted({(r.engine, r.hardware) for r in predicted})
+    for k in range(folds):
+        held_pairs = set(pairs[k::folds])
+        held = [r for r in predicted if (r.engine, r.hardware) in held_pairs]
+        train = [r for r in predicted if (r.engine, r.hardware) not in held_pairs]
+        if not held or not train:
+            continue
+        fitted = fit_hierarchy(train, shrink)
+        for r in held:
+            x, _ = fitted.params(r)
+            out.append((r, float(Design([r]).residuals(x)[0])))
+    return out
+
+
+def choose_shrink(calibration: list[PublishedRow]) -> tuple[float, dict[float, float]]:
+    """Pick the pull toward zero of the offsets by k-fold cross-validation *within* the calibration
+    split, scoring each candidate by the mean over (engine, kind of figure) groups of their median
+    |error| (so that one engine's many rows do not decide for all). The report split plays no part:
+    it is only ever used to measure the final error."""
     scores = {}
     for shrink in SHRINK_GRID:
-        errors = []
-        for k in range(folds):
-            held = order[k::folds]
-            train = [r for r in order if r not in held]
-            fitted = _fit_engines(train, shrink)
-            for r in held:
-                if r.engine not in fitted:
-                    continue
-                base, devices = fitted[r.engine]
-                params = devices.get(r.hardware, base)
-                errors.append(abs(_estimate(_phases(r), params) / r.measured_time() - 1))
-        scores[shrink] = float(np.median(errors))
-    best = min(scores, key=scores.__getitem__)
-    return best, scores
+        groups: dict[tuple[str, str], list[float]] = {}
+        for r, res, _ in cross_validate(calibration, shrink):
+            groups.setdefault((r.engine, r.category), []).append(abs(math.expm1(res)))
+        scores[shrink] = float(np.mean([np.median(v) for v in groups.values() if len(v) >= 5]))
+    return min(scores, key=scores.__getitem__), scores
+
+
+MIN_INTERVAL_ROWS = 8  # residuals a range needs before it is specific to an engine (or its generation)
+
+
+def interval_table(residuals: list[tuple[PublishedRow, float]]) -> dict[str, dict[str, list[float]]]:
+    """p10-p90 factors (measured / estimated time) per engine|class and category, from residuals,
+    general levels first: '*|*' (all), 'engine|*', 'engine|class'."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r, res in residuals:
+        ratio = -res  # log(measured / estimate)
+        for key in ("*|*", f"{r.engine}|*", f"{r.engine}|{_klass(r)}"):
+            groups.setdefault((key, r.category), []).append(ratio)
+            groups.setdefault((key, "all"), []).append(ratio)
+    table: dict[str, dict[str, list[float]]] = {}
+    for (key, category), values in sorted(groups.items()):
+        if len(values) < MIN_INTERVAL_ROWS and key != "*|*":
+            continue
+        lo, hi = np.exp(np.percentile(values, [10, 90]))
+        table.setdefault(key, {})[category] = [float(f"{lo:.4g}"), float(f"{hi:.4g}")]
+    return table
 
 
 def fit_all(rows: list[PublishedRow]) -> dict:
-    """Engine-wide profiles plus device-specific ones (shrunk toward the engine's), from calibration rows."""
+    """Profiles (all engines, engines, vendor generations, devices) and their ranges, from calibration
+    rows only."""
     calibration = [r for r in rows if r.split == "calibration"]
     shrink, scores = choose_shrink(calibration)
+    fitted = fit_hierarchy(calibration, shrink)
+    predicted = [r for r in calibration if r.predicted]
+    cv = cross_validate(calibration, shrink)
+    lodo = leave_device_out(calibration, shrink)
+    note = f"additive fit on the calibration split of validation/published.csv (pull {shrink})"
+    klasses = sorted(fitted.classes)
     engines: dict[str, dict] = {}
-    for engine, (base, devices) in _fit_engines(calibration, shrink).items():
-        mine = [r for r in calibration if r.engine == engine]
+    for engine in sorted(fitted.engines):
+        mine = [r for r in predicted if r.engine == engine]
         sources = sorted({r.source.split(" (")[0] for r in mine})
-        note = f"fitted on {len(mine)} calibration rows of validation/published.csv ({'; '.join(sources)})"
-        entry = {"global": _yaml_profile(profile_from_params(engine, base, note)), "devices": {}}
-        for device, params in devices.items():
-            n = sum(r.hardware == device for r in mine)
-            dev_note = (
-                f"fitted on the {n} calibration rows of {device} in validation/published.csv, "
-                f"shrunk toward the {engine} profile (weight {shrink})"
-            )
-            entry["devices"][device] = _yaml_profile(profile_from_params(engine, params, dev_note))
+        rows_on = {d: sum(r.hardware == d for r in mine) for d in sorted({r.hardware for r in mine})}
+        entry = {
+            "rows": rows_on,
+            "global": profile_fields(
+                fitted.compose(engine, None),
+                f"{engine} across devices: {len(mine)} calibration rows ({'; '.join(sources)}); {note}",
+            ),
+            "classes": {
+                c: profile_fields(
+                    fitted.compose(engine, c),
+                    f"{engine} on {c}: all engines + {c}'s offset + {engine}'s"
+                    + (f" + {engine} on {c}'s" if (engine, c) in fitted.pairs else "")
+                    + f"; {note}",
+                )
+                for c in klasses
+            },
+            "devices": {
+                d: profile_fields(
+                    fitted.compose(engine, device_class_of(d), d),
+                    f"{engine} on {d}: its generation's profile + an offset from its {rows_on[d]} rows; "
+                    + note,
+                )
+                for e, d in sorted(fitted.devices)
+                if e == engine
+            },
+        }
         engines[engine] = entry
     return {
-        "default_engine": {"gpu": "tensorrt-llm", "apple": "llama.cpp-metal"},
         "fit": {
             "calibration_rows": len(calibration),
-            "min_device_rows": MIN_DEVICE_ROWS,
+            "predicted_rows": len(predicted),
+            "min_group_rows": MIN_GROUP_ROWS,
             "shrink": shrink,
-            "cross_validation_median_abs_error": {str(k): round(v, 4) for k, v in scores.items()},
+            "cross_validation_mean_group_median_abs_error": {str(k): round(v, 4) for k, v in scores.items()},
+        },
+        "all_engines": profile_fields(fitted.root, f"all engines: {len(predicted)} calibration rows; {note}"),
+        "all_engine_classes": {
+            c: profile_fields(fitted.compose(None, c), f"all engines on {c}; {note}") for c in klasses
         },
         "engines": engines,
+        "intervals": {
+            "calibrated": interval_table([(r, res) for r, res, extrap in cv if not extrap]),
+            "extrapolated": interval_table(lodo),
+        },
     }
 
 
-def _yaml_profile(p: EfficiencyProfile) -> dict:
-    return {
-        "source": p.source,
-        "tokens": p.tokens,
-        "matmul": [round(v, 4) for v in p.matmul],
-        "op_overhead_s": float(f"{p.op_overhead_s:.4g}"),
-    }
-
-
-# --- errors ----------------------------------------------------------------------------------------
+# --- errors ------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -331,6 +731,9 @@ class RowResult:
     measured_s: float
     ideal_s: float
     estimate_s: float | None
+    low_s: float | None = None  # the estimate's p10-p90 range
+    high_s: float | None = None
+    extrapolated: bool = False
 
     @property
     def ideal_error(self) -> float:
@@ -340,6 +743,12 @@ class RowResult:
     def estimate_error(self) -> float | None:
         return None if self.estimate_s is None else self.estimate_s / self.measured_s - 1
 
+    @property
+    def covered(self) -> bool | None:
+        if self.low_s is None or self.high_s is None:
+            return None
+        return self.low_s <= self.measured_s <= self.high_s
+
 
 def result_dict(r: RowResult) -> dict[str, object]:
     return {
@@ -348,26 +757,45 @@ def result_dict(r: RowResult) -> dict[str, object]:
         "measured_s": r.measured_s,
         "ideal_s": r.ideal_s,
         "estimate_s": r.estimate_s,
+        "estimate_range_s": None if r.low_s is None else [r.low_s, r.high_s],
+        "extrapolated": r.extrapolated,
         "ideal_error": r.ideal_error,
         "estimate_error": r.estimate_error,
     }
 
 
 def evaluate_rows(rows: Iterable[PublishedRow]) -> list[RowResult]:
+    """Each predicted row through the whole analysis, as a user would run it (engine named)."""
     out = []
     for row in rows:
-        ideal, estimate = predicted_times(row, analyse_row(row))
-        out.append(RowResult(row, row.measured_time(), ideal, estimate))
+        if not row.predicted:
+            continue
+        report = analyse_row(row)
+        one = analyse_row(row, batch=1) if _needs_one(row) else None
+        ideal, estimate = predicted_times(row, report, one)
+        lo = hi = None
+        profile = report.profile
+        if estimate is not None and profile is not None:
+            factors = profile.intervals.get(row.category) or profile.intervals.get("all")
+            if factors:
+                lo, hi = estimate * factors[0], estimate * factors[1]
+        extrapolated = bool(profile and profile.extrapolated)
+        out.append(RowResult(row, row.measured_time(), ideal, estimate, lo, hi, extrapolated))
     return out
 
 
+def vendor(row: PublishedRow) -> str:
+    return load_hardware(row.hardware).vendor or "other"
+
+
 def error_summary(results: list[RowResult]) -> list[dict[str, object]]:
-    """Median absolute errors by category and engine, each category over all engines, and the
-    multi-device rows (every phase) on their own, since they also test the collectives' model."""
+    """Median absolute errors and range coverage by category and engine, each category over all
+    engines, by device vendor, and the multi-device rows (every phase) on their own."""
     groups: dict[tuple[str, str], list[RowResult]] = {}
     for r in results:
         groups.setdefault((r.row.category, r.row.engine), []).append(r)
         groups.setdefault((r.row.category, "all engines"), []).append(r)
+        groups.setdefault((r.row.category, f"vendor {vendor(r.row)}"), []).append(r)
         if r.row.devices > 1:
             groups.setdefault(("all phases", "multi-device rows"), []).append(r)
     summary = []
@@ -377,6 +805,7 @@ def error_summary(results: list[RowResult]) -> list[dict[str, object]]:
     ):
         ideal = np.abs([r.ideal_error for r in rs])
         est = np.abs([r.estimate_error for r in rs if r.estimate_error is not None])
+        covered = [r.covered for r in rs if r.covered is not None]
         summary.append(
             {
                 "category": category,
@@ -387,6 +816,7 @@ def error_summary(results: list[RowResult]) -> list[dict[str, object]]:
                 "ideal_median_error": float(np.median([r.ideal_error for r in rs])),
                 "estimate_median_abs_error": float(np.median(est)) if len(est) else None,
                 "estimate_p90_abs_error": float(np.percentile(est, 90)) if len(est) else None,
+                "range_coverage": float(np.mean(covered)) if covered else None,
             }
         )
     return summary
@@ -404,7 +834,12 @@ def main(argv: list[str] | None = None) -> None:
             "# Efficiency profiles fitted on the calibration split of validation/published.csv.\n"
             "# Generated by `python -m rooflens.measure.published fit`; do not edit by hand.\n"
         )
-        target.write_text(header + yaml.safe_dump(fitted, sort_keys=False, width=120))
+
+        class NoAliases(yaml.SafeDumper):
+            def ignore_aliases(self, data: object) -> bool:
+                return True
+
+        target.write_text(header + yaml.dump(fitted, Dumper=NoAliases, sort_keys=False, width=120))
         print(f"wrote {target}")
         return
     split = "calibration" if args[:1] == ["calibration"] else "report"

@@ -79,6 +79,7 @@ def print_published(summary: list[dict], console: Console, split: str) -> None:
         "Ideal: median |error|",
         "Estimate: median |error|",
         "Estimate: p90 |error|",
+        "p10-p90 covers",
         title=f"Published measurements, {split} split (error of predicted time)",
         title_justify="left",
     )
@@ -92,6 +93,7 @@ def print_published(summary: list[dict], console: Console, split: str) -> None:
             f"{line['ideal_median_abs_error']:.0%}",
             "-" if line["estimate_median_abs_error"] is None else f"{line['estimate_median_abs_error']:.1%}",
             "-" if line["estimate_p90_abs_error"] is None else f"{line['estimate_p90_abs_error']:.0%}",
+            "-" if line["range_coverage"] is None else f"{line['range_coverage']:.0%}",
             style="bold" if line["engine"] == "all engines" else None,
         )
     console.print(table)
@@ -111,6 +113,7 @@ def print_published_rows(results, console: Console) -> None:
         "Measured",
         "Ideal (err)",
         "Estimate (err)",
+        "Range",
         title="Rows",
         title_justify="left",
     )
@@ -122,12 +125,15 @@ def print_published_rows(results, console: Console) -> None:
             row.hardware,
             row.model,
             row.precision,
-            str(row.batch),
+            str(row.batch if row.batch is not None else f"C={row.concurrency or '-'}"),
             str(row.prompt),
             str(row.gen),
             row.metric,
             fmt_time(r.measured_s),
             _cell(r.ideal_s, r.ideal_error),
             _cell(r.estimate_s, r.estimate_error),
+            "-"
+            if r.low_s is None
+            else f"{fmt_time(r.low_s)}-{fmt_time(r.high_s)}" + (" extrapolated" if r.extrapolated else ""),
         )
     console.print(table)
