@@ -1,27 +1,44 @@
 """The serving simulation: a lone request is the single analysis; load, memory and engine knobs act as
-they should."""
+they should; the metrics are the benchmark tools' (vllm bench serve, InferenceMAX)."""
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import rooflens
 from rooflens import RooflensError
+from rooflens.analysis import make_settings
 from rooflens.cli import app
+from rooflens.engine import get_engine
 from rooflens.memory import CacheShape, kv_cache_bytes
-from rooflens.serving import Engine, simulate
+from rooflens.serving import (
+    SchedulerConfig,
+    StepCost,
+    cuda_graph_sizes,
+    scheduler_defaults,
+    simulate,
+    sweep_concurrency,
+)
+
+# Engines with a fitted efficiency profile today, for estimate-basis checks.
+ESTIMATE_ENGINE = {"engine": "tensorrt-llm"}
 
 
 @pytest.mark.parametrize(
     ("model", "hw", "kwargs", "basis"),
     [
         ("llama-3-8b", "h100", {}, "ideal"),
-        ("llama-3-8b", "h100", {}, "estimate"),
+        ("llama-3-8b", "h100", ESTIMATE_ENGINE, "estimate"),
         ("mixtral-8x7b", "h100", {"tp": 2}, "ideal"),
-        ("deepseek-v2-lite", "a100", {"w_bits": 8, "a_bits": 8}, "estimate"),
+        ("deepseek-v2-lite", "a100", {"w_bits": 8, "a_bits": 8, **ESTIMATE_ENGINE}, "estimate"),
         ("gemma-2-2b", "l4", {"flash_attention": False}, "ideal"),
     ],
 )
@@ -37,20 +54,194 @@ def test_at_a_very_low_rate_each_request_is_the_single_analysis(model, hw, kwarg
     assert s["queue"]["p99"] == 0.0 and s["mean_batch"] == pytest.approx(1.0) and not s["saturated"]
 
 
+@pytest.mark.parametrize("basis", ["ideal", "estimate"])
+def test_one_closed_loop_user_is_back_to_back_single_analyses(basis):
+    # Concurrency 1: request k+1 is sent the instant request k finishes and finds the engine idle, so
+    # each request's E2E is its own single analysis (TTFT + (gen - 1) x TPOT = total time), and the
+    # run lasts the sum of them: N x the one total when every request has the same lengths.
+    kw = {"basis": basis, **ESTIMATE_ENGINE}
+    total = rooflens.analyze("llama-3-8b", "h100", prompt=300, gen=17, **ESTIMATE_ENGINE)
+    one = total.total_time_s if basis == "ideal" else total.total_estimate_s
+    fixed = simulate("llama-3-8b", "h100", concurrency=1, requests=5, prompt=300, gen=17, **kw)
+    for r in fixed.requests:
+        assert r.finished - r.arrival == pytest.approx(one, rel=1e-9)
+    assert fixed.summary["duration_s"] == pytest.approx(5 * one, rel=1e-9)
+    # Mixed lengths: each request still costs its own analysis; the run, their sum.
+    mixed = simulate("llama-3-8b", "h100", concurrency=1, requests=4, prompt=300, gen=17,
+                     random_range_ratio=0.5, seed=3, **kw)  # fmt: skip
+    assert len({(r.prompt, r.gen) for r in mixed.requests}) > 1
+    totals = []
+    for r in mixed.requests:
+        a = rooflens.analyze("llama-3-8b", "h100", prompt=r.prompt, gen=r.gen, **ESTIMATE_ENGINE)
+        totals.append(a.total_time_s if basis == "ideal" else a.total_estimate_s)
+        assert r.finished - r.arrival == pytest.approx(totals[-1], rel=1e-9)
+    assert mixed.summary["duration_s"] == pytest.approx(sum(totals), rel=1e-9)
+    assert mixed.summary["mode"] == "closed" and mixed.summary["saturated"] is None
+
+
+def _in_flight(requests) -> list[tuple[float, int]]:
+    """(time, requests sent and not finished) after every instant at which something happens."""
+    changes: dict[float, int] = {}
+    for r in requests:
+        changes[r.arrival] = changes.get(r.arrival, 0) + 1
+        changes[r.finished] = changes.get(r.finished, 0) - 1
+    count, out = 0, []
+    for t in sorted(changes):
+        count += changes[t]
+        out.append((t, count))
+    return out
+
+
+def test_closed_loop_keeps_exactly_c_requests_in_flight_until_the_tail():
+    c, n = 6, 40
+    res = simulate("llama-3-8b", "h100", concurrency=c, requests=n, prompt=256, gen=32,
+                   random_range_ratio=0.5, basis="ideal")  # fmt: skip
+    reqs = res.requests
+    assert sum(r.arrival == 0.0 for r in reqs) == c
+    last_send = max(r.arrival for r in reqs)
+    counts = _in_flight(reqs)
+    # Until the last request is sent, every finish is matched by a send at the same instant: C in flight.
+    assert all(k == c for t, k in counts if t <= last_send)
+    # The tail: no more sends, the count only falls, to zero.
+    tail = [k for t, k in counts if t > last_send]
+    assert tail == sorted(tail, reverse=True) and tail[-1] == 0 and len(tail) == c
+    # Each user's next request goes out when one finishes: sends after t=0 are finish times.
+    finishes = sorted(r.finished for r in reqs)
+    assert sorted(r.arrival for r in reqs)[c:] == finishes[: n - c]
+
+
+def test_throughput_per_device_and_per_user():
+    res = simulate("llama-3-8b", "h100", concurrency=4, requests=24, prompt=200, gen=[1, 5, 9, 30],
+                   tp=2, replicas=2, basis="ideal")  # fmt: skip
+    s, reqs = res.summary, res.requests
+    # Devices: tp 2 x pp 1 x ep 1 per instance, 2 instances = 4.
+    assert s["devices"] == 4
+    duration = max(r.finished for r in reqs) - min(r.arrival for r in reqs)
+    assert s["duration_s"] == pytest.approx(duration, rel=1e-12)
+    generated = sum(r.gen for r in reqs)
+    assert s["output_tokens"] == generated and s["output_tokens_per_s"] == pytest.approx(generated / duration)
+    assert s["output_tokens_per_s_per_device"] == pytest.approx(s["output_tokens_per_s"] / 4, rel=1e-12)
+    prompts = sum(r.prompt for r in reqs)
+    assert s["total_tokens_per_s"] == pytest.approx((prompts + generated) / duration)
+    assert s["request_throughput"] == pytest.approx(24 / duration)
+    # tok/s/user: the mean over requests of 1 / TPOT, TPOT = (e2e - ttft) / (tokens - 1); one-token
+    # outputs have no TPOT and are left out, as vllm bench serve leaves them out.
+    tpots = [(r.finished - r.first_token) / (r.gen - 1) for r in reqs if r.gen > 1]
+    assert any(r.gen == 1 for r in reqs) and len(tpots) < len(reqs)
+    assert s["tokens_per_s_per_user"] == pytest.approx(np.mean([1 / t for t in tpots]), rel=1e-12)
+    assert s["tpot"]["mean"] == pytest.approx(np.mean(tpots), rel=1e-12)
+    # ITL pools every gap of every request.
+    gaps = [g for r in reqs for g in r.gaps]
+    assert len(gaps) == sum(r.gen - 1 for r in reqs)
+    assert s["itl"]["p95"] == pytest.approx(np.percentile(gaps, 95))
+
+
+def test_random_range_ratio_is_vllms_and_reproducible():
+    # vLLM's random dataset: uniform integers in [floor(L (1 - r)), ceil(L (1 + r))]. With L = 8 and
+    # r = 0.5 prompts lie in [4, 12]; gen 4 -> [2, 6]. 400 draws over 9 values reach both ends.
+    kw = dict(concurrency=64, requests=400, prompt=8, gen=4, random_range_ratio=0.5, basis="ideal")
+    a = simulate("gpt2", "h100", seed=1, **kw).requests
+    prompts, gens = [r.prompt for r in a], [r.gen for r in a]
+    assert (min(prompts), max(prompts)) == (4, 12) and (min(gens), max(gens)) == (2, 6)
+    assert set(prompts) == set(range(4, 13))
+    again = simulate("gpt2", "h100", seed=1, **kw).requests
+    assert [(r.prompt, r.gen) for r in again] == list(zip(prompts, gens, strict=True))
+    other = simulate("gpt2", "h100", seed=2, **kw).requests
+    assert [r.prompt for r in other] != prompts
+    # L = 1000, r = 0.25: [750, 1250] exactly.
+    wide = simulate("gpt2", "h100", concurrency=8, requests=60, prompt=1000, gen=2, random_range_ratio=0.25,
+                    basis="ideal").requests  # fmt: skip
+    assert all(750 <= r.prompt <= 1250 for r in wide)
+    # Output lengths never drop to 0 (vLLM's floor of 1); a prompt that could is refused.
+    tiny = simulate("gpt2", "h100", concurrency=4, requests=50, prompt=20, gen=1, random_range_ratio=0.9,
+                    basis="ideal").requests  # fmt: skip
+    assert min(r.gen for r in tiny) == 1 and max(r.gen for r in tiny) == 2
+    with pytest.raises(RooflensError, match="can draw 0 tokens"):
+        simulate("gpt2", "h100", rate=1, requests=2, prompt=1, random_range_ratio=0.5)
+
+
+def test_saturation_is_judged_from_the_trend_not_the_run_length():
+    # gpt2 on an H100 with at most 8 sequences per step completes about 2,600 such requests a second:
+    # 5,000/s overloads it and 100/s does not, at 300 requests as at 3,000.
+    kw = dict(
+        prompt=128, gen=32, random_range_ratio=0.5, basis="ideal", scheduler=SchedulerConfig(max_num_seqs=8)
+    )
+    verdicts = {}
+    for n in (300, 3000):
+        for rate in (100, 5000):
+            s = simulate("gpt2", "h100", rate=rate, requests=n, **kw).summary
+            verdicts[n, rate] = s["saturated"]
+            if rate == 5000:  # the backlog grows by what arrives less what completes
+                assert s["backlog_growth_per_s"] > 0.3 * rate
+            else:
+                assert abs(s["backlog_growth_per_s"]) < 0.05 * rate
+    assert verdicts == {(300, 100): False, (300, 5000): True, (3000, 100): False, (3000, 5000): True}
+
+
 def test_load_raises_the_batch_until_the_server_saturates():
-    kw = dict(prompt=512, gen=128, requests=300, length_spread=0.5)
+    kw = dict(prompt=512, gen=128, requests=300, random_range_ratio=0.5, basis="ideal")
     light = simulate("llama-3-8b", "h100", rate=1, **kw).summary
     busy = simulate("llama-3-8b", "h100", rate=10, **kw).summary
     over = simulate("llama-3-8b", "h100", rate=200, **kw).summary
-    assert light["mean_batch"] < busy["mean_batch"] < over["mean_batch"] <= 256
+    assert light["mean_batch"] < busy["mean_batch"] < over["mean_batch"] <= 1024
     assert not light["saturated"] and not busy["saturated"] and over["saturated"]
     assert light["output_tokens_per_s"] < busy["output_tokens_per_s"] < over["output_tokens_per_s"]
     assert over["queue"]["p99"] > 10 * busy["queue"]["p99"]
 
 
+def test_engine_names_pick_the_scheduler_defaults():
+    s = simulate("llama-3-8b", "h100", engine="vllm", basis="ideal", rate=1, requests=3, gen=4).summary
+    vllm = get_engine("vllm").scheduler
+    assert s["engine"] == "vllm" and s["scheduler"]["max_num_seqs"] == 1024 == vllm["max_num_seqs"]
+    assert s["scheduler"] == {**vllm, "prefix_cache_hit_rate": 0.0}  # engines.yaml, as it stands
+    assert (s["scheduler"]["max_num_batched_tokens"], s["scheduler"]["block_size"]) == (8192, 16)
+    assert s["scheduler"]["cuda_graph_max_batch"] == 512
+    # Aliases name the same engine; SGLang's pages hold one token.
+    assert SchedulerConfig.for_engine("trtllm") == SchedulerConfig.for_engine("tensorrt-llm")
+    assert SchedulerConfig.for_engine("sglang").block_size == 1
+    # No engine named: the device's default engine (vLLM on NVIDIA), else the plain defaults.
+    assert scheduler_defaults("h100") == SchedulerConfig.for_engine("vllm")
+    assert scheduler_defaults("tpu-v5e") == SchedulerConfig()
+    # scheduler= overrides the engine's defaults; the engine still names the profile.
+    small = replace(SchedulerConfig.for_engine("vllm"), max_num_seqs=2)
+    o = simulate("llama-3-8b", "h100", engine="vllm", scheduler=small, basis="ideal", concurrency=6,
+                 requests=12, gen=8).summary  # fmt: skip
+    assert o["scheduler"]["max_num_seqs"] == 2 and o["mean_batch"] <= 2
+    with pytest.raises(RooflensError, match="unknown engine 'nope'; known engines: vllm, sglang"):
+        simulate("gpt2", "h100", engine="nope", rate=1, requests=2)
+    # The engine picks the efficiency profile too: llama.cpp's and TensorRT-LLM's steps differ.
+    trt = simulate("llama-3-8b", "h100", engine="tensorrt-llm", rate=1e-3, requests=1, gen=4).summary
+    cpp = simulate("llama-3-8b", "h100", engine="llama.cpp-cuda", rate=1e-3, requests=1, gen=4).summary
+    est = rooflens.analyze("llama-3-8b", "h100", prompt=1024, gen=4, engine="llama.cpp-cuda")
+    assert cpp["ttft"]["p50"] == pytest.approx(est.ttft_estimate_s, rel=1e-9) != trt["ttft"]["p50"]
+
+
+def test_cuda_graphs_pad_decode_batches_to_the_captured_sizes():
+    # vLLM's capture list: 1, 2, 4, multiples of 8 below 256, then multiples of 16.
+    sizes = cuda_graph_sizes(512)
+    assert sizes[:6] == [1, 2, 4, 8, 16, 24] and 248 in sizes and 256 in sizes and 264 not in sizes
+    assert sizes[-2:] == [496, 512] and cuda_graph_sizes(0) == [] and cuda_graph_sizes(6) == [1, 2, 4]
+    graphs = SchedulerConfig(cuda_graph_max_batch=512)
+    assert [graphs.graph_batch(b) for b in (1, 3, 5, 9, 250, 257, 513)] == [1, 4, 8, 16, 256, 272, 513]
+    assert SchedulerConfig(cuda_graph_max_batch=0).graph_batch(3) == 3
+    # Three equal requests decoding together: each decode step of 3 runs the graph of 4, so its
+    # context-free operators cost what 4 rows cost; attention is the 3 real sequences'.
+    kw = dict(concurrency=3, requests=3, prompt=64, gen=4, basis="ideal")
+    padded = simulate("llama-3-8b", "h100", scheduler=graphs, **kw).requests[0]
+    plain = simulate("llama-3-8b", "h100", scheduler=SchedulerConfig(), **kw).requests[0]
+    s = make_settings(batch=1, prompt=64, gen=4, estimate=False)
+    cost = StepCost(rooflens.load_model("llama-3-8b"), rooflens.load_hardware("h100"), s, "ideal", 70)
+    contexts = np.full(3, 64 + 1)  # the first decode step: every sequence holds its prompt and a token
+    attention = cost.decode_context(contexts)
+    assert padded.gaps[0] == pytest.approx(cost.dense(4, 4, "decode") + attention, rel=1e-12)
+    assert plain.gaps[0] == pytest.approx(cost.dense(3, 3, "decode") + attention, rel=1e-12)
+    assert padded.gaps[0] > plain.gaps[0]
+
+
 def test_kv_memory_limits_concurrency_and_preempts():
-    engine = Engine(gpu_memory_utilization=0.3)
-    s = simulate("llama-3-8b", "h100", rate=50, prompt=2048, gen=512, requests=120, engine=engine).summary
+    engine = SchedulerConfig(gpu_memory_utilization=0.3)
+    s = simulate("llama-3-8b", "h100", rate=50, prompt=2048, gen=512, requests=120, scheduler=engine,
+                 basis="ideal").summary  # fmt: skip
     assert s["peak_kv_use"] <= 1.0 and s["preemptions"] > 0
     per_token = kv_cache_bytes(rooflens.load_model("llama-3-8b"), rooflens.make_settings().precision,
                                CacheShape(1, 1, 0))  # fmt: skip
@@ -58,19 +249,20 @@ def test_kv_memory_limits_concurrency_and_preempts():
     assert capacity_tokens * per_token <= 0.3 * rooflens.load_hardware("h100").memory_bytes
     assert s["mean_batch"] <= capacity_tokens / 2048
     with pytest.raises(RooflensError, match="leaves no room for a KV cache"):
-        simulate("llama-3-70b", "h100", rate=1, requests=2)
+        simulate("llama-3-70b", "h100", rate=1, requests=2, basis="ideal")
 
 
 def test_prefix_cache_and_chunked_prefill():
-    kw = dict(rate=8, prompt=2048, gen=256, requests=300, length_spread=0.3)
+    kw = dict(rate=8, prompt=2048, gen=256, requests=300, random_range_ratio=0.3, basis="ideal")
+    vllm = SchedulerConfig.for_engine("vllm")
     plain = simulate("llama-3-8b", "h100", **kw).summary
-    cached = simulate("llama-3-8b", "h100", engine=Engine(prefix_cache_hit_rate=0.5), **kw).summary
+    cached = simulate("llama-3-8b", "h100", scheduler=replace(vllm, prefix_cache_hit_rate=0.5), **kw).summary
     assert cached["ttft"]["p50"] < plain["ttft"]["p50"] and cached["tpot"]["p50"] < plain["tpot"]["p50"]
-    whole = simulate("llama-3-8b", "h100", engine=Engine(chunked_prefill=False), **kw).summary
+    whole = simulate("llama-3-8b", "h100", scheduler=replace(vllm, chunked_prefill=False), **kw).summary
     # Whole-prompt steps stall every running decode: the worst gaps between tokens grow.
     assert whole["itl"]["p99"] > 1.5 * plain["itl"]["p99"]
     lone = simulate("llama-3-8b", "h100", rate=1e-3, prompt=2048, gen=2, requests=1, basis="ideal",
-                    engine=Engine(prefix_cache_hit_rate=0.5)).summary  # fmt: skip
+                    scheduler=SchedulerConfig(prefix_cache_hit_rate=0.5)).summary  # fmt: skip
     assert lone["ttft"]["p50"] < 0.6 * rooflens.analyze("llama-3-8b", "h100", prompt=2048, gen=2).ttft_s
 
 
@@ -85,34 +277,148 @@ def test_disaggregation_pays_the_kv_transfer():
     first_gap = s.requests[0].gaps[0]
     step = r.decode.step_time_s[0]
     assert first_gap == pytest.approx(transfer + step, rel=1e-9)
+    assert s.summary["devices"] == 2  # one prefill and one decode instance of one device each
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"rate": 0}, "rate must be a positive"),
-        ({"engine": "x"}, "engine takes the scheduler settings"),
+        ({"rate": 0}, "rate must be a positive, finite"),
+        ({"rate": float("inf")}, "rate must be a positive, finite"),
+        ({"rate": float("nan")}, "rate must be a positive, finite"),
+        ({"rate": None}, "exactly one of rate"),
+        ({"concurrency": 2}, "exactly one of rate"),
+        ({"rate": None, "concurrency": 0}, "concurrency takes a whole number from 1 to 100,000"),
+        ({"rate": None, "concurrency": 100_001}, "concurrency takes a whole number"),
+        ({"rate": None, "concurrency": 2.5}, "concurrency takes a whole number"),
+        ({"rate": None, "concurrency": 2, "arrival": "constant"}, "with concurrency leave it out"),
+        ({"requests": 0}, "requests takes a whole number from 1 to 100,000"),
+        ({"requests": 100_001}, "requests takes a whole number"),
+        ({"replicas": 0}, "replicas takes a whole number from 1 to 1,024"),
+        ({"engine": SchedulerConfig()}, "engine takes an engine name"),
+        ({"scheduler": "vllm"}, "scheduler takes a rooflens.serving.SchedulerConfig"),
         ({"draft_model": "llama-3.2-1b"}, "does not follow draft_model"),
         ({"batch": 4}, "sets these per request"),
         ({"disaggregate": (0, 1)}, "disaggregate takes"),
         ({"prompt": 0}, "prompt must be at least 1"),
-        ({"length_spread": 1.5}, "spread must be in"),
+        ({"random_range_ratio": 1.0}, r"random_range_ratio must be in \[0, 1\)"),
+        ({"random_range_ratio": -0.1}, r"random_range_ratio must be in \[0, 1\)"),
+        ({"gen": [4, 8], "random_range_ratio": 0.2}, "with length samples leave it 0"),
+        ({"basis": "best"}, "basis takes 'ideal' or 'estimate'"),
     ],
 )
 def test_bad_simulations(kwargs, message):
     args = {"rate": 1.0, "requests": 2, **kwargs}
     with pytest.raises(RooflensError, match=message):
         simulate("gpt2", "h100", **args)
-    with pytest.raises(RooflensError, match="gpu_memory_utilization must be in"):
-        Engine(gpu_memory_utilization=1.5)
 
 
-def test_cli_simulate():
-    res = CliRunner().invoke(app, ["simulate", "llama-3-8b", "-H", "h100", "-r", "4", "-n", "50", "-g", "64"])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization must be in"),
+        ({"max_num_seqs": 0}, "must be at least 1"),
+        ({"max_num_seqs": 2.5}, "max_num_seqs takes a whole number"),
+        ({"cuda_graph_max_batch": -1}, "cuda_graph_max_batch must be in"),
+        ({"chunked_prefill": "yes"}, "chunked_prefill takes True or False"),
+    ],
+)
+def test_bad_scheduler_configs(kwargs, message):
+    with pytest.raises(RooflensError, match=message):
+        SchedulerConfig(**kwargs)
+
+
+def test_sweep_concurrency():
+    rows = sweep_concurrency("llama-3-8b", "h100", [1, 4, 16], requests=32, prompt=256, gen=32,
+                             engine="vllm", basis="ideal")  # fmt: skip
+    assert [r["concurrency"] for r in rows] == [1, 4, 16]
+    per_device = [r["output_tokens_per_s_per_device"] for r in rows]
+    per_user = [r["tokens_per_s_per_user"] for r in rows]
+    # More users: more tokens per device, fewer per user (the throughput-interactivity trade).
+    assert per_device == sorted(per_device) and per_user == sorted(per_user, reverse=True)
+    with pytest.raises(RooflensError, match="leave out rate"):
+        sweep_concurrency("gpt2", "h100", [1], rate=2)
+    with pytest.raises(RooflensError, match="concurrency takes a whole number"):
+        sweep_concurrency("gpt2", "h100", [1, 0])
+    with pytest.raises(RooflensError, match="takes 1 to 64 values"):
+        sweep_concurrency("gpt2", "h100", [])
+
+
+def test_cli_simulate(tmp_path):
+    res = CliRunner().invoke(app, ["simulate", "llama-3-8b", "-H", "h100", "-r", "4", "-n", "50", "-g", "64",
+                                   "--engine", "tensorrt-llm"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "Latency under load" in res.output and "arrival to first token" in res.output
-    data = json.loads(CliRunner().invoke(app, ["simulate", "gpt2", "-n", "20", "-f", "json"]).output)
+    assert "scheduler of tensorrt-llm" in res.output
+    data = json.loads(
+        CliRunner().invoke(app, ["simulate", "gpt2", "-n", "20", "-f", "json", "--ideal"]).output
+    )
     assert {"ttft", "tpot", "itl", "e2e", "queue", "mean_batch", "saturated"} <= set(data)
-    assert set(data["ttft"]) == {"mean", "p50", "p90", "p99"}
+    assert set(data["ttft"]) == {"mean", "p50", "p90", "p95", "p99"} and data["offered_rate"] == 4.0
+    closed = CliRunner().invoke(app, ["simulate", "gpt2", "-c", "3", "-n", "9", "--ideal",
+                                      "--max-num-seqs", "2", "-f", "json"])  # fmt: skip
+    closed_data = json.loads(closed.output)
+    assert closed_data["concurrency"] == 3 and closed_data["scheduler"]["max_num_seqs"] == 2
+    assert closed_data["scheduler"]["max_num_batched_tokens"] == 8192  # the rest: vLLM's, H100's default
     bad = CliRunner().invoke(app, ["simulate", "gpt2", "--disaggregate", "2"])
     assert bad.exit_code == 2 and "P:D" in bad.output
+
+
+def test_cli_concurrency_sweep(tmp_path):
+    out = tmp_path / "sweep.html"
+    args = ["simulate", "llama-3-8b", "-H", "h100", "--engine", "vllm", "--ideal", "-n", "24", "-g", "16",
+            "--sweep", "concurrency=1,2,4,8"]  # fmt: skip
+    res = CliRunner().invoke(app, [*args, "--plot", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = [line for line in res.output.splitlines() if re.match(r"^│\s+\d+ │", line)]
+    assert [int(r.split("│")[1]) for r in rows] == [1, 2, 4, 8]
+    html = out.read_text()
+    assert out.stat().st_size > 1_000_000 and "C=8" in html  # plotly.js inline: no CDN needed
+    assert '<script src="https://cdn' not in html
+    data = json.loads(CliRunner().invoke(app, [*args, "-f", "json"]).output)
+    assert [d["concurrency"] for d in data] == [1, 2, 4, 8]
+    for text, message in [
+        ("concurrency=1,x", "--sweep concurrency takes comma-separated integers"),
+        ("rate=1,2", "--sweep takes concurrency=LIST"),
+        ("concurrency=0", "concurrency takes a whole number"),
+    ]:
+        bad = CliRunner().invoke(app, ["simulate", "gpt2", "--ideal", "--sweep", text])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
+    both = CliRunner().invoke(app, ["simulate", "gpt2", "--sweep", "concurrency=1", "-r", "2"])
+    assert both.exit_code == 2 and "leave out --rate" in both.output
+    lone_plot = CliRunner().invoke(app, ["simulate", "gpt2", "--ideal", "--plot", str(out)])
+    assert lone_plot.exit_code == 2 and "add --sweep" in lone_plot.output
+
+
+def test_serving_sweep_figure_shows_the_sweeps_numbers():
+    from rooflens import plots
+
+    rows = sweep_concurrency("gpt2", "h100", [1, 2, 4], requests=8, prompt=64, gen=8, basis="ideal")
+    fig = plots.serving_sweep(rows)
+    (trace,) = fig.data
+    assert list(trace.x) == [r["tokens_per_s_per_user"] for r in rows]
+    assert list(trace.y) == [r["output_tokens_per_s_per_device"] for r in rows]
+    assert list(trace.text) == ["C=1", "C=2", "C=4"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    c=st.integers(1, 6),
+    n=st.integers(1, 12),
+    prompt=st.integers(8, 64),
+    gen=st.integers(1, 12),
+    ratio=st.sampled_from([0.0, 0.5]),
+    tp=st.sampled_from([1, 2]),
+)
+def test_throughput_and_percentile_invariants(c, n, prompt, gen, ratio, tp):
+    s = simulate("gpt2", "h100", concurrency=c, requests=n, prompt=prompt, gen=gen, random_range_ratio=ratio,
+                 tp=tp, basis="ideal").summary  # fmt: skip
+    assert s["devices"] == tp
+    assert s["output_tokens_per_s_per_device"] * s["devices"] == pytest.approx(
+        s["output_tokens_per_s"], rel=1e-12
+    )
+    for key in ("ttft", "tpot", "itl", "e2e", "queue"):
+        v = s[key]
+        if v["p50"] is None:
+            continue
+        assert v["p50"] <= v["p90"] <= v["p95"] <= v["p99"]

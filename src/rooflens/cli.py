@@ -124,7 +124,11 @@ def analyze(
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="Efficiency profile for the estimate (e.g. llama.cpp-cuda)."),
+        typer.Option(
+            "--engine",
+            help="Inference engine the estimate assumes: vllm, sglang, tensorrt-llm, llama.cpp, mlx, "
+            "transformers, tgi (default: the device's; see README).",
+        ),
     ] = None,
     tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")] = 1,
     pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel stages.")] = 1,
@@ -564,6 +568,12 @@ def validate(
     split: Annotated[str, typer.Option("--split", help="Published split: report or calibration.")] = "report",
     data: Annotated[Path | None, typer.Option("--data", help="Published dataset (CSV).")] = None,
     rows: Annotated[bool, typer.Option("--rows", help="With --published: list every row.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="With --published: write estimated against measured time (HTML or image)."
+        ),
+    ] = None,
     fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the results (CSV).")
@@ -586,6 +596,10 @@ def validate(
                 print_published(summary, console, split)
                 if rows:
                     print_published_rows(results, console)
+            if plot is not None:
+                from .plots import published_scatter, write_figure
+
+                write_figure(published_scatter(results), plot)
         else:
             if model is None:
                 raise RooflensError(
@@ -789,14 +803,41 @@ def simulate(
     model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="Device of every instance.")] = "h100-sxm",
     rate: Annotated[
-        float, typer.Option("--rate", "-r", help="Requests per second (Poisson arrivals).")
-    ] = 4.0,
+        float | None,
+        typer.Option(
+            "--rate", "-r", help="Requests per second, open loop (Poisson) [4 without --concurrency]."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", "-c", help="Closed loop: users each sending a request when theirs ends."
+        ),
+    ] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option("--sweep", help="concurrency=1,2,4,8 (or 1:64): one closed-loop run per value."),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            "-e",
+            help="vllm, sglang, tensorrt-llm, llama.cpp, mlx, transformers "
+            "[the device's default]: scheduler defaults and efficiency profile.",
+        ),
+    ] = None,
     prompt: Annotated[int, typer.Option("--prompt", "-p", help="Mean prompt tokens.")] = 1024,
     gen: Annotated[int, typer.Option("--gen", "-g", help="Mean generated tokens.")] = 256,
-    spread: Annotated[
-        float, typer.Option("--spread", help="Lengths uniform within +-this share of the mean (0: fixed).")
+    random_range_ratio: Annotated[
+        float,
+        typer.Option(
+            "--random-range-ratio", help="Lengths uniform in [L(1-r), L(1+r)], vLLM's random dataset."
+        ),
     ] = 0.0,
-    requests: Annotated[int, typer.Option("--requests", "-n", help="Requests to simulate.")] = 500,
+    requests: Annotated[
+        int, typer.Option("--requests", "-n", help="Requests to simulate (per sweep point).")
+    ] = 500,
     constant: Annotated[
         bool, typer.Option("--constant", help="Evenly spaced arrivals, not Poisson.")
     ] = False,
@@ -812,25 +853,49 @@ def simulate(
     a_bits: Annotated[int | None, typer.Option("--a-bits")] = None,
     kv_bits: Annotated[int | None, typer.Option("--kv-bits")] = None,
     gpu_memory_utilization: Annotated[
-        float, typer.Option("--gpu-memory-utilization", help="Share of device memory the engine may use.")
-    ] = 0.9,
-    max_num_seqs: Annotated[int, typer.Option("--max-num-seqs", help="Most sequences per step.")] = 256,
+        float | None,
+        typer.Option(
+            "--gpu-memory-utilization", help="Share of device memory the engine may use [engine's]."
+        ),
+    ] = None,
+    max_num_seqs: Annotated[
+        int | None, typer.Option("--max-num-seqs", help="Most sequences per step [engine's].")
+    ] = None,
     max_batched_tokens: Annotated[
-        int, typer.Option("--max-batched-tokens", help="Token budget per step.")
-    ] = 8192,
+        int | None, typer.Option("--max-batched-tokens", help="Token budget per step [engine's].")
+    ] = None,
     chunked_prefill: Annotated[
-        bool,
-        typer.Option("--chunked-prefill/--no-chunked-prefill", help="Mix prompt chunks into decode steps."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--chunked-prefill/--no-chunked-prefill", help="Mix prompt chunks into decode steps [engine's]."
+        ),
+    ] = None,
+    block_size: Annotated[
+        int | None, typer.Option("--block-size", help="KV tokens per block [engine's].")
+    ] = None,
+    cuda_graph_max_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--cuda-graph-max-batch", help="Decode batches padded to CUDA-graph sizes up to this [engine's]."
+        ),
+    ] = None,
     prefix_hit: Annotated[
         float, typer.Option("--prefix-hit", help="Share of each prompt found in the prefix cache.")
     ] = 0.0,
     ideal: Annotated[bool, typer.Option("--ideal", help="Step costs from the ideal roofline.")] = False,
     fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = "table",
+    plot_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="With --sweep: output tokens/s per device against tokens/s per user (.html/.png)."
+        ),
+    ] = None,
 ) -> None:
     """A continuous-batching server under load: batch, KV concurrency, queueing, latency percentiles."""
-    from .render.sweep import print_serving
-    from .serving import Engine
+    from dataclasses import replace
+
+    from .render.serving import print_concurrency_sweep, print_serving
+    from .serving import scheduler_defaults, sweep_concurrency
     from .serving import simulate as run_simulation
 
     try:
@@ -842,25 +907,59 @@ def simulate(
                     f"--disaggregate takes P:D instance counts such as 1:2, got {disaggregate!r}"
                 )
             split = (int(parts[0]), int(parts[1]))
-        engine = Engine(
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_batched_tokens,
-            chunked_prefill=chunked_prefill,
-            prefix_cache_hit_rate=prefix_hit,
+        knobs = {
+            "gpu_memory_utilization": gpu_memory_utilization, "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_batched_tokens, "chunked_prefill": chunked_prefill,
+            "block_size": block_size, "cuda_graph_max_batch": cuda_graph_max_batch,
+            "prefix_cache_hit_rate": prefix_hit,
+        }  # fmt: skip
+        scheduler = replace(
+            scheduler_defaults(hardware, engine), **{k: v for k, v in knobs.items() if v is not None}
         )
-        result = run_simulation(
-            model, hardware, rate=rate, prompt=prompt, gen=gen, length_spread=spread, requests=requests,
-            arrival="constant" if constant else "poisson", seed=seed, replicas=replicas,
-            disaggregate=split, engine=engine, basis="ideal" if ideal else "estimate",
-            tp=tp, quant=quant, kv_format=kv_format,
+        common = dict(
+            prompt=prompt, gen=gen, random_range_ratio=random_range_ratio, requests=requests, seed=seed,
+            replicas=replicas, disaggregate=split, engine=engine, scheduler=scheduler,
+            basis="ideal" if ideal else "estimate", tp=tp, quant=quant, kv_format=kv_format,
             **{k: v for k, v in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits))
-                      if v is not None},
+               if v is not None},
         )  # fmt: skip
+        if sweep is not None:
+            key, sep, values = sweep.partition("=")
+            if key.strip() != "concurrency" or not sep:
+                raise RooflensError(
+                    f"--sweep takes concurrency=LIST such as concurrency=1,2,4,8, got {sweep!r}"
+                )
+            if rate is not None or concurrency is not None or constant:
+                raise RooflensError(
+                    "--sweep sets the concurrency of each run; leave out --rate, --concurrency, --constant"
+                )
+            rows = sweep_concurrency(model, hardware, _ints(values.strip(), "--sweep concurrency"), **common)
+            if plot_out is not None:
+                from .plots import serving_sweep, write_figure
+
+                write_figure(serving_sweep(rows), plot_out)
+        else:
+            if plot_out is not None:
+                raise RooflensError("--plot draws a concurrency sweep; add --sweep concurrency=1,2,4,...")
+            if rate is None and concurrency is None:
+                rate = 4.0
+            if concurrency is not None and constant:
+                raise RooflensError("--constant spaces open-loop arrivals; with --concurrency leave it out")
+            result = run_simulation(
+                model, hardware, rate=rate, concurrency=concurrency,
+                arrival="constant" if constant else "poisson", **common,
+            )  # fmt: skip
     except RooflensError as err:
         _fail(err)
         return
-    if fmt.value == "json":
+    if sweep is not None:
+        if fmt.value == "json":
+            _emit(to_json(rows), None)
+        else:
+            print_concurrency_sweep(rows, _console())
+            if plot_out is not None:
+                _console().print(f"wrote {plot_out}", markup=False, highlight=False)
+    elif fmt.value == "json":
         _emit(to_json(result.to_dict()), None)
     else:
         print_serving(result.summary, _console())

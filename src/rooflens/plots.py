@@ -489,3 +489,67 @@ def write_figure(fig: go.Figure, out: Path) -> None:
             "(pip install 'rooflens[plot]') and a Chromium (Debian: apt-get install chromium); "
             "an .html file needs neither."
         ) from None
+
+
+def serving_sweep(rows: list[dict[str, Any]]) -> go.Figure:
+    """A closed-loop concurrency sweep (``rooflens.serving.sweep_concurrency``): output tokens/s per
+    device against tokens/s per user, one point per concurrency labelled C=..., joined in order."""
+    go = _go()
+    points = [
+        r for r in rows
+        if r.get("tokens_per_s_per_user") is not None and r.get("output_tokens_per_s_per_device") is not None
+    ]  # fmt: skip
+    engine = next((r["engine"] for r in rows if r.get("engine")), None)
+    fig = go.Figure(
+        go.Scatter(
+            x=[r["tokens_per_s_per_user"] for r in points],
+            y=[r["output_tokens_per_s_per_device"] for r in points],
+            mode="lines+markers+text",
+            name="concurrency sweep",
+            text=[f"C={r['concurrency']}" for r in points],
+            textposition="top center",
+            customdata=[[r["ttft"]["p50"], r["tpot"]["p50"]] for r in points],
+            hovertemplate="%{text}<br>%{x:,.1f} tokens/s per user<br>%{y:,.0f} tokens/s per device"
+            "<br>TTFT p50 %{customdata[0]:.3s}s, TPOT p50 %{customdata[1]:.3s}s<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Throughput against interactivity (simulated" + (f", {engine})" if engine else ")"),
+        xaxis={"title": "output tokens/s per user (mean of 1/TPOT)"},
+        yaxis={"title": "output tokens/s per device"},
+    )
+    return fig
+
+
+def published_scatter(results: list[Any]) -> go.Figure:
+    """Predicted against measured time of published rows (log-log), one colour per engine, with the
+    p10-p90 range as error bars and the line of perfect agreement."""
+    fig = go.Figure()
+    engines = sorted({r.row.engine for r in results if r.estimate_s is not None})
+    for engine in engines:
+        mine = [r for r in results if r.row.engine == engine and r.estimate_s is not None]
+        lo = [r.estimate_s - (r.low_s if r.low_s is not None else r.estimate_s) for r in mine]
+        hi = [(r.high_s if r.high_s is not None else r.estimate_s) - r.estimate_s for r in mine]
+        fig.add_trace(
+            go.Scatter(
+                x=[r.measured_s for r in mine],
+                y=[r.estimate_s for r in mine],
+                mode="markers",
+                name=engine,
+                error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "thickness": 1},
+                text=[f"{r.row.id} {r.row.model} on {r.row.hardware} ({r.row.metric})" for r in mine],
+                hovertemplate="%{text}<br>measured %{x:.3g} s<br>estimate %{y:.3g} s<extra></extra>",
+            )
+        )
+    times = [t for r in results if r.estimate_s is not None for t in (r.measured_s, r.estimate_s)]
+    if times:
+        span = [min(times) / 1.5, max(times) * 1.5]
+        fig.add_trace(
+            go.Scatter(x=span, y=span, mode="lines", name="estimate = measured", line={"dash": "dot"})
+        )
+    fig.update_layout(
+        title="Estimated against measured time (published rows)",
+        xaxis={"title": "measured (s)", "type": "log"},
+        yaxis={"title": "estimated (s)", "type": "log"},
+    )
+    return fig

@@ -1,35 +1,74 @@
 """A server under load: an event-driven simulation of continuous batching built on rooflens's step costs.
 
-Requests arrive (Poisson or evenly spaced) with given prompt and output lengths. Each engine instance
-runs steps like vLLM's scheduler: running decodes first, one token each, then prompt tokens up to the
-per-step token budget (chunked prefill; without it a step is all-prefill or all-decode). KV memory is
-paged: ``gpu_memory_utilization`` of device memory, less weights, activations and runtime overhead,
-split into blocks of ``block_size`` tokens; a request is admitted when its prompt's blocks are free,
-and a decode that needs a block when none is left preempts the newest request (recomputed later, as
-vLLM does). A prefix-cache hit rate skips that share of every prompt's computation. Disaggregation
-runs prefill and decode on separate instances and moves each prompt's KV cache between them over the
-interconnect (or the network), bandwidth plus latency.
+Load, as the benchmark clients generate it:
+- open loop (``rate``): requests arrive at ``rate`` per second, Poisson or evenly spaced, whether or
+  not earlier ones have finished (``vllm bench serve --request-rate``);
+- closed loop (``concurrency=C``): C users each send their next request the moment their previous one
+  completes (zero think time), all C starting at t=0, until ``requests`` have been sent (``vllm bench
+  serve --max-concurrency C`` with an infinite rate, SGLang ``bench_serving --max-concurrency``).
+
+Lengths: a fixed prompt and output length, samples to draw from, or vLLM's random dataset:
+``random_range_ratio`` r in [0, 1) draws each length uniformly from the integers
+[floor(L * (1 - r)), ceil(L * (1 + r))] (``vllm/benchmarks/datasets/random.py``, the definition since
+vLLM moved ``random`` to a spread around the mean; output lengths at least 1). vLLM's special tokens are
+not subtracted. SGLang's ``bench_serving --random-range-ratio`` means something else ([L * r, L]).
+
+Scheduling: each engine instance runs steps like vLLM's scheduler: running decodes first, one token
+each, then prompt tokens up to the per-step token budget (chunked prefill; without it a step is
+all-prefill or all-decode). KV memory is paged: ``gpu_memory_utilization`` of device memory, less
+weights, activations of the largest step and runtime overhead, split into blocks of ``block_size``
+tokens; a request is admitted when its prompt's blocks are free, and a decode that needs a block when
+none is left preempts the newest request (recomputed later, as vLLM does). A prefix-cache hit rate skips
+that share of every prompt's computation. Disaggregation runs prefill and decode on separate instances
+and moves each prompt's KV cache between them over the interconnect (or the network), bandwidth plus
+latency.
+
+Scheduler defaults per engine (``SchedulerConfig.for_engine``; the data and its sources are
+``engines.yaml``): ``simulate(engine="vllm")`` takes vLLM's (max_num_seqs 1024, 8192 tokens per step,
+blocks of 16, CUDA graphs up to batch 512), ``engine="sglang"`` SGLang's, and so on. With no engine
+named, the device's default engine (``rooflens.engine.default_engine``) supplies them; ``scheduler=``
+overrides them all. The engine also picks the efficiency profile of the step costs (the analysis
+setting ``engine``).
+
+CUDA graphs: a decode-only step of b sequences, b at most ``cuda_graph_max_batch``, runs the graph
+captured for the next size up, vLLM's list 1, 2, 4, then multiples of 8 below 256, then multiples of
+16 (``vllm/config/compilation.py``): its context-independent operators are priced for the padded
+batch (the padding rows attend to nothing). Steps with prompt tokens run unpadded.
 
 Step cost: the same operators as ``rooflens.analyze``. Operators whose cost does not depend on the
 attended context are evaluated for the step's token count (and the rows that need logits);
 context-dependent ones (attention, MLA's decompression) per sequence: decode sequences from a table
 over contexts, prompt chunks for their (tokens, context). A lone request therefore costs exactly what
-the single analysis says (a test). With ``basis="estimate"`` the calibrated estimate is used; the
-per-pass host cost is counted once per step. A step mixing prompt chunks and decodes prices its
-context-independent operators on the prefill path (the same operators, except MLA's absorbed decode
-projections).
+the single analysis says (a test), and so does each of N requests sent one after another by a single
+closed-loop user. Events of one instant are all handled before an instance plans its next step: a
+closed loop's first C requests share their first step, and a user's next request joins the step that
+follows its previous one's completion. With ``basis="estimate"`` the calibrated estimate is used; the
+per-pass host cost is counted once per step, the per-sequence one for each sequence in it. A step
+mixing prompt chunks and decodes prices its context-independent operators on the prefill path (the
+same operators, except MLA's absorbed decode projections).
 
-Metrics (seconds):
+Metrics, as ``vllm bench serve`` (``benchmark_serving``) defines them; latencies in seconds, each with
+mean, p50 (the median), p90, p95 and p99:
 - ``ttft``: arrival to first token (queueing included); ``ttft_scheduled``: admission to first token;
-- ``tpot``: per request, (last token - first token) / (output tokens - 1);
-- ``itl``: every gap between consecutive tokens of a request, pooled over requests;
+- ``tpot``: per request, (e2e - ttft) / (output tokens - 1), requests of one output token left out;
+- ``itl``: every gap between consecutive tokens of a request, pooled over all requests;
 - ``e2e``: arrival to last token; ``queue``: arrival to admission;
-- throughput: generated tokens / (last completion - first arrival); ``mean_batch``: decode sequences
-  per step over the steps that decode, weighted by step time (the batch the server settles at).
+- ``duration_s``: first arrival to last completion; ``request_throughput``: requests / duration;
+- ``output_tokens_per_s``: generated tokens / duration; ``output_tokens_per_s_per_device``: that over
+  the devices (tp x pp x ep per instance, times the instances); ``total_tokens_per_s``: prompt and
+  generated tokens / duration;
+- ``tokens_per_s_per_user``: mean over requests of 1 / TPOT (InferenceMAX's tok/s/user);
+- ``mean_batch``: decode sequences per step over the steps that decode, weighted by step time;
+- open loop only: ``achieved_rate``, completions per second between the 10th and 90th percentile
+  arrival; ``backlog_growth_per_s``, the slope of requests in the system (arrived, not finished)
+  against time over the second half of the arrivals (least squares on an even grid of times); and
+  ``saturated``: that slope above a tenth of the offered rate, i.e. the server completes less than
+  about 90% of what arrives. Judged from the trend, not a count, so the verdict does not depend on the
+  number of requests once the run outlasts the ramp-up.
 
-Ignored: sampling and detokenization, CUDA graphs and scheduler CPU time beyond the calibrated
-estimate, KV swapping to host memory, memory fragmentation finer than blocks, sliding-window caches
-(every layer's KV is held for the whole context), network jitter.
+Ignored: sampling and detokenization, scheduler CPU time beyond the calibrated estimate, KV swapping to
+host memory, memory fragmentation finer than blocks, sliding-window caches (every layer's KV is held
+for the whole context), network jitter and client overheads.
 """
 
 from __future__ import annotations
@@ -38,12 +77,14 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from typing import Any, Literal
 
 import numpy as np
 
 from .analysis import _check, analyze, executions, make_settings, precision_for, with_formats
+from .engine import default_engine, get_engine
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
@@ -60,6 +101,11 @@ UNSUPPORTED = {
     "draft_model": None, "exit_fraction": 1.0, "exit_distribution": None, "prompt_keep": 1.0,
     "shared_prefix": 0, "kv_budget": None, "pp": 1, "kv_cache": True, "spec_heads": None,
 }  # fmt: skip
+MAX_REQUESTS = 100_000  # requests (and closed-loop users) one simulation takes: keeps a run bounded
+MAX_INSTANCES = 1024
+MAX_SWEEP_POINTS = 64
+SATURATION_SHARE = 0.1  # backlog growing faster than this share of the offered rate: saturated
+TREND_POINTS = 1000  # times at which the backlog is sampled for its trend
 
 
 # --- step cost --------------------------------------------------------------------------------------
@@ -74,12 +120,24 @@ class StepCost:
         _, self.prefill_ex, self.decode_ex = executions(spec, settings, hw)
         self.profile = resolve_profile(hw, settings.engine) if basis == "estimate" else None
         if basis == "estimate" and self.profile is None:
-            raise RooflensError(f"{hw.name} has no efficiency profile for an estimate; use basis 'ideal'")
+            engine = settings.engine or "its default engine"
+            raise RooflensError(
+                f"{hw.name} has no efficiency profile for {engine} to estimate step times from; name "
+                "another engine or use basis 'ideal' (rooflens simulate: --engine, --ideal)"
+            )
         self.host = self.profile.host_cost(spec.model_type, spec.num_layers) if self.profile else None
         # Context-dependent operators are more kernels of the same step: their per-operator costs count,
-        # the per-pass cost (step overhead or the framework's host cost) is already in the dense part.
+        # the per-pass and per-sequence host costs are already in the dense part.
         self.context_profile = (
-            self.profile.model_copy(update={"step_overhead_s": 0.0}) if self.profile is not None else None
+            self.profile.model_copy(
+                update={
+                    k: 0.0
+                    for k in ("step_overhead_s", "seq_overhead_s")
+                    if k in type(self.profile).model_fields
+                }
+            )
+            if self.profile is not None
+            else None
         )
         self.max_context = max_context
         self.flash = settings.flash_attention
@@ -101,17 +159,18 @@ class StepCost:
         near, far = self._ops(2, 4.0, 4.0, ex), self._ops(2, 4.0, 4000.0, ex)
         return {a.name for a, b in zip(near, far, strict=True) if a.flops != b.flops or a.bytes != b.bytes}
 
-    def _time(self, ops, steps: int, host: bool) -> np.ndarray:
+    def _time(self, ops, steps: int, host: bool, sequences: int = 1) -> np.ndarray:
         if host:
-            ideal, est = step_times(ops, self.hw, steps, self.profile, self.host)
+            ideal, est = step_times(ops, self.hw, steps, self.profile, self.host, sequences)
         else:
             no_pass = None if self.host is None else 0.0
             ideal, est = step_times(ops, self.hw, steps, self.context_profile, no_pass)
         return ideal if est is None else est
 
-    def dense(self, rows: int, tokens: int, phase: str) -> float:
-        """Operators independent of context, for ``tokens`` tokens of which ``rows`` need logits."""
-        key = (rows, tokens, phase)
+    def dense(self, rows: int, tokens: int, phase: str, sequences: int = 1) -> float:
+        """Operators independent of context, for ``tokens`` tokens of which ``rows`` need logits, and the
+        step's host costs (per pass, and per each of its ``sequences``)."""
+        key = (rows, tokens, phase, sequences)
         if key not in self._dense:
             ex = self.prefill_ex if phase == "prefill" else self.decode_ex
             r = max(rows, 1)
@@ -120,7 +179,7 @@ class StepCost:
             ]
             if rows == 0:  # prompt chunks only: no token is sampled, so no output head this step
                 ops = [o for o in ops if o.block != "head"]
-            self._dense[key] = float(self._time(ops, 1, host=True)[0])
+            self._dense[key] = float(self._time(ops, 1, host=True, sequences=sequences)[0])
         return self._dense[key]
 
     def decode_context(self, contexts: np.ndarray) -> float:
@@ -181,9 +240,24 @@ class Request:
         self.generated += 1
 
 
-@dataclass
-class Engine:
-    """Knobs real engines expose (names follow vLLM's)."""
+def cuda_graph_sizes(max_batch: int) -> list[int]:
+    """Decode batch sizes vLLM captures CUDA graphs for, up to ``max_batch``: 1, 2, 4, multiples of 8
+    below 256, then multiples of 16 (``vllm/config/compilation.py``). None for 0."""
+    small = [b for b in (1, 2, 4) if b <= max_batch]
+    return small + list(range(8, min(max_batch + 1, 256), 8)) + list(range(256, max_batch + 1, 16))
+
+
+@cache
+def _graph_sizes(max_batch: int) -> np.ndarray:
+    return np.array(cuda_graph_sizes(max_batch), dtype=np.int64)
+
+
+_INT_FIELDS = ("max_num_seqs", "max_num_batched_tokens", "block_size", "cuda_graph_max_batch")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """The scheduler knobs serving engines expose (names follow vLLM's)."""
 
     gpu_memory_utilization: float = 0.9
     max_num_seqs: int = 256
@@ -191,20 +265,67 @@ class Engine:
     chunked_prefill: bool = True
     block_size: int = 16
     prefix_cache_hit_rate: float = 0.0
+    cuda_graph_max_batch: int = 0  # decode batches up to this run padded CUDA graphs; 0: none
 
     def __post_init__(self) -> None:
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise RooflensError(f"{name} takes a whole number, got {value!r}")
+        if not isinstance(self.chunked_prefill, bool):
+            raise RooflensError(f"chunked_prefill takes True or False, got {self.chunked_prefill!r}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise RooflensError("gpu_memory_utilization must be in (0, 1], e.g. 0.9")
         if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1 or self.block_size < 1:
             raise RooflensError("max_num_seqs, max_num_batched_tokens and block_size must be at least 1")
         if not 0 <= self.prefix_cache_hit_rate < 1:
             raise RooflensError("prefix_cache_hit_rate must be in [0, 1)")
+        if not 0 <= self.cuda_graph_max_batch <= 65536:
+            raise RooflensError("cuda_graph_max_batch must be in [0, 65536] (0: no CUDA graphs)")
+
+    @classmethod
+    def for_engine(cls, name: str) -> SchedulerConfig:
+        """The scheduler defaults of engine ``name`` (vllm, sglang, ...; aliases accepted), from
+        ``engines.yaml``, where each figure names its source."""
+        info = get_engine(name)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(info.scheduler) - known)
+        if unknown:
+            raise RooflensError(f"engines.yaml: {info.name} lists unknown scheduler fields {unknown}")
+        values: dict[str, Any] = {}
+        for key, value in info.scheduler.items():
+            if key in _INT_FIELDS:
+                values[key] = int(value)
+            elif key == "chunked_prefill":
+                values[key] = bool(value)
+            else:
+                values[key] = float(value)
+        return cls(**values)
+
+    def graph_batch(self, batch: int) -> int:
+        """Rows a decode-only step of ``batch`` sequences computes: the captured size at or above it,
+        or ``batch`` itself when it runs without a graph."""
+        sizes = _graph_sizes(self.cuda_graph_max_batch)
+        if not len(sizes) or batch > sizes[-1]:
+            return batch
+        return int(sizes[np.searchsorted(sizes, batch)])
+
+
+def scheduler_defaults(hardware: HardwareLike, engine: str | None = None) -> SchedulerConfig:
+    """The scheduler a simulation on ``hardware`` assumes: the named engine's defaults, else the
+    device's default engine's, else ``SchedulerConfig()``."""
+    if engine is None:
+        hw = load_hardware(hardware)
+        engine = default_engine(hw.vendor, hw.kind)
+        if engine is None:
+            return SchedulerConfig()
+    return SchedulerConfig.for_engine(engine)
 
 
 class Instance:
     """One engine instance (one model replica on ``tp`` devices): its queue, running set and KV blocks."""
 
-    def __init__(self, name: str, role: str, cost: StepCost, engine: Engine, blocks: int):
+    def __init__(self, name: str, role: str, cost: StepCost, engine: SchedulerConfig, blocks: int):
         self.name, self.role, self.cost, self.engine = name, role, cost, engine
         self.free = self.total_blocks = blocks
         self.waiting: deque[Request] = deque()
@@ -214,6 +335,7 @@ class Instance:
         self.step_time = 0.0  # time of the steps that decode
         self.preemptions = 0
         self.peak_blocks = 0
+        self.steps = 0
 
     @property
     def load(self) -> int:
@@ -298,14 +420,20 @@ class Instance:
             return None
         completing = sum(1 for r, n in chunks if r.computed + n >= r.target)
         rows = len(decodes) + completing
-        phase = "prefill" if chunks else "decode"
         contexts = np.array([r.prompt + r.generated for r in decodes], dtype=np.int64)
-        duration = self.cost.dense(rows, tokens, phase) + self.cost.decode_context(contexts)
+        sequences = len(decodes) + len(chunks)
+        if chunks:
+            dense = self.cost.dense(rows, tokens, "prefill", sequences)
+        else:  # a decode-only step: a CUDA graph, if one is captured, computes its padded batch
+            padded = self.engine.graph_batch(len(decodes))
+            dense = self.cost.dense(padded, padded, "decode", sequences)
+        duration = dense + self.cost.decode_context(contexts)
         duration += sum(self.cost.chunk_context(n, r.computed + n) for r, n in chunks)
         used = self.total_blocks - self.free
         self.peak_blocks = max(self.peak_blocks, used)
         self.batch_time += len(decodes) * duration
         self.step_time += duration if decodes else 0.0
+        self.steps += 1
         return duration, decodes, chunks
 
 
@@ -322,55 +450,118 @@ class ServingResult:
 
 
 def _lengths(
-    value: int | Sequence[int], n: int, spread: float, rng: np.random.Generator, name: str
+    value: int | Sequence[int], n: int, ratio: float, rng: np.random.Generator, name: str
 ) -> np.ndarray:
+    """``n`` lengths: ``value`` itself, drawn as vLLM's random dataset draws them around it, or drawn
+    from samples."""
+    if isinstance(value, bool):
+        raise RooflensError(f"{name} takes a number of tokens or a list of them, got {value!r}")
     if isinstance(value, int | np.integer):
         if value < 1:
             raise RooflensError(f"{name} must be at least 1")
-        if spread:
-            if not 0 <= spread < 1:
-                raise RooflensError("length spread must be in [0, 1)")
-            lo, hi = max(1, round(value * (1 - spread))), max(1, round(value * (1 + spread)))
-            return rng.integers(lo, hi + 1, size=n)
-        return np.full(n, int(value))
+        if not ratio:
+            return np.full(n, int(value))
+        lo, hi = math.floor(value * (1 - ratio)), math.ceil(value * (1 + ratio))
+        if name == "gen":
+            lo, hi = max(lo, 1), max(hi, 1)  # as vLLM: never 0 output tokens
+        elif lo < 1:
+            raise RooflensError(
+                f"prompt {value} with random_range_ratio {ratio} can draw 0 tokens (floor({value} x "
+                f"{1 - ratio:g}) = {lo}); raise the prompt length or lower the ratio"
+            )
+        return rng.integers(lo, hi + 1, size=n)
     samples = np.asarray(list(value), dtype=np.int64)
     if not len(samples) or (samples < 1).any():
         raise RooflensError(f"{name} samples must be positive integers")
+    if ratio:
+        raise RooflensError("random_range_ratio spreads a fixed length; with length samples leave it 0")
     return rng.choice(samples, size=n)
+
+
+def _whole(value: Any, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
+        raise RooflensError(f"{name} takes a whole number from {lo:,} to {hi:,}, got {value!r}")
+    return int(value)
 
 
 def simulate(
     model: ModelLike,
     hardware: HardwareLike = "h100-sxm",
     *,
-    rate: float,
+    rate: float | None = None,
+    concurrency: int | None = None,
     prompt: int | Sequence[int] = 1024,
     gen: int | Sequence[int] = 256,
-    length_spread: float = 0.0,
+    random_range_ratio: float = 0.0,
     requests: int = 500,
     arrival: Literal["poisson", "constant"] = "poisson",
     seed: int = 0,
     replicas: int = 1,
     disaggregate: tuple[int, int] | None = None,
-    engine: Engine | None = None,
+    engine: str | None = None,
+    scheduler: SchedulerConfig | None = None,
     basis: Basis = "estimate",
     quant: str | None = None,
     kv_format: str | None = None,
     **settings: Any,
 ) -> ServingResult:
-    """Serve ``requests`` requests arriving at ``rate`` per second; return per-request records and a
-    summary of the metrics (see the module docstring for their definitions).
+    """Serve ``requests`` requests, arriving at ``rate`` per second (open loop) or sent by
+    ``concurrency`` users one after another (closed loop): exactly one of the two. Returns per-request
+    records and a summary of the metrics (see the module docstring for their definitions).
 
+    ``engine`` names the serving engine (vllm, sglang, tensorrt-llm, llama.cpp, mlx, transformers):
+    its scheduler defaults and its efficiency profile; ``scheduler`` overrides the defaults.
     ``replicas`` engine instances share the traffic (least loaded first); ``disaggregate=(p, d)``
     instead runs ``p`` prefill and ``d`` decode instances. ``settings`` are analysis settings of one
-    instance (tp, w_bits, a_bits, kv_bits, flash_attention, engine...).
+    instance (tp, ep, w_bits, a_bits, kv_bits, flash_attention...).
     """
-    if rate <= 0:
-        raise RooflensError("rate must be a positive number of requests per second")
-    if requests < 1 or replicas < 1:
-        raise RooflensError("requests and replicas must be at least 1")
-    if disaggregate is not None and (len(disaggregate) != 2 or min(disaggregate) < 1):
-        raise RooflensError("disaggregate takes (prefill instances, decode instances), each at least 1")
+    if (rate is None) == (concurrency is None):
+        raise RooflensError(
+            "give exactly one of rate (requests per second, open loop) and concurrency (users sending "
+            "one request after another, closed loop)"
+        )
+    if rate is not None:
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not math.isfinite(rate)
+            or rate <= 0
+        ):
+            raise RooflensError(
+                f"rate must be a positive, finite number of requests per second, got {rate!r}"
+            )
+        if arrival not in ("poisson", "constant"):
+            raise RooflensError(f"arrival takes 'poisson' or 'constant', got {str(arrival)[:40]!r}")
+    else:
+        concurrency = _whole(concurrency, "concurrency", 1, MAX_REQUESTS)
+        if arrival != "poisson":
+            raise RooflensError("arrival sets how open-loop requests arrive; with concurrency leave it out")
+    requests = _whole(requests, "requests", 1, MAX_REQUESTS)
+    replicas = _whole(replicas, "replicas", 1, MAX_INSTANCES)
+    if disaggregate is not None and (
+        len(disaggregate) != 2
+        or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_INSTANCES for d in disaggregate
+        )
+    ):
+        raise RooflensError(
+            f"disaggregate takes (prefill instances, decode instances), each from 1 to {MAX_INSTANCES}"
+        )
+    if isinstance(random_range_ratio, bool) or not (
+        isinstance(random_range_ratio, int | float) and 0 <= random_range_ratio < 1
+    ):
+        raise RooflensError(
+            f"random_range_ratio must be in [0, 1) (vLLM's random dataset), got {random_range_ratio!r}"
+        )
+    if engine is not None and not isinstance(engine, str):
+        raise RooflensError(
+            f"engine takes an engine name (vllm, sglang, ...), got {str(engine)[:40]!r}; scheduler knobs "
+            "go in scheduler=SchedulerConfig(...)"
+        )
+    if scheduler is not None and not isinstance(scheduler, SchedulerConfig):
+        raise RooflensError(
+            f"scheduler takes a rooflens.serving.SchedulerConfig, got {str(scheduler)[:40]!r}"
+        )
     settings = with_formats(settings, quant, kv_format)  # the named formats, as every command reads them
     clash = sorted(set(settings) & {"batch", "prompt", "gen"})
     if clash:
@@ -378,24 +569,31 @@ def simulate(
     for key, neutral in UNSUPPORTED.items():
         if settings.get(key, neutral) != neutral:
             raise RooflensError(f"the serving model does not follow {key}; analyse it with rooflens.analyze")
-    if engine is not None and not isinstance(engine, Engine):
-        raise RooflensError(
-            f"engine takes the scheduler settings (rooflens.serving.Engine(...)), got {str(engine)[:40]!r}; "
-            "step costs use the device's default efficiency profile"
-        )
-    eng = engine or Engine()
+    if engine is not None:
+        get_engine(engine)  # an unknown name is refused here, with the known ones
+        settings["engine"] = engine.strip()
+    if basis == "ideal":
+        settings.setdefault("estimate", False)  # no efficiency profile is looked up
+    elif basis != "estimate":
+        raise RooflensError(f"basis takes 'ideal' or 'estimate', got {str(basis)[:40]!r}")
+    eng = scheduler or scheduler_defaults(hardware, engine)
     spec, hw = load_model(model), load_hardware(hardware)
     rng = np.random.default_rng(seed)
-    prompts = _lengths(prompt, requests, length_spread, rng, "prompt")
-    gens = _lengths(gen, requests, length_spread, rng, "gen")
-    if (gens < 1).any():
-        raise RooflensError("gen must be at least 1")
-    gaps = rng.exponential(1 / rate, size=requests) if arrival == "poisson" else np.full(requests, 1 / rate)
-    arrivals = np.cumsum(gaps) - gaps[0]
+    prompts = _lengths(prompt, requests, random_range_ratio, rng, "prompt")
+    gens = _lengths(gen, requests, random_range_ratio, rng, "gen")
+    if rate is not None:
+        gaps = (
+            rng.exponential(1 / rate, size=requests) if arrival == "poisson" else np.full(requests, 1 / rate)
+        )
+        arrivals = np.cumsum(gaps) - gaps[0]
+    else:
+        arrivals = np.zeros(requests)  # the first ``concurrency`` start at 0; the rest when a slot frees
     s = make_settings(**settings, batch=1, prompt=int(prompts.max()), gen=int(gens.max()))
     _check(spec, hw, s)
     cost = StepCost(spec, hw, s, basis, int(prompts.max() + gens.max()) + 1)
-    blocks = _kv_blocks(spec, hw, s, eng)
+    # The largest step: a full token budget, or every sequence the engine runs with its longest prompt.
+    step_tokens = min(eng.max_num_batched_tokens, eng.max_num_seqs * int(prompts.max() + gens.max()))
+    blocks = _kv_blocks(spec, hw, s, eng, step_tokens)
     if disaggregate is None:
         pools = {"mixed": [Instance(f"instance {i}", "mixed", cost, eng, blocks) for i in range(replicas)]}
     else:
@@ -415,17 +613,77 @@ def simulate(
     for r in reqs:
         r.computed = r.cached
         r.target = r.prompt
-    _run(reqs, pools, transfer)
-    return ServingResult(reqs, _summary(reqs, pools, rate, eng, blocks, s))
+    if concurrency is None:
+        _run(reqs, [], pools, transfer)
+    else:
+        _run(reqs[:concurrency], deque(reqs[concurrency:]), pools, transfer)
+    load = {
+        "mode": "open" if rate is not None else "closed",
+        "offered_rate": rate,
+        "concurrency": concurrency,
+    }
+    devices = s.tp * s.pp * s.ep * sum(len(pool) for pool in pools.values())
+    summary = _summary(reqs, pools, load, eng, engine, blocks, s, devices)
+    summary["estimate_ranges"] = _ranges(summary, cost.profile)
+    return ServingResult(reqs, summary)
 
 
-def _kv_blocks(spec: ModelSpec, hw: HardwareSpec, s, eng: Engine) -> int:
-    """KV blocks one instance has: the memory share the engine may use, less weights, activations of a
-    full token budget and runtime overhead, over the bytes of one block (per device)."""
+def _ranges(summary: dict[str, Any], profile) -> dict[str, Any] | None:
+    """p10-p90 ranges of the headline figures from the profile's cross-validated factors (TTFT as a
+    prefill, TPOT and ITL as decode, E2E end to end, throughput as serving throughput); None on the
+    ideal basis. Also whether the profile is extrapolated for this device."""
+    if profile is None:
+        return None
+
+    def span(value: float | None, category: str) -> list[float] | None:
+        lo, hi = profile.range_factors(category)
+        return None if value is None else [value * lo, value * hi]
+
+    lo, hi = profile.range_factors("throughput")
+    out_rate = summary["output_tokens_per_s_per_device"]
+    return {
+        "ttft_p50_estimate_range_s": span(summary["ttft"]["p50"], "prefill"),
+        "tpot_p50_estimate_range_s": span(summary["tpot"]["p50"], "decode"),
+        "e2e_p50_estimate_range_s": span(summary["e2e"]["p50"], "end-to-end"),
+        # A time factor f turns a rate r into r / f: the high time bound is the low rate bound.
+        "throughput_estimate_range_tokens_per_s": None
+        if out_rate is None
+        else [out_rate / hi, out_rate / lo],
+        "profile": profile.scope or profile.engine,
+        "extrapolated": profile.extrapolated,
+    }
+
+
+def sweep_concurrency(
+    model: ModelLike,
+    hardware: HardwareLike = "h100-sxm",
+    concurrencies: Sequence[int] = (1, 2, 4, 8, 16),
+    **simulate_kwargs: Any,
+) -> list[dict[str, Any]]:
+    """One closed-loop simulation per concurrency; their summaries, in order (the throughput against
+    interactivity curve of InferenceMAX and ``vllm bench serve --max-concurrency`` sweeps).
+
+    ``simulate_kwargs`` go to every ``simulate`` (lengths, requests, engine, tp, ...); ``requests``
+    is the total per point, best several times the largest concurrency.
+    """
+    given = sorted({"rate", "concurrency", "arrival"} & set(simulate_kwargs))
+    if given:
+        raise RooflensError(f"sweep_concurrency sets the load itself; leave out {', '.join(given)}")
+    if isinstance(concurrencies, str | bytes) or not isinstance(concurrencies, Sequence):
+        raise RooflensError("concurrencies takes a list of whole numbers, e.g. [1, 2, 4, 8]")
+    if not 1 <= len(concurrencies) <= MAX_SWEEP_POINTS:
+        raise RooflensError(f"concurrencies takes 1 to {MAX_SWEEP_POINTS} values, got {len(concurrencies)}")
+    values = [_whole(c, "concurrency", 1, MAX_REQUESTS) for c in concurrencies]
+    return [simulate(model, hardware, concurrency=c, **simulate_kwargs).summary for c in values]
+
+
+def _kv_blocks(spec: ModelSpec, hw: HardwareSpec, s, eng: SchedulerConfig, step_tokens: int) -> int:
+    """KV blocks one instance has: the memory share the engine may use, less weights, activations of
+    the largest step (``step_tokens``) and runtime overhead, over the bytes of one block (per device)."""
     base = executions(spec, s, hw)[0]
     prec = precision_for(spec, s)
     weights = resident_weight_bytes(spec, prec, base)
-    act = analyze(spec, hw, **{**s.model_dump(), "prompt": eng.max_num_batched_tokens, "gen": 1}).memory
+    act = analyze(spec, hw, **{**s.model_dump(), "prompt": step_tokens, "gen": 1}).memory
     room = hw.memory_bytes * eng.gpu_memory_utilization - weights - act.activations_bytes - act.overhead_bytes
     per_token = kv_cache_bytes(spec, prec, CacheShape(1, 1, 0), base)
     if not per_token:
@@ -459,7 +717,9 @@ def _transfer_model(spec: ModelSpec, hw: HardwareSpec, s):
     return lambda tokens: tokens * per_token / link.bandwidth + (link.latency_s or 0.0)
 
 
-def _run(reqs: list[Request], pools: dict[str, list[Instance]], transfer) -> None:
+def _run(first: list[Request], backlog: deque[Request], pools: dict[str, list[Instance]], transfer) -> None:
+    """Play the events out. ``first`` arrive at their own times; each of ``backlog`` (closed loop)
+    arrives when a request finishes, in order."""
     events: list[tuple[float, int, str, Any]] = []
     seq = 0
 
@@ -469,33 +729,46 @@ def _run(reqs: list[Request], pools: dict[str, list[Instance]], transfer) -> Non
         seq += 1
 
     first_pool = pools.get("mixed") or pools["prefill"]
-    for r in reqs:
+    everyone = [*first, *backlog]
+    for r in first:
         push(r.arrival, "arrive", r)
+    # Every step moves at least one token; preemptions recompute prompts. A run past this many steps
+    # would be a scheduling loop, not a server.
+    max_steps = 20 * sum(r.prompt + r.gen for r in everyone) + 1000
+    steps = 0
 
     def kick(inst: Instance, now: float) -> None:
+        nonlocal steps
         if inst.busy:
             return
         step = inst.plan_step(now)
         if step is None:
             return
+        steps += 1
+        if steps > max_steps:
+            raise RooflensError(f"the simulation ran past {max_steps:,} steps without finishing; a bug")
         inst.busy = True
         duration, decodes, chunks = step
         push(now + duration, "step", (inst, decodes, chunks))
 
+    # Instances to plan a step for once every event of this instant is handled: requests arriving
+    # together (a closed loop's first C, or a user's next request at its previous one's end) are
+    # scheduled together.
+    due: dict[int, Instance] = {}
     while events:
         now, _, kind, payload = heapq.heappop(events)
         if kind == "arrive":
             inst = min(first_pool, key=lambda i: i.load)
             inst.waiting.append(payload)
-            kick(inst, now)
+            due[id(inst)] = inst
         elif kind == "kv":
             r, src = payload
             src.free += r.blocks
             r.blocks = 0
             dst = min(pools["decode"], key=lambda i: i.load)
             dst.waiting.append(r)
-            kick(src, now)
-            kick(dst, now)
+            due[id(src)] = src
+            due[id(dst)] = dst
         else:
             inst, decodes, chunks = payload
             inst.busy = False
@@ -511,45 +784,90 @@ def _run(reqs: list[Request], pools: dict[str, list[Instance]], transfer) -> Non
                     inst.running.remove(r)
                     inst.free += r.blocks
                     r.blocks = 0
+                    if backlog:  # closed loop: this user sends its next request now
+                        nxt = backlog.popleft()
+                        nxt.arrival = now
+                        push(now, "arrive", nxt)
                 elif inst.role == "prefill" and not r.in_prefill and r in inst.running:
                     inst.running.remove(r)  # its KV stays allocated until the transfer is done
                     push(now + transfer(r.prompt), "kv", (r, inst))
-            kick(inst, now)
+            due[id(inst)] = inst
+        if not events or events[0][0] > now:
+            for inst in due.values():
+                kick(inst, now)
+            due.clear()
 
 
 def _pct(values: Sequence[float]) -> dict[str, float | None]:
     if not len(values):
-        return {"mean": None, "p50": None, "p90": None, "p99": None}
+        return {"mean": None, "p50": None, "p90": None, "p95": None, "p99": None}
     arr = np.asarray(values, dtype=float)
+    p50, p90, p95, p99 = np.percentile(arr, [50, 90, 95, 99])
     return {
         "mean": float(arr.mean()),
-        "p50": float(np.percentile(arr, 50)),
-        "p90": float(np.percentile(arr, 90)),
-        "p99": float(np.percentile(arr, 99)),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p95": float(p95),
+        "p99": float(p99),
     }
 
 
-def _summary(reqs, pools, rate, eng: Engine, blocks: int, s) -> dict[str, Any]:
-    start = min(r.arrival for r in reqs)
-    end = max(r.finished for r in reqs)
-    tokens = sum(r.generated for r in reqs)
-    # Steady window between the 10th and 90th percentile arrival times: in a steady state requests
-    # complete as fast as they arrive; an overloaded server completes fewer while its queue grows.
-    lo, hi = np.percentile([r.arrival for r in reqs], [10, 90])
-    done = sum(1 for r in reqs if lo <= r.finished <= hi)
-    achieved = done / (hi - lo) if hi > lo else float("nan")
+def backlog_growth(arrivals: np.ndarray, finished: np.ndarray) -> float:
+    """Requests in the system (arrived, not finished) per second of growth over the second half of the
+    arrivals: the least-squares slope of that count sampled at ``TREND_POINTS`` even times."""
+    arr, fin = np.sort(arrivals), np.sort(finished)
+    t0, t1 = arr[len(arr) // 2], arr[-1]
+    if not t1 > t0:
+        return 0.0
+    t = np.linspace(t0, t1, TREND_POINTS)
+    in_system = np.searchsorted(arr, t, side="right") - np.searchsorted(fin, t, side="right")
+    return float(np.polyfit(t - t0, in_system.astype(float), 1)[0])
+
+
+def _summary(reqs, pools, load: dict, eng: SchedulerConfig, engine: str | None, blocks: int, s,
+             devices: int) -> dict[str, Any]:  # fmt: skip
+    arrivals = np.array([r.arrival for r in reqs])
+    finished = np.array([r.finished for r in reqs])
+    start, end = float(arrivals.min()), float(finished.max())
+    duration = end - start
+    out_tokens = sum(r.generated for r in reqs)
+    in_tokens = sum(r.prompt for r in reqs)
+    tpots = [(r.last_token - r.first_token) / (r.generated - 1) for r in reqs if r.generated > 1]
     instances = [i for pool in pools.values() for i in pool]
     step_time = sum(i.step_time for i in instances if i.role != "prefill")
-    return {
+    per_s = (lambda x: x / duration) if duration > 0 else (lambda x: None)
+    out_per_s = per_s(out_tokens)
+    summary: dict[str, Any] = {
+        **load,
         "requests": len(reqs),
-        "offered_rate": rate,
-        "achieved_rate": achieved,
-        "saturated": bool(achieved < 0.9 * rate),
-        "duration_s": end - start,
-        "output_tokens_per_s": tokens / (end - start) if end > start else None,
+        "devices": devices,
+        "duration_s": duration,
+        "request_throughput": per_s(len(reqs)),
+        "output_tokens_per_s": out_per_s,
+        "output_tokens_per_s_per_device": None if out_per_s is None else out_per_s / devices,
+        "tokens_per_s_per_user": float(np.mean(1 / np.asarray(tpots))) if tpots and min(tpots) > 0 else None,
+        "total_tokens_per_s": per_s(in_tokens + out_tokens),
+        "input_tokens": in_tokens,
+        "output_tokens": out_tokens,
+    }
+    if load["mode"] == "open":
+        rate = load["offered_rate"]
+        # Steady window between the 10th and 90th percentile arrival times: completions per second.
+        lo, hi = np.percentile(arrivals, [10, 90])
+        done = int(((finished >= lo) & (finished <= hi)).sum())
+        growth = backlog_growth(arrivals, finished)
+        summary |= {
+            "achieved_rate": done / (hi - lo) if hi > lo else None,
+            "backlog_growth_per_s": growth,
+            "saturated": bool(growth > SATURATION_SHARE * rate),
+        }
+    else:
+        summary |= {"achieved_rate": None, "backlog_growth_per_s": None, "saturated": None}
+    summary |= {
         "mean_batch": sum(i.batch_time for i in instances if i.role != "prefill") / step_time
         if step_time
         else 0.0,
+        "steps": sum(i.steps for i in instances),
         "kv_blocks_per_instance": blocks,
         "block_size": eng.block_size,
         # Requests of the mean length whose whole KV cache fits at once: the paged-memory concurrency limit.
@@ -560,10 +878,12 @@ def _summary(reqs, pools, rate, eng: Engine, blocks: int, s) -> dict[str, Any]:
         "preemptions": sum(i.preemptions for i in instances),
         "ttft": _pct([r.first_token - r.arrival for r in reqs]),
         "ttft_scheduled": _pct([r.first_token - r.admitted for r in reqs]),
-        "tpot": _pct([(r.last_token - r.first_token) / (r.generated - 1) for r in reqs if r.generated > 1]),
+        "tpot": _pct(tpots),
         "itl": _pct([g for r in reqs for g in r.gaps]),
         "e2e": _pct([r.finished - r.arrival for r in reqs]),
         "queue": _pct([r.admitted - r.arrival for r in reqs]),
-        "engine": vars(eng),
-        "settings": {"tp": s.tp, "w_bits": s.w_bits, "a_bits": s.a_bits, "kv_bits": s.kv_bits},
+        "engine": engine,
+        "scheduler": asdict(eng),
+        "settings": {"tp": s.tp, "ep": s.ep, "w_bits": s.w_bits, "a_bits": s.a_bits, "kv_bits": s.kv_bits},
     }
+    return summary

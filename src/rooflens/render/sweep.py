@@ -87,33 +87,3 @@ def print_plan(plan: Any, console: Console, top: int = 10) -> None:
             style="dim",
             highlight=False,
         )
-
-
-def print_serving(summary: dict, console: Console) -> None:
-    s = summary
-    state = "SATURATED: requests arrive faster than they complete" if s["saturated"] else "steady"
-    console.print(
-        f"{s['requests']} requests offered at {s['offered_rate']:g}/s, "
-        f"completed at {s['achieved_rate']:.3g}/s "
-        f"({state}); {s['output_tokens_per_s']:,.0f} generated tokens/s; mean decode batch "
-        f"{s['mean_batch']:.1f}; KV blocks {s['kv_blocks_per_instance']:,} per instance (room for about "
-        f"{s['max_concurrent_by_kv']} requests of mean length), peak use {s['peak_kv_use']:.0%}; "
-        f"{s['preemptions']} preemptions",
-        highlight=False,
-    )
-    table = Table(title="Latency under load (seconds)")
-    for title in ("Metric", "Definition", "mean", "p50", "p90", "p99"):
-        table.add_column(title, justify="left" if title in ("Metric", "Definition") else "right")
-    definitions = {
-        "ttft": "arrival to first token",
-        "ttft_scheduled": "admission to first token",
-        "tpot": "(last - first token) / (tokens - 1), per request",
-        "itl": "gap between consecutive tokens",
-        "e2e": "arrival to last token",
-        "queue": "arrival to admission",
-    }
-    for key, text in definitions.items():
-        v = s[key]
-        table.add_row(key.upper() if key != "ttft_scheduled" else "TTFT (sched.)", text,
-                      *(fmt_time(v[p]) for p in ("mean", "p50", "p90", "p99")))  # fmt: skip
-    console.print(table)
