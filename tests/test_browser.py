@@ -148,6 +148,25 @@ def test_controls_drive_numbers_and_plots(server, page):
     assert first == max(report["ops"], key=lambda o: o["flops"])["name"]
 
 
+def test_engine_choice_and_estimate_ranges(server, page):
+    page.goto(server + "/?model=llama-3-8b&hardware=h100-sxm&batch=8")
+    wait_render(page, 1)
+    assert "vllm" in page.inner_text("#estimate-info")  # NVIDIA's default engine
+    page.select_option("#engine", "sglang")
+    wait_render(page, 2)
+    body = {"model": "llama-3-8b", "hardware": "h100-sxm", "batch": 8, "settings": {"engine": "sglang"}}
+    r = httpx.post(server + "/api/analyze", json=body, timeout=30).json()["report"]
+    assert float(page.get_attribute("#tpot-est", "data-value")) == r["decode"]["tpot_estimate_s"]
+    lo, hi = r["tpot_estimate_range_s"]
+    text = page.inner_text("#tpot-est")
+    assert "p10–p90" in text and f"{lo * 1e3:.3g} ms" in text and f"{hi * 1e3:.3g} ms" in text
+    info = page.inner_text("#estimate-info")
+    assert "sglang" in info and r["estimate"]["scope"] in info
+    assert "engine=sglang" in page.url
+    engines = httpx.get(server + "/api/engines", timeout=30).json()
+    assert {e["name"] for e in engines} >= {"vllm", "sglang", "tensorrt-llm", "llama.cpp"}
+
+
 def test_a_shared_url_brings_the_same_view_back(server, page, browser):
     page.goto(server + "/")
     wait_render(page, 1)

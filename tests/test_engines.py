@@ -195,3 +195,16 @@ def test_profile_fields_are_validated():
         _profile(comm_efficiency=1.5)
     assert math.isfinite(_profile(seq_overhead_s=0.0).seq_overhead_s)
     assert np.isclose(_profile().efficiency("attention", "attention", 1.0, context=1000.0), 1.0)
+
+
+def test_an_engine_version_is_taken_and_checked_against_the_measured_ones():
+    measured = rooflens.analyze("llama-3-8b", "h100", engine="tensorrt-llm@0.9.0", prompt=128, gen=4)
+    assert measured.profile.version == "0.9.0" and "0.9.0" in measured.profile.versions
+    assert not measured.extrapolated and measured.to_dict()["estimate"]["version"] == "0.9.0"
+    plain = rooflens.analyze("llama-3-8b", "h100", engine="tensorrt-llm", prompt=128, gen=4)
+    assert measured.tpot_estimate_s == plain.tpot_estimate_s  # profiles pool versions
+    unknown = rooflens.analyze("llama-3-8b", "h100", engine="tensorrt-llm@9.9", prompt=128, gen=4)
+    assert unknown.extrapolated
+    assert any("no calibration row of tensorrt-llm 9.9" in n for n in unknown.notes)
+    with pytest.raises(RooflensError, match="unknown engine 'tensorrt@1.0'"):
+        rooflens.analyze("llama-3-8b", "h100", engine="tensorrt@1.0")

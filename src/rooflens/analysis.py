@@ -515,6 +515,13 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
             notes.append(
                 f"{spec_dec.draft.name}'s vocabulary differs from {spec.name}'s; real drafts share one"
             )
+    p = r.profile
+    if p is not None and p.version and p.version not in p.versions:
+        measured = ", ".join(p.versions[-6:]) or "none recorded"
+        notes.append(
+            f"no calibration row of {p.engine} {p.version}: its profile pools the measured versions "
+            f"({measured}), so the estimate is marked extrapolated"
+        )
     if r.profile is None and s.estimate:
         notes.append(
             f"no efficiency profile for {hw.name}: only the ideal roofline bound is shown "

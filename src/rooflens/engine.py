@@ -47,9 +47,16 @@ def engine_names() -> list[str]:
     return list(engines())
 
 
+def split_version(name: str) -> tuple[str, str]:
+    """'sglang@0.5.9' -> ('sglang', '0.5.9'); a name without '@' has no version."""
+    base, _, version = name.partition("@")
+    return base.strip(), version.strip()
+
+
 def find_engine(name: str) -> EngineInfo | None:
-    """The engine called ``name`` (case-insensitive; aliases and backend profile names accepted)."""
-    key = name.strip().lower()
+    """The engine called ``name`` (case-insensitive; aliases, backend profile names and an
+    ``@version`` suffix accepted)."""
+    key = split_version(name)[0].lower()
     for info in engines().values():
         if key == info.name or key in info.aliases or key in info.backends.values():
             return info
@@ -61,7 +68,7 @@ def get_engine(name: str) -> EngineInfo:
     if info is None:
         raise RooflensError(
             f"unknown engine '{name[:60]}'; known engines: {', '.join(engine_names())} "
-            "(profile names such as llama.cpp-cuda are accepted too)"
+            "(profile names such as llama.cpp-cuda are accepted too, and a version: vllm@0.11.0)"
         )
     return info
 

@@ -248,6 +248,7 @@ class Report:
                 "source": self.profile.source,
                 "scope": self.profile.scope,
                 "extrapolated": self.profile.extrapolated,
+                "version": self.profile.version or None,
             },
             "memory": {
                 "weights_bytes": m.weights_bytes,

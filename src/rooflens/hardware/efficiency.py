@@ -85,6 +85,10 @@ class EfficiencyProfile(BaseModel):
     )
     scope: str = Field("", description="what it was fitted on: a device, a vendor generation, an engine...")
     extrapolated: bool = Field(False, description="the engine had no calibration measurement on this device")
+    versions: list[str] = Field(
+        default_factory=list, description="engine versions among its calibration rows"
+    )
+    version: str = Field("", description="the engine version asked for ('' when none was named)")
     intervals: dict[str, list[float]] = Field(
         default_factory=dict,
         description="p10/p90 of measured/estimated time per kind of figure (prefill, decode, end-to-end, "
@@ -233,8 +237,14 @@ def published_profile(
     for fields, scope in candidates:
         if fields:
             intervals = _intervals(data, name, klass, extrapolated=not measured)
+            versions = list(entry.get("versions", [])) if entry else []
             return EfficiencyProfile(
-                engine=name, **fields, scope=scope, extrapolated=not measured, intervals=intervals
+                engine=name,
+                **fields,
+                scope=scope,
+                extrapolated=not measured,
+                intervals=intervals,
+                versions=versions,
             )
     return None
 

@@ -143,7 +143,7 @@ def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile |
     engine is an error listing the known ones; no default engine for the device means no estimate
     (the report then shows the ideal bound alone and says why).
     """
-    from ..engine import default_engine, engine_names, find_engine, get_engine
+    from ..engine import default_engine, engine_names, find_engine, get_engine, split_version
     from .efficiency import published_profile
 
     if engine is None:
@@ -164,5 +164,11 @@ def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile |
                 f"{', '.join(known)}; or an engine: {', '.join(engine_names())}"
             )
         get_engine(engine)  # raises, listing the known engines
-    name = engine if engine in info.backends.values() else info.profile_name(hw.vendor)
-    return published_profile(name, hw.name, hw.vendor, hw.generation)
+    base, version = split_version(engine)
+    name = base if base in info.backends.values() else info.profile_name(hw.vendor)
+    profile = published_profile(name, hw.name, hw.vendor, hw.generation)
+    if profile is None or not version:
+        return profile
+    # Profiles pool the engine's versions; a version without calibration rows is an extrapolation.
+    unmeasured = version not in profile.versions
+    return profile.model_copy(update={"version": version, "extrapolated": profile.extrapolated or unmeasured})

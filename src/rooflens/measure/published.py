@@ -678,6 +678,7 @@ def fit_all(rows: list[PublishedRow]) -> dict:
         rows_on = {d: sum(r.hardware == d for r in mine) for d in sorted({r.hardware for r in mine})}
         entry = {
             "rows": rows_on,
+            "versions": sorted({r.engine_version for r in mine if r.engine_version}),
             "global": profile_fields(
                 fitted.compose(engine, None),
                 f"{engine} across devices: {len(mine)} calibration rows ({'; '.join(sources)}); {note}",

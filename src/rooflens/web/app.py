@@ -124,6 +124,13 @@ def create_app() -> FastAPI:
         """Every bundled device: peaks per dtype, bandwidth, memory, interconnect, TDP, sources."""
         return [h.summary() for h in list_hardware()]
 
+    @app.get("/api/engines", summary="The inference engines")
+    def engines() -> list[dict[str, Any]]:
+        """Every engine an estimate can assume, with its scheduler defaults and their sources."""
+        from ..engine import engines as all_engines
+
+        return [e.model_dump() for e in all_engines().values()]
+
     @app.post(
         "/api/analyze",
         summary="Analyse one model on one device",

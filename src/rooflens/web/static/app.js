@@ -4,7 +4,7 @@
 
 const DEFAULTS = {
   model: "llama-3-8b", hardware: "h100-sxm", batch: 1, prompt: 1024, gen: 128,
-  w: 16, a: 16, kv: 16, fa: 1, phase: "decode",
+  w: 16, a: 16, kv: 16, fa: 1, phase: "decode", engine: "",
 };
 const CUSTOM_FIELDS = ["hw_name", "hw_mem", "hw_bw", "hw_fp16", "hw_int8"];
 const COLUMNS = [
@@ -93,6 +93,7 @@ function showState() {
   $("a-bits").value = String(state.a);
   $("kv-bits").value = String(state.kv);
   $("flash").checked = !!Number(state.fa);
+  $("engine").value = state.engine;
   $("block-phase").value = state.phase;
 }
 
@@ -112,6 +113,7 @@ function requestBody() {
     w_bits: Number(state.w), a_bits: Number(state.a), kv_bits: Number(state.kv),
     flash_attention: !!Number(state.fa),
   };
+  if (state.engine) body.settings = { engine: state.engine };
   if (state.config) body.config = state.config; else body.model = state.model;
   if (state.custom) body.custom_hardware = customHardware(); else body.hardware = state.hardware;
   return body;
@@ -180,13 +182,20 @@ function setFigure(id, value, text) {
   el.textContent = text;
 }
 
+function estimateText(value, range) {
+  if (value === null || value === undefined) return "no estimate";
+  return "estimate " + secs(value) + (range ? ` (p10–p90 ${secs(range[0])} – ${secs(range[1])})` : "");
+}
+
 function showNumbers() {
   const r = report;
   setFigure("ttft", r.ttft_s, secs(r.ttft_s));
-  setFigure("ttft-est", r.ttft_estimate_s, r.ttft_estimate_s === null ? "no estimate" : "estimate " + secs(r.ttft_estimate_s));
+  setFigure("ttft-est", r.ttft_estimate_s, estimateText(r.ttft_estimate_s, r.ttft_estimate_range_s));
   setFigure("tpot", r.decode.tpot_s, secs(r.decode.tpot_s));
-  setFigure("tpot-est", r.decode.tpot_estimate_s,
-    r.decode.tpot_estimate_s === null ? "no estimate" : "estimate " + secs(r.decode.tpot_estimate_s));
+  setFigure("tpot-est", r.decode.tpot_estimate_s, estimateText(r.decode.tpot_estimate_s, r.tpot_estimate_range_s));
+  const est = r.estimate;
+  $("estimate-info").textContent = est === null ? "no efficiency profile: the ideal bound only"
+    : `estimate for ${est.engine} (${est.scope})` + (est.extrapolated ? "; extrapolated: no measurement of this engine on this device" : "");
   setFigure("throughput", r.throughput_tokens_per_s, r.throughput_tokens_per_s.toFixed(1));
   setFigure("memory", r.memory.total_bytes, bytes(r.memory.total_bytes));
   setFigure("fits", r.memory.fits, `${r.memory.fits ? "fits" : "does not fit"} in ${bytes(r.memory.capacity_bytes)}; largest batch ${r.memory.max_batch}`);
@@ -302,6 +311,7 @@ function wire() {
     $(id).addEventListener("change", () => { state[key] = Number($(id).value); schedule(0); });
   }
   $("flash").addEventListener("change", () => { state.fa = $("flash").checked ? 1 : 0; schedule(0); });
+  $("engine").addEventListener("change", () => { state.engine = $("engine").value; schedule(0); });
   $("block-phase").addEventListener("change", () => { state.phase = $("block-phase").value; writeUrl(); drawBlock(); });
   $("op-table").tHead.addEventListener("click", (ev) => {
     const key = ev.target.closest("th")?.dataset.key;
@@ -322,9 +332,13 @@ function wire() {
 }
 
 async function loadCatalogs() {
-  const [models, hardware] = await Promise.all([
+  const [models, hardware, engines] = await Promise.all([
     fetch("/api/models").then((r) => r.json()), fetch("/api/hardware").then((r) => r.json()),
+    fetch("/api/engines").then((r) => r.json()),
   ]);
+  $("engine").innerHTML = `<option value="">the device's default</option>` + engines.map((e) =>
+    `<option value="${esc(e.name)}">${esc(e.display_name)}</option>`).join("");
+  $("engine").value = state.engine;
   $("model-list").innerHTML = models.map((m) =>
     `<option value="${esc(m.name)}">${(m.params / 1e9).toFixed(1)} B, ${esc(m.model_type)}</option>`).join("");
   $("hardware-list").innerHTML = hardware.map((h) =>
