@@ -3,8 +3,6 @@ profile fallback chain, and the estimate's p10-p90 range."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -126,6 +124,8 @@ def test_engines_have_one_home_with_sourced_scheduler_defaults():
     assert get_engine("TRTLLM").name == "tensorrt-llm" and get_engine("llama.cpp-cuda").name == "llama.cpp"
     assert default_engine("NVIDIA", "gpu") == "vllm" and default_engine("Apple", "apple") == "llama.cpp"
     assert default_engine("Intel", "cpu") is None
+    assert default_engine("AMD", "cpu") is None  # an EPYC is not an Instinct GPU
+    assert rooflens.analyze("llama-3-8b", "epyc-9654", prompt=64, gen=4).profile is None
     with pytest.raises(RooflensError, match="unknown engine 'nope'; known engines: vllm, sglang"):
         get_engine("nope")
 
@@ -193,7 +193,6 @@ def test_profile_fields_are_validated():
         _profile(low_precision={"fp8": 0.0})
     with pytest.raises(ValueError):
         _profile(comm_efficiency=1.5)
-    assert math.isfinite(_profile(seq_overhead_s=0.0).seq_overhead_s)
     assert np.isclose(_profile().efficiency("attention", "attention", 1.0, context=1000.0), 1.0)
 
 
@@ -206,5 +205,88 @@ def test_an_engine_version_is_taken_and_checked_against_the_measured_ones():
     unknown = rooflens.analyze("llama-3-8b", "h100", engine="tensorrt-llm@9.9", prompt=128, gen=4)
     assert unknown.extrapolated
     assert any("no calibration row of tensorrt-llm 9.9" in n for n in unknown.notes)
-    with pytest.raises(RooflensError, match="unknown engine 'tensorrt@1.0'"):
+    with pytest.raises(RooflensError, match=r"unknown engine 'tensorrt'; known engines"):
         rooflens.analyze("llama-3-8b", "h100", engine="tensorrt@1.0")
+    # A leading v is the same version; anything else that is not a version is refused.
+    assert rooflens.analyze("llama-3-8b", "h100", engine="tensorrt-llm@v0.9.0").profile.version == "0.9.0"
+    with pytest.raises(RooflensError, match=r"engine version 'x@y' is not a version"):
+        rooflens.analyze("llama-3-8b", "h100", engine="vllm@x@y")
+
+
+def test_an_engine_must_run_on_the_device_vendor():
+    with pytest.raises(RooflensError, match=r"TensorRT-LLM does not run on Apple devices such as m2-ultra"):
+        rooflens.analyze("llama-2-7b", "m2-ultra", engine="tensorrt-llm")
+    with pytest.raises(RooflensError, match=r"llama\.cpp-cuda is llama\.cpp's backend for NVIDIA devices"):
+        rooflens.analyze("llama-2-7b", "m2-ultra", engine="llama.cpp-cuda")
+    # Case does not matter for backend names.
+    upper = rooflens.analyze("llama-2-7b", "rtx-4090", engine="LLAMA.CPP-CUDA", prompt=64, gen=4)
+    assert upper.profile.engine == "llama.cpp-cuda"
+
+
+def test_the_engine_kernels_set_what_a_format_leaves_open():
+    # llama.cpp's CUDA kernels multiply 4-bit weights with 8-bit activations (int8 math) ...
+    cuda = rooflens.analyze("llama-2-7b", "rtx-3090", quant="q4_0", engine="llama.cpp", prompt=64, gen=4)
+    assert (cuda.settings.a_bits, cuda.precision.a_bits, cuda.settings.low_bit) == (8, 8, "int")
+    # ... its Metal kernels do not; nor does an explicit a_bits give way.
+    metal = rooflens.analyze("llama-2-7b", "m2-ultra", quant="q4_0", prompt=64, gen=4)
+    assert metal.settings.a_bits == 16
+    given = rooflens.analyze("llama-2-7b", "rtx-3090", quant="q4_0", engine="llama.cpp", a_bits=16)
+    assert given.settings.a_bits == 16
+    # TensorRT-LLM's FP8 checkpoints keep an FP8 KV cache; vLLM's default keeps the model's 16 bits.
+    trt = rooflens.analyze("llama-2-7b", "h100", quant="fp8", engine="tensorrt-llm", prompt=64, gen=4)
+    vllm = rooflens.analyze("llama-2-7b", "h100", quant="fp8", engine="vllm", prompt=64, gen=4)
+    assert (trt.settings.kv_bits, trt.settings.kv_scale) == (8, "head") and vllm.settings.kv_bits == 16
+    # The same rules hold in a sweep (one home: analysis.engine_settings).
+    from rooflens.sweep import sweep
+
+    row = sweep("llama-2-7b", hardware="rtx-3090", quant="q4_0", engine="llama.cpp", prompt=64, gen=4)
+    assert row.columns["a_bits"][0] == 8
+
+
+def test_expert_parallel_ranks_pay_the_per_sequence_cost_of_their_own_sequences():
+    # ep 2, batch 8: each rank steps ceil(8 / 2) = 4 sequences; at 1 ms a sequence, 4 ms a step over
+    # the ideal (the profile has no other cost). Two decode steps (gen 3): 8 ms.
+    p = _profile(seq_overhead_s=1e-3)
+    r = _run(p, "mixtral-8x7b", batch=8, prompt=64, gen=3, ep=2)
+    assert r.decode.estimate_s - r.decode.time_s == pytest.approx(2 * 4 * 1e-3, rel=1e-6)
+
+
+def test_routing_settings_that_contradict_are_refused():
+    with pytest.raises(ValueError, match="routing 'identical' sends every sequence"):
+        rooflens.analyze("mixtral-8x7b", "h100", routing="identical", routing_skew=1.0)
+    with pytest.raises(ValueError, match=r"routing 'uniform' contradicts routing_skew 1\.2"):
+        rooflens.analyze("mixtral-8x7b", "h100", routing="uniform", routing_skew=1.2)
+    skewed = rooflens.analyze("mixtral-8x7b", "h100", routing_skew=1.2, prompt=64, gen=2)
+    assert skewed.settings.routing_skew == 1.2  # the skew alone still means Zipf popularity
+
+
+def test_range_lookup_by_engine_generation_and_kind(monkeypatch):
+    """Hand-made interval tables: the most specific level wins per kind of figure, an extrapolated
+    range spans the calibrated one and the held-out one, and no table at all gives [1, 1]."""
+    from rooflens.hardware import efficiency as eff
+
+    fields = {"source": "s", "matmul": [0.5]}
+    data = {
+        "engines": {"e": {"rows": {"d1": 5}, "global": fields}},
+        "intervals": {
+            "calibrated": {
+                "*|*": {"decode": [0.5, 2.0], "all": [0.6, 1.6]},
+                "e|*": {"decode": [0.8, 1.3]},
+                "e|nvidia-hopper": {"prefill": [0.9, 1.1]},
+            },
+            "extrapolated": {"*|*": {"decode": [0.7, 1.5], "prefill": [0.95, 1.4]}},
+        },
+    }
+    monkeypatch.setattr(eff, "_published_profiles", lambda: data)
+    own = eff.published_profile("e", "d1", "NVIDIA", "hopper")
+    assert own.intervals == {"decode": [0.8, 1.3], "all": [0.6, 1.6], "prefill": [0.9, 1.1]}
+    assert own.range_factors("end-to-end") == [0.6, 1.6]  # no such kind: the general one
+    other_generation = eff.published_profile("e", "d1", "NVIDIA", "ampere")
+    assert "prefill" not in other_generation.intervals  # the Hopper entry does not reach an Ampere part
+    assert other_generation.range_factors("prefill") == [0.6, 1.6]
+    far = eff.published_profile("e", "d2", "NVIDIA", "hopper")  # no row of e on d2: extrapolated
+    # decode: calibrated [0.8, 1.3] and held out [0.7, 1.5] -> [0.7, 1.5]; prefill: [0.9, 1.1] and
+    # [0.95, 1.4] -> [0.9, 1.4]; "all" only calibrated -> kept.
+    assert far.intervals == {"decode": [0.7, 1.5], "prefill": [0.9, 1.4], "all": [0.6, 1.6]}
+    monkeypatch.setattr(eff, "_published_profiles", lambda: {"engines": {"e": {"global": fields}}})
+    assert eff.published_profile("e", "d1").range_factors("decode") == [1.0, 1.0]

@@ -59,7 +59,8 @@ def test_rows_map_to_the_time_they_measure(rows):
     assert tg.measured_time() == pytest.approx(tg.batch / tg.value)
     assert pub.analyse_row(tg, profile=None).settings.gen == tg.gen + 1  # gen decode steps after prefill
     q4 = next(r for r in rows if r.precision == "Q4_0" and r.engine == "llama.cpp-cuda")
-    assert q4.base_settings()["a_bits"] == 8  # MMQ: int8 math
+    assert "a_bits" not in q4.base_settings()  # the row says the format; the engine's kernels ...
+    assert pub.analyse_row(q4, profile=None).settings.a_bits == 8  # ... add MMQ's int8 math
 
 
 def _serving(**kw) -> pub.PublishedRow:
@@ -122,18 +123,26 @@ def test_multi_device_rows_run_split_and_price_their_collectives(rows):
 def test_the_split_is_the_recorded_hash_rule(rows):
     import hashlib
 
+    def blank(v) -> str:
+        return "" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+    fa = {True: "on", False: "off", None: ""}
     for r in rows:
-        fields = (
-            r.engine, r.hardware, r.model, r.precision, "" if r.batch is None else r.batch, r.prompt, r.gen,
-            {True: "on", False: "off", None: ""}[r.flash_attention], r.metric,
-        )  # fmt: skip
-        key = "|".join(str(v) for v in fields)
-        if r.mode != "static":
-            rate = "" if r.request_rate is None else f"{r.request_rate:g}"
-            extra = (r.mode, "" if r.concurrency is None else r.concurrency, rate, r.statistic)
-            key += "|" + "|".join(str(v) for v in extra)
+        if int(r.id[1:]) <= 197:  # split once by measurement, before runs had several figures
+            fields = (r.engine, r.hardware, r.model, r.precision, r.batch, r.prompt, r.gen,
+                      fa[r.flash_attention], r.metric)  # fmt: skip
+        else:  # every figure of one run on the same side: no metric, statistic, version or source
+            fields = (r.engine, r.hardware, r.devices, r.parallel, r.model, r.precision, r.mode, r.batch,
+                      r.concurrency, r.request_rate, r.prompt, r.gen, fa[r.flash_attention])  # fmt: skip
+        key = "|".join(blank(v) for v in fields)
         odd = hashlib.sha256(key.encode()).digest()[0] % 2
         assert r.split == ("report" if odd else "calibration"), r.id
+    # No run has figures on both sides.
+    runs: dict[tuple, set[str]] = {}
+    for r in rows[197:]:
+        runs.setdefault((r.engine, r.hardware, r.devices, r.parallel, r.model, r.precision, r.mode, r.batch,
+                         r.concurrency, r.request_rate, r.prompt, r.gen), set()).add(r.split)  # fmt: skip
+    assert all(len(sides) == 1 for sides in runs.values())
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +181,10 @@ def test_the_fit_formula_is_the_analysis(rows):
     moe = next(r for r in rows if r.model == "mixtral-8x7b" and r.mode == "offline")
     report = pub.analyse_row(moe, profile=profile)
     assert pub.Design([moe]).predict(x)[0] == pytest.approx(pub.predicted_times(moe, report)[1], rel=0.02)
+    # Expert parallelism: each rank pays the per-sequence cost of its own share of the batch.
+    ep = next(r for r in rows if r.parallel.startswith("ep") and r.predicted)
+    report = pub.analyse_row(ep, profile=profile)
+    assert pub.Design([ep]).predict(x)[0] == pytest.approx(pub.predicted_times(ep, report)[1], rel=0.02)
 
 
 def test_fit_recovers_known_parameters(rows):
@@ -192,21 +205,21 @@ def test_accuracy_on_the_report_split_meets_the_floors(rows):
     # Floors a little above today's errors (validation/README.md has the table): a change that costs
     # a fifth of the accuracy fails here.
     floors = {
-        ("decode", "all engines"): 0.125,
-        ("prefill", "all engines"): 0.16,
-        ("end-to-end", "all engines"): 0.115,
-        ("throughput", "all engines"): 0.12,
-        ("throughput", "tensorrt-llm"): 0.12,
-        ("throughput", "vllm"): 0.08,
-        ("end-to-end", "vllm"): 0.07,
-        ("throughput", "vendor AMD"): 0.17,
+        ("decode", "all engines"): 0.135,
+        ("prefill", "all engines"): 0.18,
+        ("end-to-end", "all engines"): 0.08,
+        ("throughput", "all engines"): 0.135,
+        ("throughput", "tensorrt-llm"): 0.125,
+        ("throughput", "vllm"): 0.19,
+        ("end-to-end", "vllm"): 0.06,
+        ("throughput", "vendor AMD"): 0.21,
     }
     for key, floor in floors.items():
         assert by[key]["estimate_median_abs_error"] <= floor, key
     # The p10-p90 range holds about 80% of the measurements.
     everything = pub.evaluate_rows(r for r in rows if r.split == "report")
     covered = [r.covered for r in everything if r.covered is not None]
-    assert len(covered) >= 500 and 0.72 <= np.mean(covered) <= 0.88
+    assert len(covered) >= 900 and 0.70 <= np.mean(covered) <= 0.88
     # The estimate must improve on the ideal bound it stands beside, multi-device rows included.
     multi = by["all phases", "multi-device rows"]
     assert multi["rows"] >= 100

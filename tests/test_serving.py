@@ -193,7 +193,8 @@ def test_engine_names_pick_the_scheduler_defaults():
     s = simulate("llama-3-8b", "h100", engine="vllm", basis="ideal", rate=1, requests=3, gen=4).summary
     vllm = get_engine("vllm").scheduler
     assert s["engine"] == "vllm" and s["scheduler"]["max_num_seqs"] == 1024 == vllm["max_num_seqs"]
-    assert s["scheduler"] == {**vllm, "prefix_cache_hit_rate": 0.0}  # engines.yaml, as it stands
+    # engines.yaml, as it stands (vLLM's memory share is of all memory)
+    assert s["scheduler"] == {**vllm, "prefix_cache_hit_rate": 0.0, "memory_share_of": "total"}
     assert (s["scheduler"]["max_num_batched_tokens"], s["scheduler"]["block_size"]) == (8192, 16)
     assert s["scheduler"]["cuda_graph_max_batch"] == 512
     # Aliases name the same engine; SGLang's pages hold one token.
@@ -411,6 +412,7 @@ def test_serving_sweep_figure_shows_the_sweeps_numbers():
     tp=st.sampled_from([1, 2]),
 )
 def test_throughput_and_percentile_invariants(c, n, prompt, gen, ratio, tp):
+    n = max(n, c)  # each user sends at least one request
     s = simulate("gpt2", "h100", concurrency=c, requests=n, prompt=prompt, gen=gen, random_range_ratio=ratio,
                  tp=tp, basis="ideal").summary  # fmt: skip
     assert s["devices"] == tp
@@ -422,3 +424,23 @@ def test_throughput_and_percentile_invariants(c, n, prompt, gen, ratio, tp):
         if v["p50"] is None:
             continue
         assert v["p50"] <= v["p90"] <= v["p95"] <= v["p99"]
+
+
+def test_concurrency_needs_as_many_requests():
+    with pytest.raises(RooflensError, match="concurrency 64 needs at least as many requests"):
+        simulate("llama-3-8b", "h100", concurrency=64, requests=4, basis="ideal")
+
+
+def test_engine_memory_share_and_smaller_gpu_defaults():
+    # vLLM below 70 GiB (an L40S's 48 GB) takes its smaller server defaults: 256 sequences, 2048 tokens.
+    small, large = scheduler_defaults("l40s", "vllm"), scheduler_defaults("h100", "vllm")
+    assert (small.max_num_seqs, small.max_num_batched_tokens) == (256, 2048)
+    assert (large.max_num_seqs, large.max_num_batched_tokens) == (1024, 8192)
+    # TensorRT-LLM's 0.9 is a share of what the weights leave free; vLLM's of all memory:
+    # 80 GB device, 20 GB used -> 0.9 x 60 = 54 GB against 0.9 x 80 - 20 = 52 GB.
+    from rooflens.serving import kv_room
+
+    trt = scheduler_defaults("h100", "tensorrt-llm")
+    assert trt.memory_share_of == "free" and large.memory_share_of == "total"
+    assert kv_room(80e9, 20e9, trt) == pytest.approx(54e9)
+    assert kv_room(80e9, 20e9, large) == pytest.approx(52e9)

@@ -251,8 +251,28 @@ def executions(
     return base, prefill_ex, decode_ex
 
 
+def engine_settings(s: Settings, hw: HardwareSpec) -> Settings:
+    """The settings as the estimate's engine runs them: what its kernels do to the format's numbers
+    where the settings leave them open (``engines.yaml`` ``kernels``): llama.cpp's CUDA kernels
+    multiply quantized weights with 8-bit activations; TensorRT-LLM builds FP8/FP4 checkpoints with
+    an FP8 KV cache."""
+    from .engine import kernel_rules
+
+    profile = resolve_profile(hw, s.engine)  # ideal-only analyses too: the engine runs these kernels
+    rules = kernel_rules(profile.engine) if profile is not None else {}
+    update: dict[str, Any] = {}
+    given = s.model_fields_set
+    if "quantized_activation_bits" in rules and s.w_bits < 16 and "a_bits" not in given:
+        update.update(a_bits=rules["quantized_activation_bits"], low_bit="int")
+    low_float = s.low_bit == "float" and s.w_bits <= 8
+    if "low_bit_kv" in rules and low_float and not given & {"kv_bits", "kv_scale", "kv_block"}:
+        update.update(kv_preset(str(rules["low_bit_kv"])))
+    return s.model_copy(update=update) if update else s
+
+
 def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     _check(spec, hw, s)
+    s = engine_settings(s, hw)
     prec = precision_for(spec, s)
     base, prefill_ex, decode_ex = executions(spec, s, hw)
     spec_dec = speculation(spec, s)
@@ -266,8 +286,9 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
 
     profile = resolve_profile(hw, s.engine) if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
-    prefill = evaluate("prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), profile, host, s.batch)
-    decode = evaluate("decode", decode_ops, hw, len(context), context, profile, host, s.batch)
+    per_rank = math.ceil(s.batch / s.ep)  # sequences one device steps (attention is data-parallel)
+    prefill = evaluate("prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), profile, host, per_rank)
+    decode = evaluate("decode", decode_ops, hw, len(context), context, profile, host, per_rank)
 
     shape = CacheShape(s.batch, s.prompt, s.gen, s.shared_prefix)
     extra_weights = extra_kv = 0.0

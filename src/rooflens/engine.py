@@ -9,6 +9,7 @@ Its efficiency profiles live in ``hardware/efficiency.yaml``, keyed by the engin
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 
@@ -25,7 +26,14 @@ class EngineInfo(BaseModel):
     display_name: str
     aliases: list[str] = Field(default_factory=list)
     backends: dict[str, str] = Field(default_factory=dict, description="vendor -> profile name")
-    scheduler: dict[str, float | int | bool]
+    vendors: list[str] = Field(default_factory=list, description="device vendors it runs on (empty: any)")
+    small_gpu: dict[str, float] | None = Field(
+        None, description="scheduler defaults on GPUs below below_gib of memory"
+    )
+    kernels: dict[str, dict[str, int | str]] = Field(
+        default_factory=dict, description="per profile name: what its kernels do to a format's numbers"
+    )
+    scheduler: dict[str, float | int | bool | str]
     sources: dict[str, str]
 
     def profile_name(self, vendor: str) -> str:
@@ -47,10 +55,22 @@ def engine_names() -> list[str]:
     return list(engines())
 
 
+VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
+
+
 def split_version(name: str) -> tuple[str, str]:
-    """'sglang@0.5.9' -> ('sglang', '0.5.9'); a name without '@' has no version."""
+    """'sglang@0.5.9' -> ('sglang', '0.5.9'); a name without '@' has no version; a leading 'v' is
+    dropped ('v0.9.0' is '0.9.0')."""
     base, _, version = name.partition("@")
-    return base.strip(), version.strip()
+    version = version.strip()
+    if version[:1] in ("v", "V") and version[1:2].isdigit():
+        version = version[1:]
+    if version and not VERSION.fullmatch(version):
+        raise RooflensError(
+            f"engine version '{version[:40]}' is not a version: letters, digits and . + _ - only, "
+            "at most 40 characters (e.g. vllm@0.11.0)"
+        )
+    return base.strip(), version
 
 
 def find_engine(name: str) -> EngineInfo | None:
@@ -74,6 +94,25 @@ def get_engine(name: str) -> EngineInfo:
 
 
 def default_engine(vendor: str, kind: str) -> str | None:
-    """The engine an estimate assumes on a device when none is named (README: 'Engines')."""
+    """The engine an estimate assumes on a device when none is named (README: 'Engines'): by kind
+    (GPUs, Apple chips), then by the GPU's vendor; CPUs and other accelerators have none."""
     d = _data()["defaults"]
-    return d["vendor"].get(vendor) or d["kind"].get(kind)
+    if kind not in d["kind"]:
+        return None
+    return d["vendor"].get(vendor) if kind == "gpu" and vendor in d["vendor"] else d["kind"][kind]
+
+
+def check_runs_on(info: EngineInfo, vendor: str, device: str) -> None:
+    """Refuse an engine on a device vendor it does not run on (a device of unknown vendor passes)."""
+    if info.vendors and vendor and vendor not in info.vendors:
+        raise RooflensError(
+            f"{info.display_name} does not run on {vendor} devices such as {device}; it runs on "
+            f"{', '.join(info.vendors)}. Engines for {device}: "
+            + ", ".join(e.name for e in engines().values() if not e.vendors or vendor in e.vendors)
+        )
+
+
+def kernel_rules(profile_name: str) -> dict[str, int | str]:
+    """What the named profile's kernels do to a format's numbers (empty when nothing)."""
+    info = find_engine(profile_name)
+    return dict(info.kernels.get(profile_name, {})) if info else {}

@@ -42,7 +42,7 @@ TP_DEGREES = (1, 2, 4, 8)
 BATCHES = tuple(2**i for i in range(11))  # 1 .. 1024
 ENTRY_FIELDS = (
     "hardware", "devices", "tp", "pp", "ep", "quant", "kv_format", "offload_weights", "w_bits", "a_bits",
-    "kv_bits", "batch", "ttft_s", "tpot_s",
+    "kv_bits", "batch", "ttft_s", "tpot_s", "ttft_low_s", "ttft_high_s", "tpot_low_s", "tpot_high_s",
     "usd_per_million_tokens", "joules_per_token", "tokens_per_s_per_device", "usd_per_hour_per_device",
     "memory_per_device_bytes", "replicas", "usd_per_hour", "basis",
 )  # fmt: skip
@@ -60,6 +60,10 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         rows = self.entries.replace({np.nan: None}).to_dict(orient="records")
+        for row in rows:  # each estimate's p10-p90 range as [low, high] (None on the ideal basis)
+            for key in ("ttft", "tpot"):
+                low, high = row.pop(f"{key}_low_s"), row.pop(f"{key}_high_s")
+                row[f"{key}_estimate_range_s"] = None if low is None else [low, high]
         return {
             "entries": rows,
             "explanation": self.explanation,
@@ -177,6 +181,9 @@ def _score(
     out["basis"] = np.where(estimated, "estimate", "ideal")
     out["ttft_s"] = np.where(estimated, rows["ttft_estimate_s"], rows["ttft_s"])
     out["tpot_s"] = np.where(estimated, rows["tpot_estimate_s"], rows["tpot_s"])
+    for key in ("ttft", "tpot"):  # the estimate's p10-p90 range; none on the ideal basis
+        for end in ("low", "high"):
+            out[f"{key}_{end}_s"] = np.where(estimated, rows[f"{key}_estimate_{end}_s"], np.nan)
     batch_time = np.where(estimated, rows["total_estimate_s"], rows["total_time_s"])
     tokens = rows["batch"] * rows["gen"]
     out["usd_per_hour_per_device"] = rows["hardware"].map(price)

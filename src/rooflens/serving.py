@@ -77,13 +77,13 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cache
 from typing import Any, Literal
 
 import numpy as np
 
-from .analysis import _check, analyze, executions, make_settings, precision_for, with_formats
+from .analysis import _check, analyze, engine_settings, executions, make_settings, precision_for, with_formats
 from .engine import default_engine, get_engine
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
@@ -266,8 +266,13 @@ class SchedulerConfig:
     block_size: int = 16
     prefix_cache_hit_rate: float = 0.0
     cuda_graph_max_batch: int = 0  # decode batches up to this run padded CUDA graphs; 0: none
+    # What gpu_memory_utilization is a share of: all device memory (vLLM), or what the weights and
+    # activations leave free (TensorRT-LLM's free_gpu_memory_fraction).
+    memory_share_of: str = "total"
 
     def __post_init__(self) -> None:
+        if self.memory_share_of not in ("total", "free"):
+            raise RooflensError(f"memory_share_of takes 'total' or 'free', got {self.memory_share_of!r}")
         for name in _INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -298,6 +303,8 @@ class SchedulerConfig:
                 values[key] = int(value)
             elif key == "chunked_prefill":
                 values[key] = bool(value)
+            elif key == "memory_share_of":
+                values[key] = str(value)
             else:
                 values[key] = float(value)
         return cls(**values)
@@ -312,14 +319,19 @@ class SchedulerConfig:
 
 
 def scheduler_defaults(hardware: HardwareLike, engine: str | None = None) -> SchedulerConfig:
-    """The scheduler a simulation on ``hardware`` assumes: the named engine's defaults, else the
-    device's default engine's, else ``SchedulerConfig()``."""
+    """The scheduler a simulation on ``hardware`` assumes: the named engine's defaults (with its
+    smaller-GPU defaults on devices below their memory threshold), else the device's default
+    engine's, else ``SchedulerConfig()``."""
+    hw = load_hardware(hardware)
     if engine is None:
-        hw = load_hardware(hardware)
         engine = default_engine(hw.vendor, hw.kind)
         if engine is None:
             return SchedulerConfig()
-    return SchedulerConfig.for_engine(engine)
+    config = SchedulerConfig.for_engine(engine)
+    small = get_engine(engine).small_gpu
+    if small and hw.memory_bytes < float(small["below_gib"]) * 2**30:
+        config = replace(config, **{k: int(v) for k, v in small.items() if k != "below_gib"})
+    return config
 
 
 class Instance:
@@ -537,6 +549,11 @@ def simulate(
         if arrival != "poisson":
             raise RooflensError("arrival sets how open-loop requests arrive; with concurrency leave it out")
     requests = _whole(requests, "requests", 1, MAX_REQUESTS)
+    if concurrency is not None and concurrency > requests:
+        raise RooflensError(
+            f"concurrency {concurrency} needs at least as many requests (got {requests}): each user sends "
+            f"one at a time; give --requests {2 * concurrency} or more for a steady state"
+        )
     replicas = _whole(replicas, "replicas", 1, MAX_INSTANCES)
     if disaggregate is not None and (
         len(disaggregate) != 2
@@ -589,6 +606,7 @@ def simulate(
     else:
         arrivals = np.zeros(requests)  # the first ``concurrency`` start at 0; the rest when a slot frees
     s = make_settings(**settings, batch=1, prompt=int(prompts.max()), gen=int(gens.max()))
+    s = engine_settings(s, hw)
     _check(spec, hw, s)
     cost = StepCost(spec, hw, s, basis, int(prompts.max() + gens.max()) + 1)
     # The largest step: a full token budget, or every sequence the engine runs with its longest prompt.
@@ -677,6 +695,14 @@ def sweep_concurrency(
     return [simulate(model, hardware, concurrency=c, **simulate_kwargs).summary for c in values]
 
 
+def kv_room(capacity: float, used: float, eng: SchedulerConfig) -> float:
+    """Bytes left for the KV cache on a device of ``capacity`` when weights, activations and runtime
+    overhead take ``used``: the engine's memory share of all memory, or of what is left free."""
+    if eng.memory_share_of == "free":
+        return (capacity - used) * eng.gpu_memory_utilization
+    return capacity * eng.gpu_memory_utilization - used
+
+
 def _kv_blocks(spec: ModelSpec, hw: HardwareSpec, s, eng: SchedulerConfig, step_tokens: int) -> int:
     """KV blocks one instance has: the memory share the engine may use, less weights, activations of
     the largest step (``step_tokens``) and runtime overhead, over the bytes of one block (per device)."""
@@ -684,7 +710,7 @@ def _kv_blocks(spec: ModelSpec, hw: HardwareSpec, s, eng: SchedulerConfig, step_
     prec = precision_for(spec, s)
     weights = resident_weight_bytes(spec, prec, base)
     act = analyze(spec, hw, **{**s.model_dump(), "prompt": step_tokens, "gen": 1}).memory
-    room = hw.memory_bytes * eng.gpu_memory_utilization - weights - act.activations_bytes - act.overhead_bytes
+    room = kv_room(hw.memory_bytes, weights + act.activations_bytes + act.overhead_bytes, eng)
     per_token = kv_cache_bytes(spec, prec, CacheShape(1, 1, 0), base)
     if not per_token:
         raise RooflensError(

@@ -127,6 +127,19 @@ class Settings(BaseModel):
             return {**data, "routing_skew": 1.0}
         return data
 
+    @model_validator(mode="after")
+    def _routing_agrees(self) -> Settings:
+        if self.routing_skew and self.routing == "identical":
+            raise ValueError(
+                "routing 'identical' sends every sequence to the same experts; drop routing_skew"
+            )
+        if self.routing_skew and self.routing == "uniform" and "routing" in self.model_fields_set:
+            raise ValueError(
+                f"routing 'uniform' contradicts routing_skew {self.routing_skew:g}; use routing 'zipf' "
+                "(or leave routing out) for skewed popularity"
+            )
+        return self
+
     @field_validator("sparsity")
     @classmethod
     def _nm(cls, value: str | None) -> str | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import _check, executions, make_settings, precision_for, with_formats
+from .analysis import _check, engine_settings, executions, make_settings, precision_for, with_formats
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.spec import HardwareSpec, resolve_profile
@@ -49,7 +49,8 @@ COLUMNS = (
     "ttft_s", "tpot_s", "decode_time_s", "total_time_s", "throughput_tokens_per_s", "throughput_per_device",
     "ttft_estimate_s", "tpot_estimate_s", "total_estimate_s", "throughput_estimate_tokens_per_s",
     "throughput_estimate_per_device", "ttft_estimate_low_s", "ttft_estimate_high_s", "tpot_estimate_low_s",
-    "tpot_estimate_high_s", "total_estimate_low_s", "total_estimate_high_s", "weights_bytes",
+    "tpot_estimate_high_s", "total_estimate_low_s", "total_estimate_high_s",
+    "throughput_estimate_low_tokens_per_s", "throughput_estimate_high_tokens_per_s", "weights_bytes",
     "kv_cache_bytes", "state_bytes", "activations_bytes", "overhead_bytes", "total_bytes", "capacity_bytes",
     "fits", "max_batch", "tdp_watts",
 )  # fmt: skip
@@ -199,6 +200,7 @@ def _combo(
                 gen=int(gens.max()),
             )
             _check(spec, hw, settings)
+            settings = engine_settings(settings, hw)
             if weights is None:
                 weights = _weights(spec, settings, hw, shapes)
             block = _block(spec, hw, settings, prompts, gens, weights, shapes)
@@ -305,9 +307,10 @@ def _block(
     profile = resolve_profile(hw, s.engine) if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
 
-    pre_ideal, pre_est = step_times(shape.prefill, hw, len(prompts), profile, host, s.batch)
+    per_rank = math.ceil(s.batch / s.ep)  # sequences one device steps (attention is data-parallel)
+    pre_ideal, pre_est = step_times(shape.prefill, hw, len(prompts), profile, host, per_rank)
     # Decode prefix sums by context (S[k]: steps at contexts lo..k) give any (prompt, gen) window.
-    dec_ideal, dec_est = step_times(shape.decode, hw, shape.decode.steps, profile, host, s.batch)
+    dec_ideal, dec_est = step_times(shape.decode, hw, shape.decode.steps, profile, host, per_rank)
     lo = int(prompts.min())
     ideal_sum = _prefix(dec_ideal, lo)
     est_sum = None if dec_est is None else _prefix(dec_est, lo)
@@ -341,6 +344,9 @@ def _block(
             lo, hi = profile.range_factors(category)
             out[f"{key}_estimate_low_s"] = out[f"{key}_estimate_s"] * lo
             out[f"{key}_estimate_high_s"] = out[f"{key}_estimate_s"] * hi
+        # A rate's range is the time range turned over: tokens / high time .. tokens / low time.
+        out["throughput_estimate_low_tokens_per_s"] = s.batch * G / out["total_estimate_high_s"]
+        out["throughput_estimate_high_tokens_per_s"] = s.batch * G / out["total_estimate_low_s"]
     else:
         for k in COLUMNS:
             if "estimate" in k:

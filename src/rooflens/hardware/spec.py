@@ -143,7 +143,7 @@ def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile |
     engine is an error listing the known ones; no default engine for the device means no estimate
     (the report then shows the ideal bound alone and says why).
     """
-    from ..engine import default_engine, engine_names, find_engine, get_engine, split_version
+    from ..engine import check_runs_on, default_engine, engine_names, find_engine, get_engine, split_version
     from .efficiency import published_profile
 
     if engine is None:
@@ -152,10 +152,11 @@ def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile |
         engine = default_engine(hw.vendor, hw.kind)
         if engine is None:
             return None
-    for profile in hw.efficiency:
-        if profile.engine == engine:
-            return profile
-    info = find_engine(engine)
+    base, version = split_version(engine)
+    for profile in hw.efficiency:  # the device's own measured profiles, by name
+        if profile.engine.lower() == base.lower():
+            return profile.model_copy(update={"version": version}) if version else profile
+    info = find_engine(base)
     if info is None:
         known = [p.engine for p in hw.efficiency]
         if known:
@@ -163,9 +164,16 @@ def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile |
                 f"no efficiency profile named '{engine[:60]}' on {hw.name}; its own profiles: "
                 f"{', '.join(known)}; or an engine: {', '.join(engine_names())}"
             )
-        get_engine(engine)  # raises, listing the known engines
-    base, version = split_version(engine)
-    name = base if base in info.backends.values() else info.profile_name(hw.vendor)
+        get_engine(base)  # raises, listing the known engines
+    check_runs_on(info, hw.vendor, hw.name)
+    backend = base.lower()
+    name = backend if backend in info.backends.values() else info.profile_name(hw.vendor)
+    if backend in info.backends.values() and info.backends.get(hw.vendor, backend) != backend:
+        raise RooflensError(
+            f"{backend} is {info.display_name}'s backend for "
+            f"{next(v for v, b in info.backends.items() if b == backend)} devices; {hw.name} is "
+            f"{hw.vendor}: use --engine {info.name} (its {info.profile_name(hw.vendor)} backend)"
+        )
     profile = published_profile(name, hw.name, hw.vendor, hw.generation)
     if profile is None or not version:
         return profile

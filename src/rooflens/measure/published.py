@@ -47,7 +47,7 @@ from ..hardware.efficiency import EfficiencyProfile, device_class
 from ..model.catalog import load_model
 from ..report import Report
 from ..roofline import PhaseResult
-from ..settings import kv_preset, preset
+from ..settings import preset
 
 Metric = Literal[
     "prefill_tokens_per_s",
@@ -149,14 +149,10 @@ class PublishedRow(BaseModel):
         return not (self.mode == "offline" and self.metric not in THROUGHPUT)
 
     def base_settings(self) -> dict[str, object]:
+        # The format as published; what the engine's kernels make of it (llama.cpp CUDA's 8-bit
+        # activations, TensorRT-LLM's FP8 KV cache) the analysis adds, as for any user
+        # (analysis.engine_settings).
         kw = preset(self.precision)
-        if self.precision.upper() in ("FP8", "NVFP4", "FP4", "MXFP4") and self.engine != "llama.cpp-cuda":
-            # The engines' FP8/FP4 recipes also store the KV cache in FP8 (modelled with a scale per head).
-            kw.update(kv_preset("fp8-head"))
-        if self.engine.startswith("llama.cpp-cuda") and kw.get("w_bits", 16) < 16:
-            # llama.cpp's CUDA matmuls for quantized weights (MMQ) quantize activations to 8 bits and
-            # run int8 tensor-core math: W4A8 / W8A8, not W4A16.
-            kw["a_bits"] = 8
         kw.update(self.degrees)
         if self.flash_attention is not None:
             kw["flash_attention"] = self.flash_attention
@@ -224,14 +220,15 @@ def concurrency(row: PublishedRow) -> int:
 def _offline_concurrency(
     model: str, hardware: str, engine: str, settings: tuple, prompt: int, gen: int
 ) -> int:
-    info = find_engine(engine)
-    limit = int(info.scheduler["max_num_seqs"]) if info else 256
-    share = float(info.scheduler["gpu_memory_utilization"]) if info else 0.9
+    from ..serving import SchedulerConfig, kv_room, scheduler_defaults
+
+    eng = scheduler_defaults(hardware, engine) if find_engine(engine) else SchedulerConfig()
+    limit = eng.max_num_seqs
     kw = dict(settings)
-    settings_one = make_settings(**kw, batch=1, prompt=prompt, gen=gen, estimate=False)
+    settings_one = make_settings(**kw, batch=1, prompt=prompt, gen=gen, engine=engine, estimate=False)
     one = run(load_model(model), load_hardware(hardware), settings_one)
     m = one.memory
-    room = m.capacity_bytes * share - m.weights_bytes - m.overhead_bytes - m.activations_bytes
+    room = kv_room(m.capacity_bytes, m.weights_bytes + m.overhead_bytes + m.activations_bytes, eng)
     per_seq = m.kv_cache_bytes + m.state_bytes
     replicas = kw.get("ep", 1)  # attention runs data-parallel over the expert-parallel devices
     fits = int(room // per_seq) * replicas if per_seq > 0 else limit
@@ -255,7 +252,7 @@ def analyse_row(
     else:
         kw.update(prompt=row.prompt, gen=max(row.gen, 2) if row.mode != "static" else row.gen)
     if profile is None:
-        return run(spec, hw, make_settings(**kw, estimate=False))
+        return run(spec, hw, make_settings(**kw, engine=row.engine, estimate=False))
     if profile != "default":  # the device's own profile, under the row's engine name so it is chosen
         hw = hw.model_copy(update={"efficiency": [profile.model_copy(update={"engine": row.engine})]})
     return run(spec, hw, make_settings(**kw, engine=row.engine))
