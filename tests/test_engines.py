@@ -290,3 +290,15 @@ def test_range_lookup_by_engine_generation_and_kind(monkeypatch):
     assert far.intervals == {"decode": [0.7, 1.5], "prefill": [0.9, 1.4], "all": [0.6, 1.6]}
     monkeypatch.setattr(eff, "_published_profiles", lambda: {"engines": {"e": {"global": fields}}})
     assert eff.published_profile("e", "d1").range_factors("decode") == [1.0, 1.0]
+
+
+def test_routing_from_the_command_line():
+    from typer.testing import CliRunner
+
+    from rooflens.cli import app
+
+    args = ["analyze", "mixtral-8x7b", "-H", "h100", "-b", "64", "--routing", "identical", "-f", "json"]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0 and '"routing": "identical"' in run.output
+    bad = CliRunner().invoke(app, ["analyze", "mixtral-8x7b", "--routing", "bogus"])
+    assert bad.exit_code == 2 and "'uniform', 'zipf' or 'identical'" in bad.output

@@ -233,6 +233,10 @@ def test_validate_published_cli():
     assert "report split" in result.output and "all engines" in result.output
     assert "covers" in result.output
     data = json.loads(CliRunner().invoke(app, ["validate", "--published", "--format", "json"]).output)
+    by = {(d["category"], d["engine"]) for d in data}
+    assert {("decode", "MLA models"), ("throughput", "MoE models"), ("prefill", "dense models")} <= by
+    assert {("throughput", "vendor AMD"), ("throughput", "vllm"), ("decode", "sglang")} <= by
+    data = json.loads(CliRunner().invoke(app, ["validate", "--published", "--format", "json"]).output)
     assert {"category", "engine", "rows", "estimate_median_abs_error"} <= set(data[0])
     bad = CliRunner().invoke(app, ["validate", "--published", "--split", "all"])
     assert bad.exit_code == 2 and "--split must be report or calibration" in bad.output

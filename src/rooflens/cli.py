@@ -201,6 +201,14 @@ def analyze(
     routing_skew: Annotated[
         float, typer.Option("--routing-skew", help="MoE expert popularity skew (Zipf exponent; 0 uniform).")
     ] = 0.0,
+    routing: Annotated[
+        str | None,
+        typer.Option(
+            "--routing",
+            help="MoE routing: uniform, zipf (skew --routing-skew, default 1) or identical (identical "
+            "prompts pick the same experts).",
+        ),
+    ] = None,
     mla_absorb: Annotated[
         str, typer.Option("--mla-absorb", help="Latent attention path: auto, always or never.")
     ] = "auto",
@@ -248,13 +256,14 @@ _OUTPUT_OPTIONS = ("fmt", "per_layer", "output")
 
 def _report(
     model, hardware, hf, quant, kv_format, w_bits, a_bits, kv_bits, dtype, low_bit, group_size,
-    quantize_embeddings, symmetric, overhead_gib, exit_distribution, **settings
+    quantize_embeddings, symmetric, overhead_gib, exit_distribution, routing, **settings
 ):  # fmt: skip
     """The analysis that analyze's options (also plot's) describe."""
     # Precision options left unset take the --quant preset's value, else the default.
     given = {
         "w_bits": w_bits, "a_bits": a_bits, "kv_bits": kv_bits, "dtype": dtype, "low_bit": low_bit,
         "group_size": group_size, "quantize_embeddings": quantize_embeddings, "symmetric": symmetric,
+        "routing": routing,
     }  # fmt: skip
     return analysis.analyze(
         model,

@@ -786,14 +786,22 @@ def vendor(row: PublishedRow) -> str:
     return load_hardware(row.hardware).vendor or "other"
 
 
+def model_class(row: PublishedRow) -> str:
+    """'MLA' (latent attention, with or without experts), 'MoE' or 'dense'."""
+    spec = load_model(row.model)
+    return "MLA" if spec.is_mla else "MoE" if spec.num_experts else "dense"
+
+
 def error_summary(results: list[RowResult]) -> list[dict[str, object]]:
     """Median absolute errors and range coverage by category and engine, each category over all
-    engines, by device vendor, and the multi-device rows (every phase) on their own."""
+    engines, by device vendor, by model class (dense, MoE, MLA), and the multi-device rows (every
+    phase) on their own."""
     groups: dict[tuple[str, str], list[RowResult]] = {}
     for r in results:
         groups.setdefault((r.row.category, r.row.engine), []).append(r)
         groups.setdefault((r.row.category, "all engines"), []).append(r)
         groups.setdefault((r.row.category, f"vendor {vendor(r.row)}"), []).append(r)
+        groups.setdefault((r.row.category, f"{model_class(r.row)} models"), []).append(r)
         if r.row.devices > 1:
             groups.setdefault(("all phases", "multi-device rows"), []).append(r)
     summary = []
