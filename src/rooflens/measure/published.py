@@ -641,7 +641,7 @@ MIN_INTERVAL_ROWS = 8  # residuals a range needs before it is specific to an eng
 
 def interval_table(residuals: list[tuple[PublishedRow, float]]) -> dict[str, dict[str, list[float]]]:
     """p10-p90 factors (measured / estimated time) per engine|class and category, from residuals,
-    general levels first: '*|*' (all), 'engine|*', 'engine|class'."""
+    general levels first: '*|*' (all), 'engine|*', 'engine|class'; split-conformal quantile levels."""
     groups: dict[tuple[str, str], list[float]] = {}
     for r, res in residuals:
         ratio = -res  # log(measured / estimate)
@@ -652,7 +652,11 @@ def interval_table(residuals: list[tuple[PublishedRow, float]]) -> dict[str, dic
     for (key, category), values in sorted(groups.items()):
         if len(values) < MIN_INTERVAL_ROWS and key != "*|*":
             continue
-        lo, hi = np.exp(np.percentile(values, [10, 90]))
+        # Split-conformal levels: with n residuals the p90 bound is the ceil((n + 1) 0.9)-th smallest,
+        # a little beyond the empirical 90th percentile (and symmetrically for p10).
+        n = len(values)
+        upper = min(1.0, 0.9 * (n + 1) / n)
+        lo, hi = np.exp(np.percentile(values, [100 * (1 - upper), 100 * upper]))
         table.setdefault(key, {})[category] = [float(f"{lo:.4g}"), float(f"{hi:.4g}")]
     return table
 
