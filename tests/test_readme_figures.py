@@ -135,9 +135,9 @@ def test_catalog_sizes_quoted(name, count):
 
 
 def test_planning_answer():
-    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.19 per million tokens, TTFT 432 ms, TPOT 4.8 ms,
-    # 1 replica ...; then 1 x B300 with a bf16 cache ($0.25, 2 replicas) and 1 x B200 (batch 32, $0.26,
-    # 2 replicas) ... memory-bound (100% ...); at 128 ... TTFT to 861 ms; ... tie at $5.09 per hour
+    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.21 per million tokens, TTFT 443 ms, TPOT 5.2 ms,
+    # 1 replica ...; then 1 x B300 with a bf16 cache ($0.26, 2 replicas) and 1 x B200 (batch 32, $0.28,
+    # 2 replicas) ... memory-bound (100% ...); at 128 ... TTFT to 883 ms; ... tie at $5.1 per hour
     # instead of $6.84 ... ttft_estimate_range_s".
     from rooflens.plan import plan
 
@@ -145,49 +145,45 @@ def test_planning_answer():
     top = p.entries.iloc[0]
     got = (top.hardware, top.devices, top.quant, top.kv_format, top.batch, top.replicas)
     assert got == ("b300", 1, "nvfp4", "fp8", 64, 1)
-    assert round(top.usd_per_million_tokens, 2) == 0.19 and round(top.ttft_s * 1e3) == 432
-    assert round(top.tpot_s * 1e3, 1) == 4.8
+    assert round(top.usd_per_million_tokens, 2) == 0.21 and round(top.ttft_s * 1e3) == 443
+    assert round(top.tpot_s * 1e3, 1) == 5.2
     second, third = p.entries.iloc[1], p.entries.iloc[2]
     assert (second.hardware, second.kv_format, second.replicas) == ("b300", "bf16", 2)
-    assert round(second.usd_per_million_tokens, 2) == 0.25
+    assert round(second.usd_per_million_tokens, 2) == 0.26
     assert (third.hardware, third.batch, third.replicas, round(third.usd_per_million_tokens, 2)) == (
         "b200",
         32,
         2,
-        0.26,
+        0.28,
     )
     text = " ".join(p.explanation)
-    assert "100%" in text and "861 ms" in text and "$5.09" in text and "$6.84" in text and "NVFP4" in text
+    assert "100%" in text and "883 ms" in text and "$5.1 " in text and "$6.84" in text and "NVFP4" in text
     low, high = p.to_dict()["entries"][0]["ttft_estimate_range_s"]
     assert low < top.ttft_s < high
 
 
 def test_serving_paragraph():
-    # "keeps up (7.4 completions/s in the steady window), settles at a decode batch of 55, TTFT p50
-    # 115 ms (p10-p90 range 97-266 ms) / p99 497 ms, TPOT p50 27 ms (21-32 ms) ... p99 ITL 197 ms ...
-    # 1 prefill : 1 decode ... TPOT 10 ms, ITL p99 12 ms, TTFT p99 474 ms ... 150 output tokens/s per
-    # GPU at 152 tokens/s per user at concurrency 1, 1,502 at 105 per user at 16, 2,951 at 59 at 64".
+    # "at its limit: 7.4 completions/s ... backlog grows (SATURATED), a decode batch of 58, TTFT p50
+    # 126 ms (p10-p90 range 107-321 ms) / p99 550 ms, TPOT p50 29 ms (24-35 ms) ... p99 ITL 209 ms ...
+    # 1 prefill : 1 decode ... TPOT 10 ms, ITL p99 11 ms, TTFT p99 494 ms ... 150 output tokens/s per
+    # GPU at 152 tokens/s per user at concurrency 1, 1,488 at 105 per user at 16, 2,919 at 59 at 64".
     from rooflens.serving import simulate, sweep_concurrency
 
     kw = dict(rate=8, prompt=2048, gen=256, random_range_ratio=0.3, requests=1000)
     s = simulate("llama-3-8b", "h100", **kw).summary
-    assert round(float(s["achieved_rate"]), 1) == 7.4 and round(s["mean_batch"]) == 55
+    assert round(float(s["achieved_rate"]), 1) == 7.4 and round(s["mean_batch"]) == 58
+    assert s["saturated"]
     whole = [round(v * 1e3) for v in (s["ttft"]["p50"], s["ttft"]["p99"], s["tpot"]["p50"], s["itl"]["p99"])]
-    assert tuple(whole) == (
-        115,
-        497,
-        27,
-        197,
-    )
+    assert whole == [126, 550, 29, 209]
     ranges = s["estimate_ranges"]
-    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [97, 266]
-    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [21, 32]
+    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [107, 321]
+    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [24, 35]
     d = simulate("llama-3-8b", "h100", disaggregate=(1, 1), **kw).summary
     assert [round(d[k][p] * 1e3) for k, p in (("tpot", "p50"), ("itl", "p99"), ("ttft", "p99"))] == [
         10,
-        12,
-        474,
+        11,
+        494,
     ]
     rows = sweep_concurrency("llama-3-8b", "h100", [1, 16, 64], prompt=1024, gen=256, requests=200)
     got = [(round(r["output_tokens_per_s_per_device"]), round(r["tokens_per_s_per_user"])) for r in rows]
-    assert got == [(150, 152), (1502, 105), (2951, 59)]
+    assert got == [(150, 152), (1488, 105), (2919, 59)]

@@ -468,21 +468,28 @@ def _lerp(t: np.ndarray, grid: np.ndarray, y0, y1) -> np.ndarray:
     return y0 + (y1 - y0) * w
 
 
-def fit_profile(design: Design, prior: np.ndarray, weight: float) -> np.ndarray:
+def fit_profile(design: Design, prior: np.ndarray, weight: float, loss: str = "linear") -> np.ndarray:
     """Least squares on log time ratios, each parameter held toward ``prior`` with ``weight``."""
-    return prior + fit_offset(design, np.broadcast_to(prior, (design.n, len(PARAMS))), weight)
+    return prior + fit_offset(design, np.broadcast_to(prior, (design.n, len(PARAMS))), weight, loss)
 
 
-def fit_offset(design: Design, base: np.ndarray, weight: float) -> np.ndarray:
+LOSS_SCALE = 0.15  # residuals (log time ratio) beyond about 15% count less under a robust loss
+
+
+def fit_offset(design: Design, base: np.ndarray, weight: float, loss: str = "linear") -> np.ndarray:
     """The one offset (log space) added to every row's parameters ``base`` that best fits the rows,
-    held toward zero with ``weight``."""
+    held toward zero with ``weight``; ``loss`` 'linear' is least squares, 'soft_l1' and 'cauchy' let
+    rows that disagree with the rest (two software versions of one workload) pull less."""
     from scipy.optimize import least_squares
 
     def residuals(d: np.ndarray) -> np.ndarray:
         return np.concatenate([design.residuals(base + d), weight * d])
 
     span = UPPER - LOWER
-    return least_squares(residuals, np.zeros(len(PARAMS)), bounds=(-span, span), max_nfev=100).x
+    start = np.zeros(len(PARAMS))
+    return least_squares(
+        residuals, start, bounds=(-span, span), max_nfev=100, loss=loss, f_scale=LOSS_SCALE
+    ).x
 
 
 def profile_fields(params: np.ndarray, source: str) -> dict:
@@ -507,6 +514,7 @@ def profile_fields(params: np.ndarray, source: str) -> dict:
 
 MIN_GROUP_ROWS = 3  # an engine on a generation, or on a device, gets its own offset with this many rows
 SHRINK_GRID = (0.1, 0.3, 1.0)
+LOSS_GRID = ("linear", "soft_l1", "cauchy")
 ROUNDS = 2  # back-fitting passes over the offsets
 
 
@@ -549,11 +557,11 @@ class Fitted:
         return x, (row.engine, row.hardware) not in self.seen
 
 
-def fit_hierarchy(rows: list[PublishedRow], shrink: float) -> Fitted:
+def fit_hierarchy(rows: list[PublishedRow], shrink: float, loss: str = "linear") -> Fitted:
     """Fit all engines, then back-fit the offsets of device generations, engines, engines on a
     generation and engines on a device, each held toward zero with ``shrink``."""
     rows = [r for r in rows if r.predicted]
-    root = fit_profile(Design(rows), START, ROOT_WEIGHT)
+    root = fit_profile(Design(rows), START, ROOT_WEIGHT, loss)
     klass = {r.id: _klass(r) for r in rows}
     groups: list[tuple[str, object, list[PublishedRow]]] = []
     for c in sorted(set(klass.values())):
@@ -576,7 +584,7 @@ def fit_hierarchy(rows: list[PublishedRow], shrink: float) -> Fitted:
             table = getattr(fitted, kind)
             table.pop(key, None)  # the others' offsets stay; this one is refitted from zero
             base = np.array([fitted.compose(r.engine, klass[r.id], r.hardware) for r in mine])
-            table[key] = fit_offset(designs[id(g)], base, shrink)
+            table[key] = fit_offset(designs[id(g)], base, shrink, loss)
     return fitted
 
 
@@ -586,7 +594,7 @@ def _folds(rows: list[PublishedRow], k: int) -> list[list[PublishedRow]]:
 
 
 def cross_validate(
-    rows: list[PublishedRow], shrink: float, folds: int = 5
+    rows: list[PublishedRow], shrink: float, folds: int = 5, loss: str = "linear"
 ) -> list[tuple[PublishedRow, float, bool]]:
     """(row, log(estimate / measured), extrapolated) for every calibration row, each predicted by a fit
     that did not see it (k-fold within the calibration split)."""
@@ -594,7 +602,7 @@ def cross_validate(
     parts = _folds(rows, folds)
     for k, held in enumerate(parts):
         train = [r for j, part in enumerate(parts) if j != k for r in part]
-        fitted = fit_hierarchy(train, shrink)
+        fitted = fit_hierarchy(train, shrink, loss)
         for r in held:
             x, extrapolated = fitted.params(r)
             out.append((r, float(Design([r]).residuals(x)[0]), extrapolated))
@@ -602,7 +610,7 @@ def cross_validate(
 
 
 def leave_device_out(
-    rows: list[PublishedRow], shrink: float, folds: int = 5
+    rows: list[PublishedRow], shrink: float, folds: int = 5, loss: str = "linear"
 ) -> list[tuple[PublishedRow, float]]:
     """Residuals of rows predicted with all rows of their (engine, device) pair held out (grouped
     k-fold over the pairs): how far an extrapolated estimate strays."""
@@ -615,25 +623,29 @@ def leave_device_out(
         train = [r for r in predicted if (r.engine, r.hardware) not in held_pairs]
         if not held or not train:
             continue
-        fitted = fit_hierarchy(train, shrink)
+        fitted = fit_hierarchy(train, shrink, loss)
         for r in held:
             x, _ = fitted.params(r)
             out.append((r, float(Design([r]).residuals(x)[0])))
     return out
 
 
-def choose_shrink(calibration: list[PublishedRow]) -> tuple[float, dict[float, float]]:
-    """Pick the pull toward zero of the offsets by k-fold cross-validation *within* the calibration
-    split, scoring each candidate by the mean over (engine, kind of figure) groups of their median
-    |error| (so that one engine's many rows do not decide for all). The report split plays no part:
-    it is only ever used to measure the final error."""
+def choose_hyper(calibration: list[PublishedRow]) -> tuple[tuple[float, str], dict[str, float]]:
+    """Pick the pull toward zero of the offsets and the loss by k-fold cross-validation *within* the
+    calibration split, scoring each candidate by the mean over (engine, kind of figure) groups of their
+    median |error| (so that one engine's many rows do not decide for all). The report split plays no
+    part: it is only ever used to measure the final error."""
     scores = {}
-    for shrink in SHRINK_GRID:
-        groups: dict[tuple[str, str], list[float]] = {}
-        for r, res, _ in cross_validate(calibration, shrink):
-            groups.setdefault((r.engine, r.category), []).append(abs(math.expm1(res)))
-        scores[shrink] = float(np.mean([np.median(v) for v in groups.values() if len(v) >= 5]))
-    return min(scores, key=scores.__getitem__), scores
+    for loss in LOSS_GRID:
+        for shrink in SHRINK_GRID:
+            groups: dict[tuple[str, str], list[float]] = {}
+            for r, res, _ in cross_validate(calibration, shrink, loss=loss):
+                groups.setdefault((r.engine, r.category), []).append(abs(math.expm1(res)))
+            score = float(np.mean([np.median(v) for v in groups.values() if len(v) >= 5]))
+            scores[f"{loss} {shrink}"] = round(score, 4)
+    best = min(scores, key=scores.__getitem__)
+    loss, shrink = best.split()
+    return (float(shrink), loss), scores
 
 
 MIN_INTERVAL_ROWS = 8  # residuals a range needs before it is specific to an engine (or its generation)
@@ -665,12 +677,12 @@ def fit_all(rows: list[PublishedRow]) -> dict:
     """Profiles (all engines, engines, vendor generations, devices) and their ranges, from calibration
     rows only."""
     calibration = [r for r in rows if r.split == "calibration"]
-    shrink, scores = choose_shrink(calibration)
-    fitted = fit_hierarchy(calibration, shrink)
+    (shrink, loss), scores = choose_hyper(calibration)
+    fitted = fit_hierarchy(calibration, shrink, loss)
     predicted = [r for r in calibration if r.predicted]
-    cv = cross_validate(calibration, shrink)
-    lodo = leave_device_out(calibration, shrink)
-    note = f"additive fit on the calibration split of validation/published.csv (pull {shrink})"
+    cv = cross_validate(calibration, shrink, loss=loss)
+    lodo = leave_device_out(calibration, shrink, loss=loss)
+    note = f"additive fit on the calibration split of validation/published.csv (pull {shrink}, {loss} loss)"
     klasses = sorted(fitted.classes)
     engines: dict[str, dict] = {}
     for engine in sorted(fitted.engines):
@@ -710,7 +722,9 @@ def fit_all(rows: list[PublishedRow]) -> dict:
             "predicted_rows": len(predicted),
             "min_group_rows": MIN_GROUP_ROWS,
             "shrink": shrink,
-            "cross_validation_mean_group_median_abs_error": {str(k): round(v, 4) for k, v in scores.items()},
+            "loss": loss,
+            "loss_scale": LOSS_SCALE,
+            "cross_validation_mean_group_median_abs_error": scores,
         },
         "all_engines": profile_fields(fitted.root, f"all engines: {len(predicted)} calibration rows; {note}"),
         "all_engine_classes": {
