@@ -227,6 +227,7 @@ def test_the_engine_kernels_set_what_a_format_leaves_open():
     # llama.cpp's CUDA kernels multiply 4-bit weights with 8-bit activations (int8 math) ...
     cuda = rooflens.analyze("llama-2-7b", "rtx-3090", quant="q4_0", engine="llama.cpp", prompt=64, gen=4)
     assert (cuda.settings.a_bits, cuda.precision.a_bits, cuda.settings.low_bit) == (8, 8, "int")
+    assert "llama.cpp-cuda's kernels run this format with a_bits 8" in " ".join(cuda.notes)
     # ... its Metal kernels do not; nor does an explicit a_bits give way.
     metal = rooflens.analyze("llama-2-7b", "m2-ultra", quant="q4_0", prompt=64, gen=4)
     assert metal.settings.a_bits == 16

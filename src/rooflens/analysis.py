@@ -272,7 +272,7 @@ def engine_settings(s: Settings, hw: HardwareSpec) -> Settings:
 
 def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     _check(spec, hw, s)
-    s = engine_settings(s, hw)
+    asked, s = s, engine_settings(s, hw)
     prec = precision_for(spec, s)
     base, prefill_ex, decode_ex = executions(spec, s, hw)
     spec_dec = speculation(spec, s)
@@ -324,6 +324,11 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
         precision=prec,
     )
     report.notes.extend(_notes(report, spec_dec))
+    changed = {k: v for k, v in s.model_dump().items() if getattr(asked, k) != v}
+    if changed:
+        engine = report.profile.engine if report.profile is not None else "the engine"
+        what = ", ".join(f"{k} {v}" for k, v in changed.items())
+        report.notes.append(f"{engine}'s kernels run this format with {what} (engines.yaml: kernels)")
     return report
 
 
