@@ -1,0 +1,97 @@
+"""The serving simulation against published closed-loop serving runs (report split only).
+
+    python benchmarks/validate_serving.py              # every report-split closed-loop run
+    python benchmarks/validate_serving.py --limit 12   # the first 12 runs (sorted by id)
+
+``rooflens validate --published`` checks serving rows with a fast steady-state formula (what the
+fit can afford). This script checks what users run instead: ``rooflens.serving.simulate`` with
+closed-loop clients at the published concurrency, the row's engine (its scheduler defaults and
+efficiency profile), parallelism and format, and compares the simulated median TTFT and TPOT and
+the output throughput per device with the published figures of that run. Slow (seconds to a minute
+per run): not part of the test suite; its table is quoted in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from rooflens.errors import RooflensError
+from rooflens.measure import published as pub
+from rooflens.serving import simulate
+
+METRICS = {"ttft_s": ("ttft", "p50"), "tpot_s": ("tpot", "p50")}
+
+
+def runs(rows: list[pub.PublishedRow]) -> dict[tuple, list[pub.PublishedRow]]:
+    """Report-split closed-loop serving runs, each with the rows (figures) it published."""
+    out: dict[tuple, list[pub.PublishedRow]] = {}
+    for r in rows:
+        if r.split != "report" or r.mode != "serving" or r.concurrency is None:
+            continue
+        if r.metric not in (*METRICS, "output_tokens_per_s") or r.statistic in ("p90", "p99"):
+            continue
+        key = (r.engine, r.hardware, r.parallel, r.model, r.precision, r.concurrency, r.prompt, r.gen)
+        out.setdefault(key, []).append(r)
+    return out
+
+
+def spread(row: pub.PublishedRow) -> float:
+    """The run's length spread as vLLM's random_range_ratio (about the mean length): InferenceX's
+    SGLang-style ratio 0.8 draws lengths in [0.8 L, L], that is the mean 0.9 L +- 0.1 L: r = 1/9."""
+    return 1 / 9 if "random-range-ratio 0.8" in row.notes else 0.0
+
+
+def simulated(row: pub.PublishedRow, seed: int = 0) -> dict:
+    c = row.concurrency or 1
+    settings = {**row.base_settings()}
+    return simulate(
+        row.model, row.hardware, concurrency=c, requests=max(3 * c, 24), prompt=row.prompt, gen=row.gen,
+        random_range_ratio=spread(row), engine=row.engine, seed=seed, **settings,
+    ).summary  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=0, help="at most this many runs (0: all)")
+    args = parser.parse_args()
+    groups = runs(pub.load_rows())
+    keys = sorted(groups, key=lambda k: min(r.id for r in groups[k]))
+    if args.limit:
+        keys = keys[: args.limit]
+    errors: dict[str, list[float]] = {m: [] for m in (*METRICS, "output_tokens_per_s")}
+    print(f"{'run':60} {'metric':22} {'measured':>10} {'simulated':>10} {'error':>7}")
+    start = time.perf_counter()
+    for key in keys:
+        first = groups[key][0]
+        try:
+            s = simulated(first)
+        except RooflensError as err:
+            print(f"{' '.join(map(str, key))[:60]:60} skipped: {err}")
+            continue
+        for r in groups[key]:
+            if r.metric == "output_tokens_per_s":
+                sim, meas = s["output_tokens_per_s_per_device"], r.value
+                err = meas / sim - 1  # error of time: the rate's inverse
+            else:
+                block, stat = METRICS[r.metric]
+                sim, meas = s[block][stat], r.value
+                err = sim / meas - 1
+            if sim is None or not math.isfinite(err):
+                continue
+            errors[r.metric].append(err)
+            label = " ".join(map(str, key))[:60]
+            print(f"{label:60} {r.metric:22} {meas:10.4g} {sim:10.4g} {err:+7.0%}")
+    print()
+    for metric, errs in errors.items():
+        if errs:
+            print(f"{metric:22} runs {len(errs):3d}  median |error| {np.median(np.abs(errs)):.1%}  "
+                  f"median error {np.median(errs):+.1%}")  # fmt: skip
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
