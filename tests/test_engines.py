@@ -275,7 +275,7 @@ def test_range_lookup_by_engine_generation_and_kind(monkeypatch):
                 "e|*": {"decode": [0.8, 1.3]},
                 "e|nvidia-hopper": {"prefill": [0.9, 1.1]},
             },
-            "extrapolated": {"*|*": {"decode": [0.7, 1.5], "prefill": [0.95, 1.4]}},
+            "extrapolated": {"*|*": {"decode": [0.7, 1.2], "prefill": [0.95, 1.4], "throughput": [0.5, 2.5]}},
         },
     }
     monkeypatch.setattr(eff, "_published_profiles", lambda: data)
@@ -286,9 +286,14 @@ def test_range_lookup_by_engine_generation_and_kind(monkeypatch):
     assert "prefill" not in other_generation.intervals  # the Hopper entry does not reach an Ampere part
     assert other_generation.range_factors("prefill") == [0.6, 1.6]
     far = eff.published_profile("e", "d2", "NVIDIA", "hopper")  # no row of e on d2: extrapolated
-    # decode: calibrated [0.8, 1.3] and held out [0.7, 1.5] -> [0.7, 1.5]; prefill: [0.9, 1.1] and
-    # [0.95, 1.4] -> [0.9, 1.4]; "all" only calibrated -> kept.
-    assert far.intervals == {"decode": [0.7, 1.5], "prefill": [0.9, 1.4], "all": [0.6, 1.6]}
+    # decode: calibrated [0.8, 1.3] and held out [0.7, 1.2] -> [0.7, 1.3]; prefill: [0.9, 1.1] and
+    # [0.95, 1.4] -> [0.9, 1.4]; throughput only held out -> [0.5, 2.5]; "all" only calibrated -> kept.
+    assert far.intervals == {
+        "decode": [0.7, 1.3],
+        "prefill": [0.9, 1.4],
+        "throughput": [0.5, 2.5],
+        "all": [0.6, 1.6],
+    }
     monkeypatch.setattr(eff, "_published_profiles", lambda: {"engines": {"e": {"global": fields}}})
     assert eff.published_profile("e", "d1").range_factors("decode") == [1.0, 1.0]
 
