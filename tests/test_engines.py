@@ -308,3 +308,42 @@ def test_routing_from_the_command_line():
     assert run.exit_code == 0 and '"routing": "identical"' in run.output
     bad = CliRunner().invoke(app, ["analyze", "mixtral-8x7b", "--routing", "bogus"])
     assert bad.exit_code == 2 and "'uniform', 'zipf' or 'identical'" in bad.output
+
+
+def test_packed_path_prices_the_new_terms_as_evaluate_does():
+    """step_times (sweeps, plans, the simulation) equals evaluate on a pass whose attention ops differ
+    only in the context they attend to, with a per-sequence cost and a link without a stated latency.
+
+    Device: 1 TB/s, 100 TFLOP/s fp16, a 100 GB/s link with no latency. Per step: two attention ops of
+    1 GB each (1 ms ideal) at contexts 512 (factor 0.5 -> 2 ms) and 32768 (factor 1 -> 1 ms); one
+    collective of 100 MB (1 ms ideal; at half the bandwidth 2 ms, plus 3 messages x 10 us = 0.03 ms,
+    the link adding none). Fixed: 4 sequences x 0.1 ms. Total 2 + 1 + 2.03 + 0.4 = 5.43 ms a step."""
+    from rooflens.ops.base import Op
+    from rooflens.roofline import evaluate, step_times
+
+    device = rooflens.hardware.catalog.load_hardware(
+        {**BOX, "memory_bandwidth": "1 TB/s", "interconnect": {"name": "pcie", "bandwidth": "100 GB/s"}}
+    )
+
+    def attention(name: str, context: float) -> Op:
+        return Op(name, "attention", "attention", "fp16", 1, flops=0.0, act_in_bytes=1e9, tokens=1.0,
+                  context=context)  # fmt: skip
+
+    ops = [
+        attention("att_near", 512.0),
+        attention("att_far", 32768.0),
+        Op("ar", "attention", "comm", "link", 1, flops=0.0, link_bytes=1e8, messages=3, link="intra"),
+    ]
+    p = _profile(
+        attention_by_context=[0.5, 1.0], comm_efficiency=0.5, comm_latency_s=1e-5, seq_overhead_s=1e-4
+    )
+    ideal, estimate = step_times(ops, device, 2, p, sequences=4)
+    assert ideal == pytest.approx([3e-3, 3e-3])  # the link's latency is not stated: none is added
+    assert estimate == pytest.approx([5.43e-3, 5.43e-3])
+    phase = evaluate("p", ops, device, 2, np.ones(2), p, sequences=4)
+    assert phase.step_estimate_s == pytest.approx(estimate)
+    comm = next(o for o in phase.ops if o.kind == "comm")
+    assert comm.latency_time_s == 0.0 and comm.messages == 6  # 3 a step, 2 steps
+    # Without a sequence count, one sequence a step.
+    assert step_times(ops, device, 2, p)[1] == pytest.approx([5.13e-3, 5.13e-3])
+    assert evaluate("p", ops, device, 2, np.ones(2), p).step_estimate_s == pytest.approx([5.13e-3, 5.13e-3])
