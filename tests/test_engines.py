@@ -347,3 +347,27 @@ def test_packed_path_prices_the_new_terms_as_evaluate_does():
     # Without a sequence count, one sequence a step.
     assert step_times(ops, device, 2, p)[1] == pytest.approx([5.13e-3, 5.13e-3])
     assert evaluate("p", ops, device, 2, np.ones(2), p).step_estimate_s == pytest.approx([5.13e-3, 5.13e-3])
+
+
+def test_identical_routing_in_prefill_and_under_expert_parallelism():
+    def expert_bytes(r, phase="decode"):
+        return next(o for o in getattr(r, phase).ops if o.name == "experts_gate_up").weight_bytes
+
+    # Prefill: 4 identical 256-token prompts choose experts as one prompt's 256 tokens do.
+    same = rooflens.analyze("mixtral-8x7b", "h100", batch=4, prompt=256, gen=2, routing="identical")
+    one = rooflens.analyze("mixtral-8x7b", "h100", batch=1, prompt=256, gen=2)
+    assert expert_bytes(same, "prefill") == pytest.approx(expert_bytes(one, "prefill"))
+    # Expert parallelism over 2 devices: device 0 holds experts 0, 2, 4, 6, each picked by a token with
+    # probability 2/8; 64 identical sequences decode one token: 4 x 1/4 = 1 expert touched there.
+    ep = rooflens.analyze("mixtral-8x7b", "h100", batch=64, prompt=256, gen=2, ep=2, routing="identical")
+    ep_one = rooflens.analyze("mixtral-8x7b", "h100", batch=2, prompt=256, gen=2, ep=2)
+    assert expert_bytes(ep) == pytest.approx(expert_bytes(ep_one) * (1.0 / (4 * (1 - 0.75**2))), rel=1e-9)
+
+
+def test_tokens_per_expert_when_fewer_than_one_expert_is_touched():
+    # Mixtral over 8 expert-parallel devices holds one expert each (picked with probability 1/4). Two
+    # decode tokens: touched 1 - (3/4)^2 = 0.4375 experts, assignments 2 x 1/4 = 0.5, so the grouped
+    # GEMM sees 0.5 / 0.4375 = 1.142857 tokens per expert it runs.
+    r = rooflens.analyze("mixtral-8x7b", "h100", batch=2, prompt=64, gen=2, ep=8)
+    op = next(o for o in r.decode.ops if o.name == "experts_gate_up")
+    assert op.eff_tokens == pytest.approx(0.5 / 0.4375, rel=1e-9)
