@@ -25,7 +25,8 @@ latency.
 
 Scheduler defaults per engine (``SchedulerConfig.for_engine``; the data and its sources are
 ``engines.yaml``): ``simulate(engine="vllm")`` takes vLLM's (max_num_seqs 1024, 8192 tokens per step,
-blocks of 16, CUDA graphs up to batch 512), ``engine="sglang"`` SGLang's, and so on. With no engine
+blocks of 16, CUDA graphs up to batch 512; 256 and 2048 on GPUs below 70 GiB), ``engine="sglang"``
+SGLang's, and so on; TensorRT-LLM's memory share is of what the weights leave free. With no engine
 named, the device's default engine (``rooflens.engine.default_engine``) supplies them; ``scheduler=``
 overrides them all. The engine also picks the efficiency profile of the step costs (the analysis
 setting ``engine``).
