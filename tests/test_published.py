@@ -98,8 +98,12 @@ def test_offline_concurrency_is_the_engine_limit_or_the_kv_cache():
     long = _serving(mode="offline", concurrency=None, devices=1, parallel="", prompt=2048, gen=2048)
     c = pub.concurrency(long)
     assert 90 < c < 120
-    # Short requests: the engine's 1024-sequence limit binds.
-    assert pub.concurrency(long.model_copy(update={"prompt": 64, "gen": 64})) == 1024
+    # Short requests: the engine's 1024-sequence limit binds, or the run's own where the source says.
+    short = long.model_copy(update={"prompt": 64, "gen": 64})
+    assert pub.concurrency(short) == 1024
+    assert pub.concurrency(short.model_copy(update={"concurrency": 1500})) == 1500
+    # A stated limit above what the KV cache holds still stops at the cache (about a hundred).
+    assert 90 < pub.concurrency(long.model_copy(update={"concurrency": 1500})) < 120
 
 
 def test_multi_device_rows_run_split_and_price_their_collectives(rows):
@@ -205,17 +209,18 @@ def test_accuracy_on_the_report_split_meets_the_floors(rows):
     # Floors a little above today's errors (validation/README.md has the table): a change that costs
     # a fifth of the accuracy fails here.
     floors = {
-        ("decode", "all engines"): 0.09,
-        ("prefill", "all engines"): 0.15,
-        ("end-to-end", "all engines"): 0.07,
-        ("throughput", "all engines"): 0.09,
+        ("decode", "all engines"): 0.08,
+        ("prefill", "all engines"): 0.155,
+        ("end-to-end", "all engines"): 0.075,
+        ("throughput", "all engines"): 0.085,
         ("decode", "tensorrt-llm"): 0.05,
         ("prefill", "tensorrt-llm"): 0.08,
         ("throughput", "tensorrt-llm"): 0.085,
-        ("decode", "sglang"): 0.1,
-        ("throughput", "sglang"): 0.09,
-        ("end-to-end", "vllm"): 0.055,
-        ("throughput", "vendor AMD"): 0.26,
+        ("decode", "sglang"): 0.085,
+        ("throughput", "sglang"): 0.1,
+        ("throughput", "vllm"): 0.075,
+        ("end-to-end", "vllm"): 0.06,
+        ("throughput", "vendor AMD"): 0.15,
     }
     for key, floor in floors.items():
         assert by[key]["estimate_median_abs_error"] <= floor, key

@@ -206,24 +206,28 @@ def _workload(row: PublishedRow) -> tuple:
 
 
 def concurrency(row: PublishedRow) -> int:
-    """Sequences the row runs at once: its batch or concurrency, or for offline runs the engine's
-    batch limit or what the KV cache holds (per instance), whichever is smaller."""
+    """Sequences the row runs at once: its batch or concurrency, or for offline runs the batch limit
+    (the run's own where the source states it, else the engine's default) or what the KV cache holds,
+    whichever is smaller."""
     if row.mode == "static":
         return row.batch or 1
-    if row.concurrency is not None:
+    if row.mode == "serving" and row.concurrency is not None:
         return row.concurrency
     settings = tuple(sorted(row.base_settings().items()))
-    return _offline_concurrency(row.model, row.hardware, row.engine, settings, row.prompt, row.gen)
+    c = _offline_concurrency(
+        row.model, row.hardware, row.engine, settings, row.prompt, row.gen, row.concurrency
+    )
+    return c
 
 
 @cache
 def _offline_concurrency(
-    model: str, hardware: str, engine: str, settings: tuple, prompt: int, gen: int
+    model: str, hardware: str, engine: str, settings: tuple, prompt: int, gen: int, limit: int | None = None
 ) -> int:
     from ..serving import SchedulerConfig, kv_room, scheduler_defaults
 
     eng = scheduler_defaults(hardware, engine) if find_engine(engine) else SchedulerConfig()
-    limit = eng.max_num_seqs
+    limit = limit or eng.max_num_seqs  # the run's own batch limit when the source states it
     kw = dict(settings)
     settings_one = make_settings(**kw, batch=1, prompt=prompt, gen=gen, engine=engine, estimate=False)
     one = run(load_model(model), load_hardware(hardware), settings_one)
