@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from .errors import RooflensError, explain_validation
 from .hardware.catalog import HardwareLike, load_hardware
+from .hardware.efficiency import EfficiencyProfile
 from .hardware.spec import HardwareSpec, resolve_profile
 from .layers import REGISTRY
 from .memory import CacheShape, footprint, kv_cache_bytes, resident_weight_bytes, residual_bytes
@@ -251,14 +252,13 @@ def executions(
     return base, prefill_ex, decode_ex
 
 
-def engine_settings(s: Settings, hw: HardwareSpec) -> Settings:
+def engine_settings(s: Settings, profile: EfficiencyProfile | None) -> Settings:
     """The settings as the estimate's engine runs them: what its kernels do to the format's numbers
     where the settings leave them open (``engines.yaml`` ``kernels``): llama.cpp's CUDA kernels
     multiply quantized weights with 8-bit activations; TensorRT-LLM builds FP8/FP4 checkpoints with
     an FP8 KV cache."""
     from .engine import kernel_rules
 
-    profile = resolve_profile(hw, s.engine)  # ideal-only analyses too: the engine runs these kernels
     rules = kernel_rules(profile.engine) if profile is not None else {}
     update: dict[str, Any] = {}
     given = s.model_fields_set
@@ -272,7 +272,9 @@ def engine_settings(s: Settings, hw: HardwareSpec) -> Settings:
 
 def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     _check(spec, hw, s)
-    asked, s = s, engine_settings(s, hw)
+    # The engine's profile, resolved once: its kernel rules apply to ideal-only analyses too.
+    engine_profile = resolve_profile(hw, s.engine)
+    asked, s = s, engine_settings(s, engine_profile)
     prec = precision_for(spec, s)
     base, prefill_ex, decode_ex = executions(spec, s, hw)
     spec_dec = speculation(spec, s)
@@ -284,7 +286,7 @@ def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
         prefill_ops += spec_dec.round_ops(spec, prec, draft_pass, prefill_ex, draft_ex, prefill=True)
     context, decode_ops = _decode_ops(spec, prec, s, decode_ex, spec_dec, draft_ex)
 
-    profile = resolve_profile(hw, s.engine) if s.estimate else None
+    profile = engine_profile if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
     per_rank = math.ceil(s.batch / s.ep)  # sequences one device steps (attention is data-parallel)
     prefill = evaluate("prefill", prefill_ops, hw, 1, np.array([float(s.prompt)]), profile, host, per_rank)

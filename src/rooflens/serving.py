@@ -607,7 +607,7 @@ def simulate(
     else:
         arrivals = np.zeros(requests)  # the first ``concurrency`` start at 0; the rest when a slot frees
     s = make_settings(**settings, batch=1, prompt=int(prompts.max()), gen=int(gens.max()))
-    s = engine_settings(s, hw)
+    s = engine_settings(s, resolve_profile(hw, s.engine))
     _check(spec, hw, s)
     cost = StepCost(spec, hw, s, basis, int(prompts.max() + gens.max()) + 1)
     # The largest step: a full token budget, or every sequence the engine runs with its longest prompt.

@@ -28,6 +28,7 @@ import numpy as np
 from .analysis import _check, engine_settings, executions, make_settings, precision_for, with_formats
 from .errors import RooflensError
 from .hardware.catalog import HardwareLike, load_hardware
+from .hardware.efficiency import EfficiencyProfile
 from .hardware.spec import HardwareSpec, resolve_profile
 from .memory import (
     kv_cache_bytes,
@@ -54,6 +55,7 @@ COLUMNS = (
     "kv_cache_bytes", "state_bytes", "activations_bytes", "overhead_bytes", "total_bytes", "capacity_bytes",
     "fits", "max_batch", "tdp_watts",
 )  # fmt: skip
+_UNRESOLVED = object()  # an engine profile not looked up yet (None is "no profile")
 # Settings a sweep cannot vectorise: their effect depends on the prompt itself.
 PER_PROMPT = {"prompt_keep": 1.0, "shared_prefix": 0, "draft_model": None, "spec_heads": None}
 
@@ -188,6 +190,7 @@ def _combo(
     hw, t, p, e, w, a, kv = combo
     blocks, skipped = [], []
     weights = None  # the same for every batch of this combination
+    profile: Any = _UNRESOLVED  # likewise the engine's profile, resolved at the first batch
     for b in batches:
         bits = {k: v for k, v in (("w_bits", w), ("a_bits", a), ("kv_bits", kv)) if v is not None}
         point = {"hardware": hw.name, "tp": t, "pp": p, "ep": e, **bits}
@@ -200,10 +203,12 @@ def _combo(
                 gen=int(gens.max()),
             )
             _check(spec, hw, settings)
-            settings = engine_settings(settings, hw)
+            if profile is _UNRESOLVED:
+                profile = resolve_profile(hw, settings.engine)
+            settings = engine_settings(settings, profile)
             if weights is None:
                 weights = _weights(spec, settings, hw, shapes)
-            block = _block(spec, hw, settings, prompts, gens, weights, shapes)
+            block = _block(spec, hw, settings, prompts, gens, weights, profile, shapes)
             blocks.append(block)
         except RooflensError as err:
             skipped.append((point, str(err)))
@@ -293,9 +298,11 @@ def _block(
     prompts: np.ndarray,
     gens: np.ndarray,
     weights: float,
+    engine_profile: EfficiencyProfile | None,
     shapes: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """All (prompt, gen) pairs of one structural configuration and batch.
+    """All (prompt, gen) pairs of one structural configuration and batch; ``engine_profile`` is the
+    engine's (used when the settings ask for the estimate).
 
     ``shapes`` memoises the device-independent part across devices whose layout (the executions) and
     settings are equal: a plan over many devices builds each set of operators once.
@@ -304,7 +311,7 @@ def _block(
     layout = executions(spec, s, hw)
     key = (s, layout, prompts.tobytes(), gens.tobytes())
     shape = _memoised(shapes, key, lambda: _shape(spec, s, prompts, gens, layout))
-    profile = resolve_profile(hw, s.engine) if s.estimate else None
+    profile = engine_profile if s.estimate else None
     host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
 
     per_rank = math.ceil(s.batch / s.ep)  # sequences one device steps (attention is data-parallel)
