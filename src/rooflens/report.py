@@ -128,11 +128,11 @@ class Report:
         return self.settings.batch * self.settings.gen / total if total else None
 
     # --- the estimate's p10-p90 range (from the profile's cross-validated residuals) --------------
-    def _range(self, value: float | None, category: str) -> list[float] | None:
+    def _range(self, value: float | None, category: str, rate: bool = False) -> list[float] | None:
         if value is None or self.profile is None:
             return None
-        lo, hi = self.profile.range_factors(category)
-        return [value * lo, value * hi]
+        spread = self.profile.rate_range if rate else self.profile.time_range
+        return spread(value, category)
 
     @property
     def ttft_estimate_range_s(self) -> list[float] | None:
@@ -148,9 +148,7 @@ class Report:
 
     @property
     def throughput_estimate_range_tokens_per_s(self) -> list[float] | None:
-        total = self.total_estimate_range_s
-        tokens = self.settings.batch * self.settings.gen
-        return None if total is None else [tokens / total[1], tokens / total[0]]
+        return self._range(self.throughput_estimate_tokens_per_s, "end-to-end", rate=True)
 
     @property
     def extrapolated(self) -> bool:

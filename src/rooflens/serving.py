@@ -655,19 +655,16 @@ def _ranges(summary: dict[str, Any], profile) -> dict[str, Any] | None:
         return None
 
     def span(value: float | None, category: str) -> list[float] | None:
-        lo, hi = profile.range_factors(category)
-        return None if value is None else [value * lo, value * hi]
+        return None if value is None else profile.time_range(value, category)
 
-    lo, hi = profile.range_factors("throughput")
     out_rate = summary["output_tokens_per_s_per_device"]
     return {
         "ttft_p50_estimate_range_s": span(summary["ttft"]["p50"], "prefill"),
         "tpot_p50_estimate_range_s": span(summary["tpot"]["p50"], "decode"),
         "e2e_p50_estimate_range_s": span(summary["e2e"]["p50"], "end-to-end"),
-        # A time factor f turns a rate r into r / f: the high time bound is the low rate bound.
         "throughput_estimate_range_tokens_per_s": None
         if out_rate is None
-        else [out_rate / hi, out_rate / lo],
+        else profile.rate_range(out_rate, "throughput"),
         "profile": profile.scope or profile.engine,
         "extrapolated": profile.extrapolated,
     }

@@ -348,12 +348,10 @@ def _block(
         out["throughput_estimate_per_device"] = out["throughput_estimate_tokens_per_s"] / (s.tp * s.pp * s.ep)
         # The p10-p90 range of each estimate (the profile's cross-validated factors).
         for key, category in (("ttft", "prefill"), ("tpot", "decode"), ("total", "end-to-end")):
-            lo, hi = profile.range_factors(category)
-            out[f"{key}_estimate_low_s"] = out[f"{key}_estimate_s"] * lo
-            out[f"{key}_estimate_high_s"] = out[f"{key}_estimate_s"] * hi
-        # A rate's range is the time range turned over: tokens / high time .. tokens / low time.
-        out["throughput_estimate_low_tokens_per_s"] = s.batch * G / out["total_estimate_high_s"]
-        out["throughput_estimate_high_tokens_per_s"] = s.batch * G / out["total_estimate_low_s"]
+            low, high = profile.time_range(out[f"{key}_estimate_s"], category)
+            out[f"{key}_estimate_low_s"], out[f"{key}_estimate_high_s"] = low, high
+        low, high = profile.rate_range(out["throughput_estimate_tokens_per_s"], "end-to-end")
+        out["throughput_estimate_low_tokens_per_s"], out["throughput_estimate_high_tokens_per_s"] = low, high
     else:
         for k in COLUMNS:
             if "estimate" in k:

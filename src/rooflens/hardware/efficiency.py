@@ -193,6 +193,17 @@ class EfficiencyProfile(BaseModel):
         intervals = self.intervals or fallback_intervals()
         return intervals.get(category) or intervals.get("all") or [1.0, 1.0]
 
+    def time_range(self, value: float | np.ndarray, category: str) -> list:
+        """[low, high] of an estimated time (a number or an array): it times the p10/p90 factors."""
+        lo, hi = self.range_factors(category)
+        return [value * lo, value * hi]
+
+    def rate_range(self, value: float | np.ndarray, category: str) -> list:
+        """[low, high] of an estimated rate: a time factor f turns a rate r into r / f, so the high
+        time bound gives the low rate."""
+        lo, hi = self.range_factors(category)
+        return [value / hi, value / lo]
+
     @property
     def label(self) -> str:
         return f"{self.engine} ({self.source})"

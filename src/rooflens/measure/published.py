@@ -796,9 +796,7 @@ def evaluate_rows(rows: Iterable[PublishedRow]) -> list[RowResult]:
         lo = hi = None
         profile = report.profile
         if estimate is not None and profile is not None:
-            factors = profile.intervals.get(row.category) or profile.intervals.get("all")
-            if factors:
-                lo, hi = estimate * factors[0], estimate * factors[1]
+            lo, hi = profile.time_range(estimate, row.category)  # the range a user sees
         extrapolated = bool(profile and profile.extrapolated)
         out.append(RowResult(row, row.measured_time(), ideal, estimate, lo, hi, extrapolated))
     return out
