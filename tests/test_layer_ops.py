@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from configs import TINY  # the tiny Llama both specification files use
 from rooflens.layers import kind
 from rooflens.layers.base import Context
 from rooflens.model import spec_from_config
@@ -17,17 +18,6 @@ from rooflens.ops import Pass, Precision
 FP16 = Precision()
 KV8 = Precision(kv_bits=8)  # K/V of 32 values over 2 heads: 32 B + 2 x (16-bit scale + 8-bit zero) = 38 B
 FIELDS = ("flops", "weight_bytes", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
-
-# Tiny Llama: h 64, 4 heads x 16 (q_dim 64), 2 KV heads (kv_dim 32), MLP 128, 2 layers.
-TINY = {
-    "model_type": "llama",
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 128,
-    "vocab_size": 100,
-}
 
 
 def table(ops) -> dict[str, dict[str, float]]:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rooflens
+from configs import TINY  # the tiny Llama both specification files use
 from rooflens.hardware.efficiency import EfficiencyProfile
 from rooflens.hardware.spec import HardwareSpec, Interconnect
 from rooflens.layers.moe import expert_probabilities, moe_ops, routed_load
@@ -45,17 +46,6 @@ DEVICE = HardwareSpec(
     interconnect={"name": "link", "bandwidth": 100e9, "latency_s": 1e-6},
     network={"name": "net", "bandwidth": 10e9, "latency_s": 10e-6},
 )
-
-# A tiny Llama: hidden 64, 2 layers, 4 heads of 16 (2 KV heads), MLP 128, vocabulary 100.
-TINY = {
-    "model_type": "llama",
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 128,
-    "vocab_size": 100,
-}
 
 
 def op(**fields) -> Op:
