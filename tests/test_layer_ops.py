@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from configs import TINY  # the tiny Llama both specification files use
+from configs import TINY, TINY_MAMBA, TINY_MOE  # the tiny models both specification files use
 from rooflens.layers import kind
 from rooflens.layers.base import Context
 from rooflens.model import spec_from_config
@@ -379,21 +379,8 @@ def test_sparse_attention_indexer_by_hand():
 
 
 # --- recurrent mixers ---------------------------------------------------------------------------------------
-# Tiny Mamba-2: h 16, inner 32 = 2 heads x 16, state 8, 1 group, kernel 4, chunks of 4. in_proj: 16 ->
-# 2 x 32 + 2 x 8 + 2 = 82; the conv runs over 32 + 16 = 48 channels (with a bias).
-TINY_MAMBA = {
-    "model_type": "mamba2",
-    "hidden_size": 16,
-    "num_hidden_layers": 2,
-    "num_heads": 2,
-    "head_dim": 16,
-    "state_size": 8,
-    "n_groups": 1,
-    "conv_kernel": 4,
-    "chunk_size": 4,
-    "expand": 2,
-    "vocab_size": 10,
-}
+# Tiny Mamba-2 (tests/configs.py): in_proj 16 -> 2 x 32 + 2 x 8 + 2 = 82; the conv runs over
+# 32 + 16 = 48 channels (with a bias).
 
 
 def test_mamba2_prefill_by_hand():
@@ -610,17 +597,7 @@ def test_dense_mlp_by_hand():
 
 
 # --- mixture of experts ---------------------------------------------------------------------------------
-# Tiny Mixtral: h 8, 4 experts of width 4, top-2; one token at 16 bits touches 2 experts.
-TINY_MOE = {
-    "model_type": "mixtral",
-    "hidden_size": 8,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 4,
-    "vocab_size": 10,
-    "num_local_experts": 4,
-    "num_experts_per_tok": 2,
-}
+# Tiny Mixtral (tests/configs.py): one token at 16 bits touches 2 of its 4 experts.
 ONE = Pass(1, 1.0, 1.0)
 
 

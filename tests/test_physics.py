@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rooflens
-from configs import TINY  # the tiny Llama both specification files use
+from configs import TINY, TINY_MAMBA, TINY_MOE  # the tiny models both specification files use
 from rooflens.hardware.efficiency import EfficiencyProfile
 from rooflens.hardware.spec import HardwareSpec, Interconnect
 from rooflens.layers.moe import expert_probabilities, moe_ops, routed_load
@@ -435,22 +435,9 @@ def test_residual_and_activation_peak():
 
 
 def test_state_bytes_by_hand():
-    # A two-layer Mamba-2 (h 32, 2 heads x 16, state 8, 1 group, kernel 4): state 2 x 16 x 8 = 256
+    # The tiny two-layer Mamba-2 (inner 32 = 2 heads x 16, state 8, 1 group, kernel 4): state 2 x 16 x 8 = 256
     # values; conv window 3 x (32 + 2 x 8) = 144: 400 values x 2 B = 800 B per layer and sequence.
-    mamba = spec_from_config(
-        {
-            "model_type": "mamba2",
-            "hidden_size": 16,
-            "num_hidden_layers": 2,
-            "num_heads": 2,
-            "head_dim": 16,
-            "state_size": 8,
-            "n_groups": 1,
-            "conv_kernel": 4,
-            "expand": 2,
-            "vocab_size": 10,
-        }
-    )
+    mamba = spec_from_config(TINY_MAMBA)
     assert state_bytes(mamba, FP16, 3) == 3 * 2 * 800
     assert state_bytes(mamba, FP16, 4, Execution(pp=2)) == 4 * 800
     assert state_bytes(mamba, Precision(state_bits=32), 1) == 2 * 1600
@@ -482,18 +469,7 @@ def test_moe_block_by_hand():
     # h 8, 4 experts of width 4, top-2, one token, W4 (groups of 128 -> one group per row of 8 inputs:
     # 2 B scale + 0.5 B zero point): gate_up 8 -> 8 is 64 values at 0.5 B = 32 B + 8 rows x 2.5 B = 52 B
     # per expert; 2 touched experts: 104 B; dequantization 2 x 2 x 64 FLOPs, matmul 2 x 2 x 64.
-    spec = spec_from_config(
-        {
-            "model_type": "mixtral",
-            "hidden_size": 8,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "intermediate_size": 4,
-            "vocab_size": 10,
-            "num_local_experts": 4,
-            "num_experts_per_tok": 2,
-        }
-    )
+    spec = spec_from_config(TINY_MOE)
     w4 = Precision(w_bits=4)
     ops = {o.name: o for o in moe_ops(spec, w4, Pass(1, 1.0, 1.0), 1.0, 1.0, 1, 0.0)}
     gate_up = ops["experts_gate_up"]
