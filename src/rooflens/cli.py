@@ -888,6 +888,13 @@ def simulate(
             "--cuda-graph-max-batch", help="Decode batches padded to CUDA-graph sizes up to this [engine's]."
         ),
     ] = None,
+    recv_interval: Annotated[
+        int | None,
+        typer.Option(
+            "--recv-interval",
+            help="Decode steps between intakes of new requests (SGLang's --scheduler-recv-interval).",
+        ),
+    ] = None,
     prefix_hit: Annotated[
         float, typer.Option("--prefix-hit", help="Share of each prompt found in the prefix cache.")
     ] = 0.0,
@@ -920,7 +927,7 @@ def simulate(
             "gpu_memory_utilization": gpu_memory_utilization, "max_num_seqs": max_num_seqs,
             "max_num_batched_tokens": max_batched_tokens, "chunked_prefill": chunked_prefill,
             "block_size": block_size, "cuda_graph_max_batch": cuda_graph_max_batch,
-            "prefix_cache_hit_rate": prefix_hit,
+            "recv_interval": recv_interval, "prefix_cache_hit_rate": prefix_hit,
         }  # fmt: skip
         scheduler = replace(
             scheduler_defaults(hardware, engine), **{k: v for k, v in knobs.items() if v is not None}

@@ -19,9 +19,11 @@ all-prefill or all-decode). KV memory is paged: ``gpu_memory_utilization`` of de
 weights, activations of the largest step and runtime overhead, split into blocks of ``block_size``
 tokens; a request is admitted when its prompt's blocks are free, and a decode that needs a block when
 none is left preempts the newest request (recomputed later, as vLLM does). A prefix-cache hit rate skips
-that share of every prompt's computation. Disaggregation runs prefill and decode on separate instances
-and moves each prompt's KV cache between them over the interconnect (or the network), bandwidth plus
-latency.
+that share of every prompt's computation. Arrivals wait for the scheduler's next intake: before every
+step by default, or every ``recv_interval`` decode steps (SGLang's ``--scheduler-recv-interval``; at
+once after a step with prompt tokens, or when the instance is idle). Disaggregation runs prefill and
+decode on separate instances and moves each prompt's KV cache between them over the interconnect (or
+the network), bandwidth plus latency.
 
 Scheduler defaults per engine (``SchedulerConfig.for_engine``; the data and its sources are
 ``engines.yaml``): ``simulate(engine="vllm")`` takes vLLM's (max_num_seqs 1024, 8192 tokens per step,
@@ -46,7 +48,10 @@ closed loop's first C requests share their first step, and a user's next request
 follows its previous one's completion. With ``basis="estimate"`` the calibrated estimate is used; the
 per-pass host cost is counted once per step, the per-sequence one for each sequence in it. A step
 mixing prompt chunks and decodes prices its context-independent operators on the prefill path (the
-same operators, except MLA's absorbed decode projections).
+same operators, except MLA's absorbed decode projections). Also on that basis a request reaches the
+engine the profile's ``request_overhead_s`` after its client sends it (the API server, tokenization
+and streaming, fitted on serving benchmarks): it is in TTFT, E2E and queue, so a lone request's TTFT
+is the single analysis's plus that.
 
 Metrics, as ``vllm bench serve`` (``benchmark_serving``) defines them; latencies in seconds, each with
 mean, p50 (the median), p90, p95 and p99:
@@ -253,7 +258,9 @@ def _graph_sizes(max_batch: int) -> np.ndarray:
     return np.array(cuda_graph_sizes(max_batch), dtype=np.int64)
 
 
-_INT_FIELDS = ("max_num_seqs", "max_num_batched_tokens", "block_size", "cuda_graph_max_batch")
+_INT_FIELDS = (
+    "max_num_seqs", "max_num_batched_tokens", "block_size", "cuda_graph_max_batch", "recv_interval",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -270,6 +277,10 @@ class SchedulerConfig:
     # What gpu_memory_utilization is a share of: all device memory (vLLM), or what the weights and
     # activations leave free (TensorRT-LLM's free_gpu_memory_fraction).
     memory_share_of: str = "total"
+    # Decode steps between two intakes of newly arrived requests (SGLang's --scheduler-recv-interval):
+    # 1 takes them in before every step; N only after N decode steps, or at once after a step with
+    # prompt tokens or when idle.
+    recv_interval: int = 1
 
     def __post_init__(self) -> None:
         if self.memory_share_of not in ("total", "free"):
@@ -288,6 +299,8 @@ class SchedulerConfig:
             raise RooflensError("prefix_cache_hit_rate must be in [0, 1)")
         if not 0 <= self.cuda_graph_max_batch <= 65536:
             raise RooflensError("cuda_graph_max_batch must be in [0, 65536] (0: no CUDA graphs)")
+        if not 1 <= self.recv_interval <= 10_000:
+            raise RooflensError("recv_interval must be in [1, 10000] decode steps (1: every step)")
 
     @classmethod
     def for_engine(cls, name: str) -> SchedulerConfig:
@@ -341,8 +354,10 @@ class Instance:
     def __init__(self, name: str, role: str, cost: StepCost, engine: SchedulerConfig, blocks: int):
         self.name, self.role, self.cost, self.engine = name, role, cost, engine
         self.free = self.total_blocks = blocks
+        self.inbox: deque[Request] = deque()  # arrived, not yet taken in by the scheduler
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
+        self.since_intake = engine.recv_interval  # decode steps since the last intake
         self.busy = False
         self.batch_time = 0.0  # sum over steps of decode sequences x step time
         self.step_time = 0.0  # time of the steps that decode
@@ -352,7 +367,16 @@ class Instance:
 
     @property
     def load(self) -> int:
-        return len(self.waiting) + len(self.running)
+        return len(self.inbox) + len(self.waiting) + len(self.running)
+
+    def _intake(self) -> None:
+        """Take in the requests that arrived, if the scheduler looks this step: every
+        ``recv_interval`` decode steps, after a step with prompt tokens, or when it has nothing to run."""
+        idle = not self.running and not self.waiting
+        if idle or self.since_intake >= self.engine.recv_interval:
+            self.waiting.extend(self.inbox)
+            self.inbox.clear()
+            self.since_intake = 0
 
     def blocks_for(self, tokens: int) -> int:
         return math.ceil(tokens / self.engine.block_size)
@@ -405,6 +429,7 @@ class Instance:
     def plan_step(self, now: float) -> tuple[float, list[Request], list[tuple[Request, int]]] | None:
         """Choose the step's work; returns (duration, decoding requests, prompt chunks) or None if idle."""
         self._now = now
+        self._intake()
         self._admit()
         budget = self.engine.max_num_batched_tokens
         whole_prompts = not self.engine.chunked_prefill and any(r.in_prefill for r in self.running)
@@ -447,6 +472,8 @@ class Instance:
         self.batch_time += len(decodes) * duration
         self.step_time += duration if decodes else 0.0
         self.steps += 1
+        # SGLang counts a decode step as 1 towards the next intake and a step with prompts as enough.
+        self.since_intake += self.engine.recv_interval if chunks else 1
         return duration, decodes, chunks
 
 
@@ -632,10 +659,13 @@ def simulate(
     for r in reqs:
         r.computed = r.cached
         r.target = r.prompt
+    # A served request's fixed cost outside the device (API server, tokenization, streaming): it reaches
+    # the engine that long after the client sends it.
+    front = cost.profile.request_overhead_s if cost.profile is not None else 0.0
     if concurrency is None:
-        _run(reqs, [], pools, transfer)
+        _run(reqs, [], pools, transfer, front)
     else:
-        _run(reqs[:concurrency], deque(reqs[concurrency:]), pools, transfer)
+        _run(reqs[:concurrency], deque(reqs[concurrency:]), pools, transfer, front)
     load = {
         "mode": "open" if rate is not None else "closed",
         "offered_rate": rate,
@@ -741,9 +771,15 @@ def _transfer_model(spec: ModelSpec, hw: HardwareSpec, s):
     return lambda tokens: tokens * per_token / link.bandwidth + (link.latency_s or 0.0)
 
 
-def _run(first: list[Request], backlog: deque[Request], pools: dict[str, list[Instance]], transfer) -> None:
-    """Play the events out. ``first`` arrive at their own times; each of ``backlog`` (closed loop)
-    arrives when a request finishes, in order."""
+def _run(
+    first: list[Request],
+    backlog: deque[Request],
+    pools: dict[str, list[Instance]],
+    transfer,
+    front: float = 0.0,
+) -> None:
+    """Play the events out. ``first`` are sent at their own times; each of ``backlog`` (closed loop)
+    is sent when a request finishes, in order; each reaches the engine ``front`` seconds after."""
     events: list[tuple[float, int, str, Any]] = []
     seq = 0
 
@@ -755,7 +791,7 @@ def _run(first: list[Request], backlog: deque[Request], pools: dict[str, list[In
     first_pool = pools.get("mixed") or pools["prefill"]
     everyone = [*first, *backlog]
     for r in first:
-        push(r.arrival, "arrive", r)
+        push(r.arrival + front, "arrive", r)
     # Every step moves at least one token; preemptions recompute prompts. A run past this many steps
     # would be a scheduling loop, not a server.
     max_steps = 20 * sum(r.prompt + r.gen for r in everyone) + 1000
@@ -783,7 +819,7 @@ def _run(first: list[Request], backlog: deque[Request], pools: dict[str, list[In
         now, _, kind, payload = heapq.heappop(events)
         if kind == "arrive":
             inst = min(first_pool, key=lambda i: i.load)
-            inst.waiting.append(payload)
+            inst.inbox.append(payload)
             due[id(inst)] = inst
         elif kind == "kv":
             r, src = payload
@@ -811,7 +847,7 @@ def _run(first: list[Request], backlog: deque[Request], pools: dict[str, list[In
                     if backlog:  # closed loop: this user sends its next request now
                         nxt = backlog.popleft()
                         nxt.arrival = now
-                        push(now, "arrive", nxt)
+                        push(now + front, "arrive", nxt)
                 elif inst.role == "prefill" and not r.in_prefill and r in inst.running:
                     inst.running.remove(r)  # its KV stays allocated until the transfer is done
                     push(now + transfer(r.prompt), "kv", (r, inst))

@@ -75,6 +75,13 @@ class EfficiencyProfile(BaseModel):
     comm_latency_s: float = Field(
         0.0, ge=0, description="fixed cost per collective message step, beyond the link's"
     )
+    request_overhead_s: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="fixed time per served request outside the device (API server, tokenization, "
+        "streaming): in a served request's TTFT and end-to-end latency, not in the engine's own steps",
+    )
     frameworks: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="measured fixed host cost per model family: {model_type: {layer_s, pass_s}}",
@@ -226,12 +233,13 @@ def device_class(vendor: str, generation: str) -> str:
 
 
 def published_profile(
-    name: str, device: str, vendor: str = "", generation: str = ""
+    name: str, device: str, vendor: str = "", generation: str = "", version: str = ""
 ) -> EfficiencyProfile | None:
-    """The profile fitted on published results for profile ``name`` on a device, falling back from the
-    device to its vendor generation, to the engine across devices, to all engines; None if nothing
-    was fitted at all. The result says which level served (``scope``), whether the engine had no
-    calibration row on this device (``extrapolated``), and its p10-p90 range factors."""
+    """The profile fitted on published results for profile ``name`` on a device (at ``version``,
+    where that version has its own offset on the device), falling back from the device to its vendor
+    generation, to the engine across devices, to all engines; None if nothing was fitted at all. The
+    result says which level served (``scope``), whether the engine had no calibration row on this
+    device (``extrapolated``), and its p10-p90 range factors."""
     data = _published_profiles()
     entry = data.get("engines", {}).get(name)
     klass = device_class(vendor, generation)
@@ -239,6 +247,7 @@ def published_profile(
     candidates = []
     if entry:
         candidates += [
+            (entry.get("by_version", {}).get(version, {}).get(device), f"{name} {version} on {device}"),
             (entry.get("devices", {}).get(device), f"{name} on {device}"),
             (entry.get("classes", {}).get(klass), f"{name} on {klass}"),
             (entry.get("global"), f"{name}, all devices"),
