@@ -34,7 +34,8 @@ def runs(rows: list[pub.PublishedRow]) -> dict[tuple, list[pub.PublishedRow]]:
             continue
         if r.metric not in (*METRICS, "output_tokens_per_s") or r.statistic in ("p90", "p99"):
             continue
-        key = (r.engine, r.hardware, r.parallel, r.model, r.precision, r.concurrency, r.prompt, r.gen)
+        key = (r.engine, r.engine_version, r.hardware, r.parallel, r.model, r.precision, r.concurrency,
+               r.prompt, r.gen, r.scheduler)  # fmt: skip
         out.setdefault(key, []).append(r)
     return out
 
@@ -48,9 +49,11 @@ def spread(row: pub.PublishedRow) -> float:
 def simulated(row: pub.PublishedRow, seed: int = 0) -> dict:
     c = row.concurrency or 1
     settings = {**row.base_settings()}
+    version = pub.row_version(row)  # named, with the scheduler the run used (its recipe's settings)
     return simulate(
         row.model, row.hardware, concurrency=c, requests=max(3 * c, 24), prompt=row.prompt, gen=row.gen,
-        random_range_ratio=spread(row), engine=row.engine, seed=seed, **settings,
+        random_range_ratio=spread(row), engine=f"{row.engine}@{version}" if version else row.engine,
+        scheduler=pub.scheduler_of(row), seed=seed, **settings,
     ).summary  # fmt: skip
 
 

@@ -29,7 +29,8 @@ RESERVED = (
     "dstack",
     "benchmark_vllm_060",
     "buildkite",
-    "nightly",
+    "nightly-benchmarks",  # vLLM's nightly CI benchmark results (a nightly docker image is not that)
+    "nightly benchmark",
     "scaling-ai-inference-performance-with-vllm-on-amd-instinct-mi355x",
 )
 
@@ -84,11 +85,66 @@ def test_serving_rows_are_the_steady_state_cycle():
     # TPOT = (E2E - TTFT) / (gen - 1) = (P + D - P1 - 1.5 D / 100) / 100.
     w = pub._weights(_serving(metric="tpot_s", statistic="mean"), 100)
     assert w == pytest.approx((1 / 100, (1 - 1.5 / 100) / 100, -1 / 100))
+    # The median ITL is a decode-only step of the running batch (prompt chunks make the tail); the
+    # mean ITL is the TPOT.
+    assert pub._weights(_serving(metric="itl_s", statistic="median"), 100) == (0.0, 1 / 100, 0.0)
+    assert pub._weights(_serving(metric="itl_s", statistic="mean"), 100) == pytest.approx(w)
     # Rates, tails and offline latencies are kept but not predicted.
     assert not _serving(concurrency=None, request_rate=4.0).predicted
     assert not _serving(metric="ttft_s", statistic="p99").predicted
     assert not _serving(mode="offline", concurrency=None, metric="ttft_s").predicted
     assert _serving(mode="offline", concurrency=None).predicted
+
+
+def test_a_scheduler_that_takes_requests_in_every_r_steps_delays_ttft():
+    # SGLang with --scheduler-recv-interval 30 (the row's scheduler column): a request waits
+    # (30 - 1) / 2 = 14.5 decode steps beyond the usual 1.5 before it is taken in, and its prompt is
+    # prefilled with the others that arrived in the same window: C (R - 1) / gen = 32 x 29 / 922 =
+    # 1.01 others, so 1 + round(1.01) = 2 prompts.
+    ttft = _serving(engine="sglang", metric="ttft_s", statistic="median", concurrency=32, gen=922,
+                    scheduler="recv_interval=30")  # fmt: skip
+    assert pub.scheduler_of(ttft).recv_interval == 30
+    assert pub.intake_wait(ttft) == 14.5
+    assert pub._weights(ttft, 100) == (0.0, (1.5 + 14.5) / 100, 1.0)
+    assert pub.first_batch(ttft) == 2
+    assert pub.row_phases(ttft)[2].sequences == 2  # the one-prompt phase prefills both
+    # At 64 users the window holds 64 x 29 / 922 = 2.01 others: 3 prompts; never more than C.
+    assert pub.first_batch(ttft.model_copy(update={"concurrency": 64})) == 3
+    assert pub.first_batch(ttft.model_copy(update={"concurrency": 2, "gen": 2})) == 2
+    # TPOT leaves the wait out; the cycle (throughput, E2E) takes it: 1 + 14.5 / 100 decode phases.
+    tpot = ttft.model_copy(update={"metric": "tpot_s"})
+    assert pub._weights(tpot, 100) == pytest.approx((1 / 921, (1 - 1.5 / 100) / 921, -1 / 921))
+    assert pub.first_batch(tpot) == 1
+    out = ttft.model_copy(update={"metric": "output_tokens_per_s", "statistic": ""})
+    assert pub._weights(out, 100) == pytest.approx((1 / 32, 1.145 / 32, 0.0))
+    # The engine's default (SGLang takes requests in every step) changes nothing.
+    plain = ttft.model_copy(update={"scheduler": ""})
+    assert pub._weights(plain, 100) == (0.0, 1.5 / 100, 1.0) and pub.first_batch(plain) == 1
+    for bad in ("recv_interval", "recv_interval=x", "warp_speed=3"):
+        with pytest.raises(ValueError, match="scheduler takes name=whole-number pairs"):
+            _serving(scheduler=bad)
+
+
+def test_a_served_request_pays_its_fixed_cost_outside_the_device():
+    # The API server, tokenization and streaming cost a served request a fixed time: once in its
+    # TTFT and its E2E, once per cycle of a closed-loop user (per request of the cycle: 1 / C with
+    # C = 8), never in TPOT, a static batch or an offline run.
+    assert pub.request_overheads(_serving(metric="ttft_s", statistic="median")) == 1.0
+    assert pub.request_overheads(_serving(metric="e2e_latency_s", statistic="median")) == 1.0
+    assert pub.request_overheads(_serving()) == 1 / 8
+    assert pub.request_overheads(_serving(metric="tpot_s", statistic="median")) == 0.0
+    assert pub.request_overheads(_serving(mode="offline", concurrency=None)) == 0.0
+    static = _serving(mode="static", batch=4, concurrency=None, metric="e2e_latency_s")
+    assert pub.request_overheads(static) == 0.0
+    # The fit's formula adds exactly that many overheads: 30 ms more per request, 30 ms more TTFT
+    # and 30 / 8 ms more per request of a throughput row.
+    names = [p[0] for p in pub.PARAMS]
+    at = names.index("request_overhead_s")
+    for row, count in ((_serving(metric="ttft_s", statistic="median"), 1.0), (_serving(), 1 / 8)):
+        design = pub.Design([row])
+        low, high = pub.START.copy(), pub.START.copy()
+        low[at], high[at] = np.log(0.01), np.log(0.04)
+        assert design.predict(high)[0] - design.predict(low)[0] == pytest.approx(0.03 * count)
 
 
 def test_offline_concurrency_is_the_engine_limit_or_the_kv_cache():
@@ -167,7 +223,7 @@ def test_report_rows_cannot_move_the_fit(rows, shipped):
 def test_the_fit_formula_is_the_analysis(rows):
     # Design.predict (the fit's fast formula) equals the analysis's estimate with the fitted profile:
     # exactly for a prefill (one step), to within the mean-context approximation for decode.
-    x = np.log([0.8, 0.5, 3e-6, 1e-3, 2e-5, 0.7, 0.6, 0.5, 0.3, 0.7, 0.8, 0.6, 4e-6])
+    x = np.log([0.8, 0.5, 3e-6, 1e-3, 2e-5, 0.7, 0.6, 0.5, 0.3, 0.7, 0.8, 0.6, 4e-6, 0.03])
     profile = EfficiencyProfile(engine="x", **pub.profile_fields(x, "test"))
     for metric, tolerance in (
         ("prefill_tokens_per_s", 1e-3),
@@ -189,13 +245,20 @@ def test_the_fit_formula_is_the_analysis(rows):
     ep = next(r for r in rows if r.parallel.startswith("ep") and r.predicted)
     report = pub.analyse_row(ep, profile=profile)
     assert pub.Design([ep]).predict(x)[0] == pytest.approx(pub.predicted_times(ep, report)[1], rel=0.02)
+    # A served TTFT behind SGLang's intake interval: the prompts of one window prefilled together, the
+    # wait in decode steps, and the request's fixed cost outside the device.
+    ttft = next(r for r in rows if r.metric == "ttft_s" and r.predicted and pub.first_batch(r) > 1)
+    report = pub.analyse_row(ttft, profile=profile)
+    one = pub.analyse_row(ttft, profile=profile, batch=pub.first_batch(ttft))
+    estimate = pub.predicted_times(ttft, report, one)[1]
+    assert pub.Design([ttft]).predict(x)[0] == pytest.approx(estimate, rel=0.02)
 
 
 def test_fit_recovers_known_parameters(rows):
     """Rows whose 'measured' times come from the formula with known parameters are fitted back."""
     subset = [r for r in rows if r.engine == "tensorrt-llm" and r.predicted][:150]
     design = pub.Design(subset)
-    truth = np.log([0.9, 0.6, 2e-6, 1e-3, 1e-5, 0.8, 0.5, 0.6, 0.3, 0.7, 0.7, 0.5, 5e-6])
+    truth = np.log([0.9, 0.6, 2e-6, 1e-3, 1e-5, 0.8, 0.5, 0.6, 0.3, 0.7, 0.7, 0.5, 5e-6, 0.05])
     design.measured = design.predict(truth)
     fitted = pub.fit_profile(design, pub.START, 1e-6)
     assert np.abs(design.residuals(fitted)).max() < 1e-3
@@ -210,24 +273,36 @@ def test_accuracy_on_the_report_split_meets_the_floors(rows):
     # a fifth of the accuracy fails here.
     floors = {
         ("decode", "all engines"): 0.08,
-        ("prefill", "all engines"): 0.155,
-        ("end-to-end", "all engines"): 0.075,
-        ("throughput", "all engines"): 0.085,
-        ("decode", "tensorrt-llm"): 0.05,
-        ("prefill", "tensorrt-llm"): 0.08,
-        ("throughput", "tensorrt-llm"): 0.085,
-        ("decode", "sglang"): 0.085,
-        ("throughput", "sglang"): 0.1,
-        ("throughput", "vllm"): 0.075,
-        ("end-to-end", "vllm"): 0.06,
-        ("throughput", "vendor AMD"): 0.15,
+        ("prefill", "all engines"): 0.125,
+        ("end-to-end", "all engines"): 0.065,
+        ("throughput", "all engines"): 0.09,
+        ("decode", "tensorrt-llm"): 0.065,
+        ("prefill", "tensorrt-llm"): 0.11,
+        ("throughput", "tensorrt-llm"): 0.09,
+        ("decode", "sglang"): 0.095,
+        ("prefill", "sglang"): 0.13,
+        ("throughput", "sglang"): 0.09,
+        ("decode", "vllm"): 0.11,
+        ("throughput", "vllm"): 0.14,
+        ("end-to-end", "vllm"): 0.04,
+        ("decode", "vendor AMD"): 0.12,
+        ("prefill", "vendor AMD"): 0.125,
+        ("throughput", "vendor AMD"): 0.11,
     }
     for key, floor in floors.items():
         assert by[key]["estimate_median_abs_error"] <= floor, key
+    # The issue's goals, for every engine and for AMD wherever the report split has the rows: decode
+    # at most 12%, prefill and serving throughput at most 15%. Not yet met: vLLM's prefill (3 rows of
+    # runs too short for a steady state; README, "Accuracy, measured").
+    goals = {"decode": 0.12, "prefill": 0.15, "throughput": 0.15}
+    for group in ("vllm", "sglang", "tensorrt-llm", "vendor AMD"):
+        for category, goal in goals.items():
+            if (category, group) in by and (category, group) != ("prefill", "vllm"):
+                assert by[category, group]["estimate_median_abs_error"] <= goal, (category, group)
     # The p10-p90 range holds about 80% of the measurements.
     everything = pub.evaluate_rows(r for r in rows if r.split == "report")
     covered = [r.covered for r in everything if r.covered is not None]
-    assert len(covered) >= 900 and 0.70 <= np.mean(covered) <= 0.88
+    assert len(covered) >= 1400 and 0.75 <= np.mean(covered) <= 0.85
     # The estimate must improve on the ideal bound it stands beside, multi-device rows included.
     multi = by["all phases", "multi-device rows"]
     assert multi["rows"] >= 100

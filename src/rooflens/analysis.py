@@ -550,6 +550,12 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
             f"no calibration row of {p.engine} {p.version}: its profile pools the measured versions "
             f"({measured}), so the estimate is marked extrapolated"
         )
+    if p is not None and p.request_overhead_s > 0:
+        notes.append(
+            f"served through {p.engine}'s API server a request also spends about "
+            f"{p.request_overhead_s * 1e3:.3g} ms outside the device (tokenization, scheduling, streaming; "
+            "fitted on serving benchmarks): in its TTFT and end-to-end time, as `rooflens simulate` counts it"
+        )
     if r.profile is None and s.estimate:
         notes.append(
             f"no efficiency profile for {hw.name}: only the ideal roofline bound is shown "

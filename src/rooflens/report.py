@@ -247,6 +247,9 @@ class Report:
                 "scope": self.profile.scope,
                 "extrapolated": self.profile.extrapolated,
                 "version": self.profile.version or None,
+                # A served request adds this outside the device (API server, streaming) to its TTFT
+                # and end-to-end time; rooflens.simulate includes it.
+                "request_overhead_s": self.profile.request_overhead_s,
             },
             "memory": {
                 "weights_bytes": m.weights_bytes,

@@ -174,9 +174,10 @@ def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile |
             f"{next(v for v, b in info.backends.items() if b == backend)} devices; {hw.name} is "
             f"{hw.vendor}: use --engine {info.name} (its {info.profile_name(hw.vendor)} backend)"
         )
-    profile = published_profile(name, hw.name, hw.vendor, hw.generation)
+    profile = published_profile(name, hw.name, hw.vendor, hw.generation, version)
     if profile is None or not version:
         return profile
-    # Profiles pool the engine's versions; a version without calibration rows is an extrapolation.
+    # Profiles pool the engine's versions (bar a version with its own offset on this device); a
+    # version without calibration rows is an extrapolation.
     unmeasured = version not in profile.versions
     return profile.model_copy(update={"version": version, "extrapolated": profile.extrapolated or unmeasured})

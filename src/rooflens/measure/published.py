@@ -16,7 +16,13 @@ Modes and metrics (``validation/README.md`` has the full table):
   continuously batching server. Over one request's life the server runs C prompts and ``gen``
   decode steps of C sequences: the cycle ``E2E = prefill(C x prompt) + decode(C, gen)``, and
   ``throughput = C x gen / E2E``; ``TTFT = prefill(1 x prompt) + 1.5 decode steps`` (the prompt joins
-  a running step, after half a step's wait on average); ``TPOT = (E2E - TTFT) / (gen - 1)``.
+  a running step, after half a step's wait on average); ``TPOT = (E2E - TTFT) / (gen - 1)``. Where the
+  run's scheduler takes new requests in only every R decode steps (the row's ``scheduler`` column,
+  SGLang's ``--scheduler-recv-interval``), a request also waits (R - 1) / 2 steps on average, added to
+  its TTFT and to the cycle, and its prompt is prefilled with the others that arrived in the same
+  window: ``k = 1 + round(C (R - 1) / gen)`` prompts (at most C) instead of one. A served request
+  also pays a fixed cost outside the device (the API server, tokenization, streaming; the profile's
+  ``request_overhead_s``, fitted): once in its TTFT and E2E, once per cycle in throughput, not in TPOT.
   Every prediction is thus a weighted sum of phase estimates. Rows at a request rate, percentiles
   beyond the median, and offline latencies (queue-dominated) are kept but not predicted here.
 
@@ -31,7 +37,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -40,7 +46,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..analysis import make_settings, run
-from ..engine import find_engine
+from ..engine import VERSION, find_engine
 from ..errors import RooflensError
 from ..hardware.catalog import load_hardware
 from ..hardware.efficiency import EfficiencyProfile, device_class
@@ -96,6 +102,9 @@ class PublishedRow(BaseModel):
     value: float
     source: str
     notes: str = ""
+    # Scheduler settings the source states where they differ from the engine's defaults, as
+    # SchedulerConfig fields: name=value pairs separated by spaces (e.g. recv_interval=30).
+    scheduler: str = ""
 
     _opt = field_validator("batch", "concurrency", "request_rate", mode="before")(_optional)
 
@@ -117,7 +126,25 @@ class PublishedRow(BaseModel):
             raise ValueError(f"row {self.id}: a static row needs its batch")
         if not self.value > 0:
             raise ValueError(f"row {self.id}: value must be positive")
+        _ = self.scheduler_overrides  # a malformed or unknown setting is refused on load
         return self
+
+    @property
+    def scheduler_overrides(self) -> dict[str, int]:
+        """The ``scheduler`` column as SchedulerConfig fields (whole numbers)."""
+        from ..serving import SchedulerConfig
+
+        known = SchedulerConfig.__dataclass_fields__
+        out: dict[str, int] = {}
+        for item in self.scheduler.split():
+            name, sep, value = item.partition("=")
+            if not sep or name not in known or not value.isdigit():
+                raise ValueError(
+                    f"row {self.id}: scheduler takes name=whole-number pairs of SchedulerConfig fields "
+                    f"(e.g. recv_interval=30), got {item!r}"
+                )
+            out[name] = int(value)
+        return out
 
     @property
     def degrees(self) -> dict[str, int]:
@@ -201,8 +228,36 @@ def _workload(row: PublishedRow) -> tuple:
     """The fields a prediction depends on (not the measured value or the split)."""
     return (
         row.engine, row.hardware, row.devices, row.parallel, row.model, row.precision, row.mode,
-        row.batch, row.concurrency, row.prompt, row.gen, row.flash_attention, row.metric,
+        row.batch, row.concurrency, row.prompt, row.gen, row.flash_attention, row.metric, row.scheduler,
     )  # fmt: skip
+
+
+@cache
+def scheduler_of(row: PublishedRow):
+    """The scheduler the row's run used: its engine's defaults on its device, with what the source
+    states (the ``scheduler`` column)."""
+    from dataclasses import replace
+
+    from ..serving import SchedulerConfig, scheduler_defaults
+
+    base = scheduler_defaults(row.hardware, row.engine) if find_engine(row.engine) else SchedulerConfig()
+    return replace(base, **row.scheduler_overrides)
+
+
+def intake_wait(row: PublishedRow) -> float:
+    """Mean decode steps a served request waits for the scheduler to take it in beyond the usual
+    half step: (R - 1) / 2 for an intake every R steps."""
+    return (scheduler_of(row).recv_interval - 1) / 2 if row.mode == "serving" else 0.0
+
+
+def first_batch(row: PublishedRow) -> int:
+    """Prompts prefilled together in the one-prompt phase of a row: for a served request's TTFT, its
+    own and those arriving in its intake window, C (R - 1) / gen of them in a closed loop (see the
+    module docstring); else 1."""
+    if row.mode != "serving" or row.metric != "ttft_s":
+        return 1
+    c, r = concurrency(row), scheduler_of(row).recv_interval
+    return max(1, min(c, 1 + round(c * (r - 1) / max(row.gen, 1))))
 
 
 def concurrency(row: PublishedRow) -> int:
@@ -259,7 +314,8 @@ def analyse_row(
         return run(spec, hw, make_settings(**kw, engine=row.engine, estimate=False))
     if profile != "default":  # the device's own profile, under the row's engine name so it is chosen
         hw = hw.model_copy(update={"efficiency": [profile.model_copy(update={"engine": row.engine})]})
-    return run(spec, hw, make_settings(**kw, engine=row.engine))
+    version = row_version(row)  # named, as the user who ran it would
+    return run(spec, hw, make_settings(**kw, engine=f"{row.engine}@{version}" if version else row.engine))
 
 
 def _terms(row: PublishedRow, prefill: float, decode: float, prefill_one: float, decode_steps: int) -> float:
@@ -279,16 +335,22 @@ def _weights(row: PublishedRow, decode_steps: int) -> tuple[float, float, float]
             return 0.0, 1.0 / steps, 0.0
         return 1.0, 1.0, 0.0
     c = concurrency(row)
+    wait = intake_wait(row)  # steps of the running batch a request waits to be taken in
     if row.metric == "ttft_s":
-        return 0.0, 1.5 / steps, 1.0
-    if row.category == "decode":  # (E2E - TTFT) / (gen - 1)
+        return 0.0, (1.5 + wait) / steps, 1.0
+    if row.metric == "itl_s" and row.statistic == "median":
+        # The median gap between tokens is a decode-only step: steps that carry a prompt chunk are
+        # the long tail, not the middle (vLLM's and SGLang's benchmark tools pool every gap).
+        return 0.0, 1.0 / steps, 0.0
+    if row.category == "decode":  # (E2E - TTFT) / (gen - 1), the wait in neither
         n = max(row.gen - 1, 1)
         return 1.0 / n, (1.0 - 1.5 / steps) / n, -1.0 / n
+    cycle = 1.0 + wait / steps
     if row.metric == "output_tokens_per_s":  # measured_time() is per request: the cycle / C
-        return 1.0 / c, 1.0 / c, 0.0
+        return 1.0 / c, cycle / c, 0.0
     if row.metric in ("total_tokens_per_s", "requests_per_s"):  # measured_time() assumed C = 1
-        return 1.0 / c, 1.0 / c, 0.0
-    return 1.0, 1.0, 0.0  # e2e latency: the cycle
+        return 1.0 / c, cycle / c, 0.0
+    return 1.0, cycle, 0.0  # e2e latency: the cycle
 
 
 def predicted_times(
@@ -301,9 +363,23 @@ def predicted_times(
     if report.prefill.estimate_s is None:
         return ideal, None
     one_est = one.prefill.estimate_s if one is not None else 0.0
-    return ideal, _terms(
+    served = request_overheads(row) * (report.profile.request_overhead_s if report.profile else 0.0)
+    return ideal, served + _terms(
         row, report.prefill.estimate_s, report.decode.estimate_s or 0.0, one_est or 0.0, steps
     )
+
+
+def request_overheads(row: PublishedRow) -> float:
+    """Times a served request's fixed cost outside the device enters the row's figure: once in TTFT
+    and E2E, once per cycle in a closed loop's throughput (per request: 1 / C); never in TPOT, static
+    runs or offline throughput."""
+    if row.mode != "serving":
+        return 0.0
+    if row.metric in ("ttft_s", "e2e_latency_s"):
+        return 1.0
+    if row.category == "throughput":
+        return 1.0 / concurrency(row)
+    return 0.0
 
 
 def _needs_one(row: PublishedRow) -> bool:
@@ -327,11 +403,12 @@ PARAMS = (
     ("low_precision", 0.1, 1.0),  # factor on matmuls in fp8/fp4/int8/int4
     ("comm_efficiency", 0.05, 1.0),  # share of link bandwidth collectives reach
     ("comm_latency_s", 1e-8, 1e-3),  # fitted cost per collective message
+    ("request_overhead_s", 1e-5, 0.5),  # per served request, outside the device (API server, streaming)
 )
 LOWER = np.log([p[1] for p in PARAMS])
 UPPER = np.log([p[2] for p in PARAMS])
 # Where every fit starts, and what the root (all engines) is gently held toward where the data is silent.
-START = np.log([0.7, 0.6, 3e-6, 2e-4, 2e-6, 0.5, 0.5, 0.7, 0.4, 0.6, 0.8, 0.7, 5e-6])
+START = np.log([0.7, 0.6, 3e-6, 2e-4, 2e-6, 0.5, 0.5, 0.7, 0.4, 0.6, 0.8, 0.7, 5e-6, 1e-3])
 ROOT_WEIGHT = 0.05
 FIT_TOKENS = [1.0, 1024.0]
 CONTEXTS = [512.0, 32768.0]
@@ -404,8 +481,9 @@ def row_phases(row: PublishedRow) -> tuple[Phase, Phase, Phase | None]:
         decode = summarise(report.decode, per_device, per_device)
         one = None
         if _needs_one(row):
-            single = analyse_row(row, profile=None, batch=1)
-            one = summarise(single.prefill, 1, s.prompt)
+            k = first_batch(row)
+            single = analyse_row(row, profile=None, batch=k)
+            one = summarise(single.prefill, k, k * s.prompt)
         _PHASES[key] = (prefill, decode, one)
     return _PHASES[key]
 
@@ -428,6 +506,7 @@ class Design:
                 index.append(i)
                 weight.append(w)
         self.a = {f: np.asarray(v) for f, v in cols.items()}
+        self.requests = np.array([request_overheads(r) for r in rows], dtype=float)
         self.index, self.weight, self.n = np.asarray(index, dtype=int), np.asarray(weight), len(rows)
         self.measured = np.array([r.measured_time() for r in rows])
         self.log_tokens = np.log(np.maximum(self.a["tokens"], 1.0)) if self.n else np.zeros(0)
@@ -459,7 +538,9 @@ class Design:
             + a["messages"] * v[:, 12]
         )
         host = a["steps"] * (a["ops"] * v[:, 2] + v[:, 3] + a["sequences"] * v[:, 4])
-        return np.bincount(self.index, weights=self.weight * (device + host), minlength=self.n)
+        per_row = np.exp(x[0, 13]) if x.shape[0] == 1 else np.exp(x[:, 13])
+        served = self.requests * per_row
+        return np.bincount(self.index, weights=self.weight * (device + host), minlength=self.n) + served
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         """log(estimate / measured) per row."""
@@ -480,20 +561,39 @@ def fit_profile(design: Design, prior: np.ndarray, weight: float, loss: str = "l
 LOSS_SCALE = 0.15  # residuals (log time ratio) beyond about 15% count less under a robust loss
 
 
-def fit_offset(design: Design, base: np.ndarray, weight: float, loss: str = "linear") -> np.ndarray:
+# What an offset of a single device or version may change: the efficiencies together, by one factor
+# (the same kernels running faster or slower), and each fixed cost and the collectives on their own.
+# Column j of the map sends a reduced offset's coordinate j to the parameters it moves.
+_EFFICIENCIES = ("matmul@1", "matmul@1024", "attention@1", "attention@1024", "grouped@1", "grouped@1024")
+_OWN = ("op_overhead_s", "step_overhead_s", "seq_overhead_s", "comm_efficiency", "comm_latency_s",
+        "request_overhead_s")  # fmt: skip
+NARROW = np.array(
+    [[1.0 if p[0] in _EFFICIENCIES else 0.0 for p in PARAMS]]
+    + [[1.0 if p[0] == own else 0.0 for p in PARAMS] for own in _OWN]
+).T
+
+
+NARROW_LEVELS = ("devices", "versions")  # an engine on one device, at one version (chosen by CV)
+
+
+def fit_offset(
+    design: Design, base: np.ndarray, weight: float, loss: str = "linear", span_map: np.ndarray | None = None
+) -> np.ndarray:
     """The one offset (log space) added to every row's parameters ``base`` that best fits the rows,
     held toward zero with ``weight``; ``loss`` 'linear' is least squares, 'soft_l1' and 'cauchy' let
-    rows that disagree with the rest (two software versions of one workload) pull less."""
+    rows that disagree with the rest (two software versions of one workload) pull less. With
+    ``span_map`` (parameters x coordinates) the offset is ``span_map @ c`` for a shorter ``c``."""
     from scipy.optimize import least_squares
 
-    def residuals(d: np.ndarray) -> np.ndarray:
-        return np.concatenate([design.residuals(base + d), weight * d])
+    m = np.eye(len(PARAMS)) if span_map is None else span_map
 
-    span = UPPER - LOWER
-    start = np.zeros(len(PARAMS))
-    return least_squares(
-        residuals, start, bounds=(-span, span), max_nfev=100, loss=loss, f_scale=LOSS_SCALE
-    ).x
+    def residuals(c: np.ndarray) -> np.ndarray:
+        return np.concatenate([design.residuals(base + m @ c), weight * c])
+
+    span = (UPPER - LOWER).max()
+    start = np.zeros(m.shape[1])
+    c = least_squares(residuals, start, bounds=(-span, span), max_nfev=100, loss=loss, f_scale=LOSS_SCALE).x
+    return m @ c
 
 
 def profile_fields(params: np.ndarray, source: str) -> dict:
@@ -513,6 +613,7 @@ def profile_fields(params: np.ndarray, source: str) -> dict:
         "seq_overhead_s": v[4],
         "comm_efficiency": v[11],
         "comm_latency_s": v[12],
+        "request_overhead_s": v[13],
     }
 
 
@@ -527,6 +628,13 @@ def device_class_of(device: str) -> str:
     return device_class(hw.vendor, hw.generation)
 
 
+def row_version(row: PublishedRow) -> str:
+    """The row's engine version as a user would name it (``--engine sglang@0.5.9``); '' where the
+    source gives none or only a description (a PR, a build date)."""
+    v = row.engine_version
+    return v if v and VERSION.fullmatch(v) else ""
+
+
 def _klass(row: PublishedRow) -> str:
     return device_class_of(row.hardware)
 
@@ -535,7 +643,8 @@ def _klass(row: PublishedRow) -> str:
 class Fitted:
     """An additive fit in log space: parameters of an engine on a device = all engines' + the device
     generation's offset (any engine) + the engine's offset (any device) + the engine's offset on that
-    generation + on that device, each present where the calibration rows had enough of it."""
+    generation + on that device + of its version on that device, each present where the calibration
+    rows had enough of it."""
 
     root: np.ndarray
     classes: dict[str, np.ndarray]
@@ -543,8 +652,11 @@ class Fitted:
     pairs: dict[tuple[str, str], np.ndarray]
     devices: dict[tuple[str, str], np.ndarray]
     seen: frozenset
+    versions: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
 
-    def compose(self, engine: str | None, klass: str | None, device: str | None = None) -> np.ndarray:
+    def compose(
+        self, engine: str | None, klass: str | None, device: str | None = None, version: str = ""
+    ) -> np.ndarray:
         x = self.root.copy()
         zero = np.zeros_like(x)
         x += self.classes.get(klass, zero) if klass else zero
@@ -553,17 +665,23 @@ class Fitted:
             x += self.pairs.get((engine, klass), zero)
         if engine and device:
             x += self.devices.get((engine, device), zero)
+            if version:
+                x += self.versions.get((engine, device, version), zero)
         return np.clip(x, LOWER, UPPER)
 
     def params(self, row: PublishedRow) -> tuple[np.ndarray, bool]:
-        """The parameters resolve_profile would serve for the row, and whether it had no own data."""
-        x = self.compose(row.engine, _klass(row), row.hardware)
+        """The parameters resolve_profile would serve for the row (its engine version named, as the
+        user who ran it would), and whether it had no own data."""
+        x = self.compose(row.engine, _klass(row), row.hardware, row_version(row))
         return x, (row.engine, row.hardware) not in self.seen
 
 
-def fit_hierarchy(rows: list[PublishedRow], shrink: float, loss: str = "linear") -> Fitted:
+def fit_hierarchy(
+    rows: list[PublishedRow], shrink: float, loss: str = "linear", versions: bool = True
+) -> Fitted:
     """Fit all engines, then back-fit the offsets of device generations, engines, engines on a
-    generation and engines on a device, each held toward zero with ``shrink``."""
+    generation, engines on a device and (``versions``) engine versions on a device measured at more
+    than one version, each held toward zero with ``shrink``."""
     rows = [r for r in rows if r.predicted]
     root = fit_profile(Design(rows), START, ROOT_WEIGHT, loss)
     klass = {r.id: _klass(r) for r in rows}
@@ -580,6 +698,10 @@ def fit_hierarchy(rows: list[PublishedRow], shrink: float, loss: str = "linear")
                 on_d = [r for r in mine if r.hardware == d]
                 if MIN_GROUP_ROWS <= len(on_d) < len(mine):
                     groups.append(("devices", (e, d), on_d))
+                for v in sorted({row_version(r) for r in on_d} - {""}) if versions else ():
+                    at_v = [r for r in on_d if row_version(r) == v]
+                    if MIN_GROUP_ROWS <= len(at_v) < len(on_d):
+                        groups.append(("versions", (e, d, v), at_v))
     fitted = Fitted(root, {}, {}, {}, {}, frozenset((r.engine, r.hardware) for r in rows))
     designs = {id(g): Design(g[2]) for g in groups}
     for _ in range(ROUNDS):
@@ -587,8 +709,9 @@ def fit_hierarchy(rows: list[PublishedRow], shrink: float, loss: str = "linear")
             kind, key, mine = g
             table = getattr(fitted, kind)
             table.pop(key, None)  # the others' offsets stay; this one is refitted from zero
-            base = np.array([fitted.compose(r.engine, klass[r.id], r.hardware) for r in mine])
-            table[key] = fit_offset(designs[id(g)], base, shrink, loss)
+            base = np.array([fitted.compose(r.engine, klass[r.id], r.hardware, row_version(r)) for r in mine])
+            narrow = NARROW if kind in NARROW_LEVELS else None
+            table[key] = fit_offset(designs[id(g)], base, shrink, loss, narrow)
     return fitted
 
 
@@ -598,7 +721,7 @@ def _folds(rows: list[PublishedRow], k: int) -> list[list[PublishedRow]]:
 
 
 def cross_validate(
-    rows: list[PublishedRow], shrink: float, folds: int = 5, loss: str = "linear"
+    rows: list[PublishedRow], shrink: float, folds: int = 5, loss: str = "linear", versions: bool = True
 ) -> list[tuple[PublishedRow, float, bool]]:
     """(row, log(estimate / measured), extrapolated) for every calibration row, each predicted by a fit
     that did not see it (k-fold within the calibration split)."""
@@ -606,7 +729,7 @@ def cross_validate(
     parts = _folds(rows, folds)
     for k, held in enumerate(parts):
         train = [r for j, part in enumerate(parts) if j != k for r in part]
-        fitted = fit_hierarchy(train, shrink, loss)
+        fitted = fit_hierarchy(train, shrink, loss, versions)
         for r in held:
             x, extrapolated = fitted.params(r)
             out.append((r, float(Design([r]).residuals(x)[0]), extrapolated))
@@ -614,7 +737,7 @@ def cross_validate(
 
 
 def leave_device_out(
-    rows: list[PublishedRow], shrink: float, folds: int = 5, loss: str = "linear"
+    rows: list[PublishedRow], shrink: float, folds: int = 5, loss: str = "linear", versions: bool = True
 ) -> list[tuple[PublishedRow, float]]:
     """Residuals of rows predicted with all rows of their (engine, device) pair held out (grouped
     k-fold over the pairs): how far an extrapolated estimate strays."""
@@ -627,29 +750,36 @@ def leave_device_out(
         train = [r for r in predicted if (r.engine, r.hardware) not in held_pairs]
         if not held or not train:
             continue
-        fitted = fit_hierarchy(train, shrink, loss)
+        fitted = fit_hierarchy(train, shrink, loss, versions)
         for r in held:
             x, _ = fitted.params(r)
             out.append((r, float(Design([r]).residuals(x)[0])))
     return out
 
 
-def choose_hyper(calibration: list[PublishedRow]) -> tuple[tuple[float, str], dict[str, float]]:
-    """Pick the pull toward zero of the offsets and the loss by k-fold cross-validation *within* the
-    calibration split, scoring each candidate by the mean over (engine, kind of figure) groups of their
-    median |error| (so that one engine's many rows do not decide for all). The report split plays no
-    part: it is only ever used to measure the final error."""
+def _cv_score(calibration: list[PublishedRow], shrink: float, loss: str, versions: bool) -> float:
+    """Mean over (engine, kind of figure) groups of their cross-validated median |error|."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r, res, _ in cross_validate(calibration, shrink, loss=loss, versions=versions):
+        groups.setdefault((r.engine, r.category), []).append(abs(math.expm1(res)))
+    return float(np.mean([np.median(v) for v in groups.values() if len(v) >= 5]))
+
+
+def choose_hyper(calibration: list[PublishedRow]) -> tuple[tuple[float, str, bool], dict[str, float]]:
+    """Pick the pull toward zero of the offsets and the loss, then whether engine versions get their
+    own offsets, by k-fold cross-validation *within* the calibration split, scoring each candidate by
+    the mean over (engine, kind of figure) groups of their median |error| (so that one engine's many
+    rows do not decide for all). The report split plays no part: it is only ever used to measure the
+    final error."""
     scores = {}
     for loss in LOSS_GRID:
         for shrink in SHRINK_GRID:
-            groups: dict[tuple[str, str], list[float]] = {}
-            for r, res, _ in cross_validate(calibration, shrink, loss=loss):
-                groups.setdefault((r.engine, r.category), []).append(abs(math.expm1(res)))
-            score = float(np.mean([np.median(v) for v in groups.values() if len(v) >= 5]))
-            scores[f"{loss} {shrink}"] = round(score, 4)
+            scores[f"{loss} {shrink}"] = round(_cv_score(calibration, shrink, loss, True), 4)
     best = min(scores, key=scores.__getitem__)
     loss, shrink = best.split()
-    return (float(shrink), loss), scores
+    scores[f"{best} without version offsets"] = round(_cv_score(calibration, float(shrink), loss, False), 4)
+    versions = scores[best] <= scores[f"{best} without version offsets"]
+    return (float(shrink), loss, versions), scores
 
 
 MIN_INTERVAL_ROWS = 8  # residuals a range needs before it is specific to an engine (or its generation)
@@ -681,11 +811,11 @@ def fit_all(rows: list[PublishedRow]) -> dict:
     """Profiles (all engines, engines, vendor generations, devices) and their ranges, from calibration
     rows only."""
     calibration = [r for r in rows if r.split == "calibration"]
-    (shrink, loss), scores = choose_hyper(calibration)
-    fitted = fit_hierarchy(calibration, shrink, loss)
+    (shrink, loss, versions), scores = choose_hyper(calibration)
+    fitted = fit_hierarchy(calibration, shrink, loss, versions)
     predicted = [r for r in calibration if r.predicted]
-    cv = cross_validate(calibration, shrink, loss=loss)
-    lodo = leave_device_out(calibration, shrink, loss=loss)
+    cv = cross_validate(calibration, shrink, loss=loss, versions=versions)
+    lodo = leave_device_out(calibration, shrink, loss=loss, versions=versions)
     note = f"additive fit on the calibration split of validation/published.csv (pull {shrink}, {loss} loss)"
     klasses = sorted(fitted.classes)
     engines: dict[str, dict] = {}
@@ -719,6 +849,16 @@ def fit_all(rows: list[PublishedRow]) -> dict:
                 if e == engine
             },
         }
+        by_version: dict[str, dict] = {}
+        for e, d, v in sorted(fitted.versions):
+            if e == engine:
+                n = sum(r.hardware == d and row_version(r) == v for r in mine)
+                by_version.setdefault(v, {})[d] = profile_fields(
+                    fitted.compose(engine, device_class_of(d), d, v),
+                    f"{engine} {v} on {d}: its profile on {d} + an offset from its {n} rows at {v}; {note}",
+                )
+        if by_version:
+            entry["by_version"] = by_version
         engines[engine] = entry
     return {
         "fit": {
@@ -727,6 +867,7 @@ def fit_all(rows: list[PublishedRow]) -> dict:
             "min_group_rows": MIN_GROUP_ROWS,
             "shrink": shrink,
             "loss": loss,
+            "version_offsets": versions,
             "loss_scale": LOSS_SCALE,
             "cross_validation_mean_group_median_abs_error": scores,
         },
@@ -791,7 +932,7 @@ def evaluate_rows(rows: Iterable[PublishedRow]) -> list[RowResult]:
         if not row.predicted:
             continue
         report = analyse_row(row)
-        one = analyse_row(row, batch=1) if _needs_one(row) else None
+        one = analyse_row(row, batch=first_batch(row)) if _needs_one(row) else None
         ideal, estimate = predicted_times(row, report, one)
         lo = hi = None
         profile = report.profile
