@@ -135,55 +135,51 @@ def test_catalog_sizes_quoted(name, count):
 
 
 def test_planning_answer():
-    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.21 per million tokens, TTFT 444 ms, TPOT 5.4 ms,
-    # 1 replica ...; then 1 x B300 with a bf16 cache ($0.27, 2 replicas) and 1 x B200 (batch 32, $0.29,
-    # 2 replicas) ... memory-bound (100% ...); at 128 ... TTFT to 884 ms; ... tie at $5.05 per hour
-    # instead of $6.84 ... ttft_estimate_range_s".
+    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.24 per million tokens, TTFT 450 ms, TPOT 6.2 ms,
+    # 2 replicas ...; then 1 x B300 with a bf16 cache ($0.30, 2 replicas) and 1 x RTX PRO 6000 (batch
+    # 16, $0.32, 6 replicas) ... memory-bound (100% ...); at 128 ... TTFT to 897 ms; ... tie at $1.55
+    # per hour instead of $2.04 ... ttft_estimate_range_s".
     from rooflens.plan import plan
 
     p = plan("llama-3-8b", prompt=2048, gen=512, ttft=0.5, tpot=0.03, rate=20)
     top = p.entries.iloc[0]
     got = (top.hardware, top.devices, top.quant, top.kv_format, top.batch, top.replicas)
-    assert got == ("b300", 1, "nvfp4", "fp8", 64, 1)
-    assert round(top.usd_per_million_tokens, 2) == 0.21 and round(top.ttft_s * 1e3) == 444
-    assert round(top.tpot_s * 1e3, 1) == 5.4
+    assert got == ("b300", 1, "nvfp4", "fp8", 64, 2)
+    assert round(top.usd_per_million_tokens, 2) == 0.24 and round(top.ttft_s * 1e3) == 450
+    assert round(top.tpot_s * 1e3, 1) == 6.2
     second, third = p.entries.iloc[1], p.entries.iloc[2]
     assert (second.hardware, second.kv_format, second.replicas) == ("b300", "bf16", 2)
-    assert round(second.usd_per_million_tokens, 2) == 0.27
-    assert (third.hardware, third.batch, third.replicas, round(third.usd_per_million_tokens, 2)) == (
-        "b200",
-        32,
-        2,
-        0.29,
-    )
+    assert round(second.usd_per_million_tokens, 2) == 0.30
+    got = (third.hardware, third.batch, third.replicas, round(third.usd_per_million_tokens, 2))
+    assert got == ("rtx-pro-6000", 16, 6, 0.32)
     text = " ".join(p.explanation)
-    assert "100%" in text and "884 ms" in text and "$5.05 " in text and "$6.84" in text and "NVFP4" in text
+    assert "100%" in text and "897 ms" in text and "$1.55 " in text and "$2.04" in text and "NVFP4" in text
     low, high = p.to_dict()["entries"][0]["ttft_estimate_range_s"]
     assert low < top.ttft_s < high
 
 
 def test_serving_paragraph():
-    # "at its limit: 7.4 completions/s ... backlog grows (SATURATED), a decode batch of 58, TTFT p50
-    # 126 ms (p10-p90 range 107-321 ms) / p99 529 ms, TPOT p50 28 ms (24-35 ms) ... p99 ITL 206 ms ...
-    # 1 prefill : 1 decode ... TPOT 10 ms, ITL p99 11 ms, TTFT p99 493 ms ... 148 output tokens/s per
-    # GPU at 151 tokens/s per user at concurrency 1, 1,481 at 104 per user at 16, 2,918 at 59 at 64".
+    # "keeps up, close to its limit: 7.5 completions/s ..., a decode batch of 49, TTFT p50 187 ms
+    # (p10-p90 range 147-304 ms) / p99 482 ms, TPOT p50 24 ms (21-27 ms) ... p99 ITL 138 ms ...
+    # 1 prefill : 1 decode ... TPOT 11 ms, ITL p99 13 ms, TTFT p99 452 ms ... 114 output tokens/s per
+    # GPU at 121 tokens/s per user at concurrency 1, 1,318 at 99 per user at 16, 2,872 at 67 at 64".
     from rooflens.serving import simulate, sweep_concurrency
 
     kw = dict(rate=8, prompt=2048, gen=256, random_range_ratio=0.3, requests=1000)
     s = simulate("llama-3-8b", "h100", **kw).summary
-    assert round(float(s["achieved_rate"]), 1) == 7.4 and round(s["mean_batch"]) == 58
-    assert s["saturated"]
+    assert round(float(s["achieved_rate"]), 1) == 7.5 and round(s["mean_batch"]) == 49
+    assert not s["saturated"]
     whole = [round(v * 1e3) for v in (s["ttft"]["p50"], s["ttft"]["p99"], s["tpot"]["p50"], s["itl"]["p99"])]
-    assert whole == [126, 529, 28, 206]
+    assert whole == [187, 482, 24, 138]
     ranges = s["estimate_ranges"]
-    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [107, 321]
-    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [24, 35]
+    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [147, 304]
+    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [21, 27]
     d = simulate("llama-3-8b", "h100", disaggregate=(1, 1), **kw).summary
     assert [round(d[k][p] * 1e3) for k, p in (("tpot", "p50"), ("itl", "p99"), ("ttft", "p99"))] == [
-        10,
         11,
-        493,
+        13,
+        452,
     ]
     rows = sweep_concurrency("llama-3-8b", "h100", [1, 16, 64], prompt=1024, gen=256, requests=200)
     got = [(round(r["output_tokens_per_s_per_device"]), round(r["tokens_per_s_per_user"])) for r in rows]
-    assert got == [(148, 151), (1481, 104), (2918, 59)]
+    assert got == [(114, 121), (1318, 99), (2872, 67)]
