@@ -123,6 +123,11 @@ def test_a_scheduler_that_takes_requests_in_every_r_steps_delays_ttft():
     for bad in ("recv_interval", "recv_interval=x", "warp_speed=3"):
         with pytest.raises(ValueError, match="scheduler takes name=whole-number pairs"):
             _serving(scheduler=bad)
+    with pytest.raises(ValueError, match="recv_interval must be in"):
+        _serving(scheduler="recv_interval=0")
+    # A lone user's request finds the scheduler idle: no wait, whatever the interval.
+    lone = ttft.model_copy(update={"concurrency": 1})
+    assert pub.intake_wait(lone) == 0.0 and pub.first_batch(lone) == 1
 
 
 def test_a_served_request_pays_its_fixed_cost_outside_the_device():

@@ -58,7 +58,8 @@ mean, p50 (the median), p90, p95 and p99:
 - ``ttft``: arrival to first token (queueing included); ``ttft_scheduled``: admission to first token;
 - ``tpot``: per request, (e2e - ttft) / (output tokens - 1), requests of one output token left out;
 - ``itl``: every gap between consecutive tokens of a request, pooled over all requests;
-- ``e2e``: arrival to last token; ``queue``: arrival to admission;
+- ``e2e``: arrival to last token; ``queue``: arrival to admission (on the estimate basis both count
+  from when the client sends the request, so they include the profile's ``request_overhead_s``);
 - ``duration_s``: first arrival to last completion; ``request_throughput``: requests / duration;
 - ``output_tokens_per_s``: generated tokens / duration; ``output_tokens_per_s_per_device``: that over
   the devices (tp x pp x ep per instance, times the instances); ``total_tokens_per_s``: prompt and
@@ -74,7 +75,7 @@ mean, p50 (the median), p90, p95 and p99:
 
 Ignored: sampling and detokenization, scheduler CPU time beyond the calibrated estimate, KV swapping to
 host memory, memory fragmentation finer than blocks, sliding-window caches (every layer's KV is held
-for the whole context), network jitter and client overheads.
+for the whole context), network jitter, and client overheads beyond the profile's request_overhead_s.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..analysis import make_settings, run
-from ..engine import VERSION, find_engine
+from ..engine import VERSION, find_engine, split_version
 from ..errors import RooflensError
 from ..hardware.catalog import load_hardware
 from ..hardware.efficiency import EfficiencyProfile, device_class
@@ -126,7 +126,14 @@ class PublishedRow(BaseModel):
             raise ValueError(f"row {self.id}: a static row needs its batch")
         if not self.value > 0:
             raise ValueError(f"row {self.id}: value must be positive")
-        _ = self.scheduler_overrides  # a malformed or unknown setting is refused on load
+        overrides = self.scheduler_overrides  # a malformed or unknown setting is refused on load
+        if overrides:
+            from ..serving import SchedulerConfig
+
+            try:
+                SchedulerConfig(**overrides)
+            except (RooflensError, TypeError) as err:
+                raise ValueError(f"row {self.id}: scheduler {self.scheduler!r}: {err}") from None
         return self
 
     @property
@@ -247,7 +254,9 @@ def scheduler_of(row: PublishedRow):
 def intake_wait(row: PublishedRow) -> float:
     """Mean decode steps a served request waits for the scheduler to take it in beyond the usual
     half step: (R - 1) / 2 for an intake every R steps."""
-    return (scheduler_of(row).recv_interval - 1) / 2 if row.mode == "serving" else 0.0
+    if row.mode != "serving" or concurrency(row) == 1:
+        return 0.0  # a lone user's request finds the scheduler idle, and idle it takes requests at once
+    return (scheduler_of(row).recv_interval - 1) / 2
 
 
 def first_batch(row: PublishedRow) -> int:
@@ -257,7 +266,7 @@ def first_batch(row: PublishedRow) -> int:
     if row.mode != "serving" or row.metric != "ttft_s":
         return 1
     c, r = concurrency(row), scheduler_of(row).recv_interval
-    return max(1, min(c, 1 + round(c * (r - 1) / max(row.gen, 1))))
+    return max(1, min(c, 1 + math.floor(c * (r - 1) / max(row.gen, 1) + 0.5)))  # halves up
 
 
 def concurrency(row: PublishedRow) -> int:
@@ -632,7 +641,7 @@ def row_version(row: PublishedRow) -> str:
     """The row's engine version as a user would name it (``--engine sglang@0.5.9``); '' where the
     source gives none or only a description (a PR, a build date)."""
     v = row.engine_version
-    return v if v and VERSION.fullmatch(v) else ""
+    return split_version(f"{row.engine}@{v}")[1] if v and VERSION.fullmatch(v) else ""
 
 
 def _klass(row: PublishedRow) -> str:
