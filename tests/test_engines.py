@@ -219,6 +219,28 @@ def test_an_engine_version_is_taken_and_checked_against_the_measured_ones():
         rooflens.analyze("llama-3-8b", "h100", engine="vllm@x@y")
 
 
+def test_a_model_class_the_device_never_saw_is_an_extrapolation():
+    # SGLang's calibration rows on MI300X are DeepSeek-R1 runs only (MLA): a dense Llama there is
+    # marked extrapolated, says why, and gets the wider extrapolated range; DeepSeek is not marked.
+    from rooflens.hardware.catalog import load_hardware
+    from rooflens.hardware.spec import resolve_profile
+
+    hw = load_hardware("mi300x")
+    seen = resolve_profile(hw, "sglang", "MLA")
+    unseen = resolve_profile(hw, "sglang", "dense")
+    assert seen.model_classes == ["MLA"] and not seen.extrapolated
+    assert unseen.extrapolated and unseen.scope == seen.scope  # the same profile, flagged
+    lo_seen, hi_seen = seen.range_factors("decode")
+    lo_unseen, hi_unseen = unseen.range_factors("decode")
+    assert lo_unseen <= lo_seen and hi_unseen >= hi_seen and (lo_unseen, hi_unseen) != (lo_seen, hi_seen)
+    dense = rooflens.analyze("llama-3-8b", "mi300x", engine="sglang", prompt=128, gen=4)
+    assert dense.extrapolated and any("MLA models only" in n for n in dense.notes)
+    mla = rooflens.analyze("deepseek-r1", "mi300x", engine="sglang", tp=8, prompt=128, gen=4)
+    assert not mla.extrapolated
+    # Without a class (or with the device's own rows of that class) nothing changes.
+    assert not resolve_profile(hw, "sglang").extrapolated
+
+
 def test_an_engine_must_run_on_the_device_vendor():
     with pytest.raises(RooflensError, match=r"TensorRT-LLM does not run on Apple devices such as m2-ultra"):
         rooflens.analyze("llama-2-7b", "m2-ultra", engine="tensorrt-llm")

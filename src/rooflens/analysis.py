@@ -273,7 +273,7 @@ def engine_settings(s: Settings, profile: EfficiencyProfile | None) -> Settings:
 def run(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> Report:
     _check(spec, hw, s)
     # The engine's profile, resolved once: its kernel rules apply to ideal-only analyses too.
-    engine_profile = resolve_profile(hw, s.engine)
+    engine_profile = resolve_profile(hw, s.engine, spec.model_class)
     asked, s = s, engine_settings(s, engine_profile)
     prec = precision_for(spec, s)
     base, prefill_ex, decode_ex = executions(spec, s, hw)
@@ -549,6 +549,12 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
         notes.append(
             f"no calibration row of {p.engine} {p.version}: its profile pools the measured versions "
             f"({measured}), so the estimate is marked extrapolated"
+        )
+    if p is not None and p.model_classes and r.model.model_class not in p.model_classes:
+        notes.append(
+            f"{p.engine}'s calibration rows on {r.hardware.name} are of {', '.join(p.model_classes)} models "
+            f"only: for a {r.model.model_class} model the estimate is an extrapolation (marked, with a "
+            "wider range)"
         )
     if p is not None and p.request_overhead_s > 0:
         notes.append(

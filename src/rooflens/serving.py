@@ -125,7 +125,7 @@ class StepCost:
         self.spec, self.hw, self.s = spec, hw, settings
         self.prec = precision_for(spec, settings)
         _, self.prefill_ex, self.decode_ex = executions(spec, settings, hw)
-        self.profile = resolve_profile(hw, settings.engine) if basis == "estimate" else None
+        self.profile = resolve_profile(hw, settings.engine, spec.model_class) if basis == "estimate" else None
         if basis == "estimate" and self.profile is None:
             engine = settings.engine or "its default engine"
             raise RooflensError(
@@ -635,7 +635,7 @@ def simulate(
     else:
         arrivals = np.zeros(requests)  # the first ``concurrency`` start at 0; the rest when a slot frees
     s = make_settings(**settings, batch=1, prompt=int(prompts.max()), gen=int(gens.max()))
-    s = engine_settings(s, resolve_profile(hw, s.engine))
+    s = engine_settings(s, resolve_profile(hw, s.engine, spec.model_class))
     _check(spec, hw, s)
     cost = StepCost(spec, hw, s, basis, int(prompts.max() + gens.max()) + 1)
     # The largest step: a full token budget, or every sequence the engine runs with its longest prompt.

@@ -204,7 +204,7 @@ def _combo(
             )
             _check(spec, hw, settings)
             if profile is _UNRESOLVED:
-                profile = resolve_profile(hw, settings.engine)
+                profile = resolve_profile(hw, settings.engine, spec.model_class)
             settings = engine_settings(settings, profile)
             if weights is None:
                 weights = _weights(spec, settings, hw, shapes)

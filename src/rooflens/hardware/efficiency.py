@@ -96,6 +96,11 @@ class EfficiencyProfile(BaseModel):
         default_factory=list, description="engine versions among its calibration rows"
     )
     version: str = Field("", description="the engine version asked for ('' when none was named)")
+    model_classes: list[str] = Field(
+        default_factory=list,
+        description="model classes (dense, MoE, MLA) of its calibration rows on this device "
+        "(empty: not recorded)",
+    )
     intervals: dict[str, list[float]] = Field(
         default_factory=dict,
         description="p10/p90 of measured/estimated time per kind of figure (prefill, decode, end-to-end, "
@@ -233,17 +238,21 @@ def device_class(vendor: str, generation: str) -> str:
 
 
 def published_profile(
-    name: str, device: str, vendor: str = "", generation: str = "", version: str = ""
+    name: str, device: str, vendor: str = "", generation: str = "", version: str = "", model_class: str = ""
 ) -> EfficiencyProfile | None:
     """The profile fitted on published results for profile ``name`` on a device (at ``version``,
     where that version has its own offset on the device), falling back from the device to its vendor
     generation, to the engine across devices, to all engines; None if nothing was fitted at all. The
     result says which level served (``scope``), whether the engine had no calibration row on this
-    device (``extrapolated``), and its p10-p90 range factors."""
+    device, or none of a model of ``model_class`` (dense, MoE, MLA) when given (``extrapolated``),
+    and its p10-p90 range factors."""
     data = _published_profiles()
     entry = data.get("engines", {}).get(name)
     klass = device_class(vendor, generation)
     measured = bool(entry and entry.get("rows", {}).get(device))
+    classes = list(entry.get("model_classes", {}).get(device, [])) if entry else []
+    if model_class and classes and model_class not in classes:
+        measured = False  # calibrated here, but never on a model like this one
     candidates = []
     if entry:
         candidates += [
@@ -265,6 +274,7 @@ def published_profile(
                 extrapolated=not measured,
                 intervals=intervals,
                 versions=versions,
+                model_classes=classes,
             )
     return None
 

@@ -132,14 +132,15 @@ class HardwareSpec(BaseModel):
         return self.peak(dtype)[0] / self.memory_bandwidth
 
 
-def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile | None:
+def resolve_profile(hw: HardwareSpec, engine: str | None, model_class: str = "") -> EfficiencyProfile | None:
     """The efficiency profile an estimate uses.
 
     A profile the device itself carries (measured by ``rooflens calibrate``) serves first: the first
     one with no engine named, else the one of that name. Otherwise the engine (named, or the
     device's default: ``rooflens.engine.default_engine``) takes its profile fitted on published
     results, falling back from the device to its vendor generation, to the engine on all devices, to
-    all engines (the profile says which level served, and whether it is extrapolated). An unknown
+    all engines (the profile says which level served, and whether it is extrapolated: no calibration
+    row of the engine on the device, or none of a ``model_class`` model when one is given). An unknown
     engine is an error listing the known ones; no default engine for the device means no estimate
     (the report then shows the ideal bound alone and says why).
     """
@@ -174,7 +175,7 @@ def resolve_profile(hw: HardwareSpec, engine: str | None) -> EfficiencyProfile |
             f"{next(v for v, b in info.backends.items() if b == backend)} devices; {hw.name} is "
             f"{hw.vendor}: use --engine {info.name} (its {info.profile_name(hw.vendor)} backend)"
         )
-    profile = published_profile(name, hw.name, hw.vendor, hw.generation, version)
+    profile = published_profile(name, hw.name, hw.vendor, hw.generation, version, model_class)
     if profile is None or not version:
         return profile
     # Profiles pool the engine's versions (bar a version with its own offset on this device); a

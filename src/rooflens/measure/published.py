@@ -834,6 +834,7 @@ def fit_all(rows: list[PublishedRow]) -> dict:
         rows_on = {d: sum(r.hardware == d for r in mine) for d in sorted({r.hardware for r in mine})}
         entry = {
             "rows": rows_on,
+            "model_classes": {d: sorted({model_class(r) for r in mine if r.hardware == d}) for d in rows_on},
             "versions": sorted({r.engine_version for r in mine if r.engine_version}),
             "global": profile_fields(
                 fitted.compose(engine, None),
@@ -958,8 +959,7 @@ def vendor(row: PublishedRow) -> str:
 
 def model_class(row: PublishedRow) -> str:
     """'MLA' (latent attention, with or without experts), 'MoE' or 'dense'."""
-    spec = load_model(row.model)
-    return "MLA" if spec.is_mla else "MoE" if spec.num_experts else "dense"
+    return load_model(row.model).model_class
 
 
 def error_summary(results: list[RowResult]) -> list[dict[str, object]]:

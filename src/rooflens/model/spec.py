@@ -177,6 +177,12 @@ class ModelSpec(BaseModel):
     def is_mla(self) -> bool:
         return self.kv_lora_rank > 0
 
+    @property
+    def model_class(self) -> str:
+        """'MLA' (latent attention, with or without experts), 'MoE' or 'dense': the classes efficiency
+        profiles are calibrated on."""
+        return "MLA" if self.is_mla else "MoE" if self.num_experts else "dense"
+
     def attention_kinds(self) -> tuple[str, ...]:
         if self.layer_attention:
             return self.layer_attention
