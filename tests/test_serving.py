@@ -396,6 +396,16 @@ def test_cli_simulate(tmp_path):
     assert closed_data["scheduler"]["max_num_batched_tokens"] == 8192  # the rest: vLLM's, H100's default
     bad = CliRunner().invoke(app, ["simulate", "gpt2", "--disaggregate", "2"])
     assert bad.exit_code == 2 and "P:D" in bad.output
+    # --recv-interval reaches the scheduler (SGLang's --scheduler-recv-interval): requests of uneven
+    # lengths, which finish apart, now wait for the next intake; 0 is refused.
+    every = ["simulate", "gpt2", "-c", "4", "-n", "40", "-g", "64", "--random-range-ratio", "0.5",
+             "--ideal", "-f", "json", "--engine", "sglang"]  # fmt: skip
+    lazy = json.loads(CliRunner().invoke(app, [*every, "--recv-interval", "20"]).output)
+    eager = json.loads(CliRunner().invoke(app, every).output)
+    assert lazy["scheduler"]["recv_interval"] == 20 and eager["scheduler"]["recv_interval"] == 1
+    assert lazy["queue"]["mean"] > eager["queue"]["mean"]
+    zero = CliRunner().invoke(app, [*every, "--recv-interval", "0"])
+    assert zero.exit_code != 0 and "recv_interval must be in" in zero.output
 
 
 def test_cli_concurrency_sweep(tmp_path):
