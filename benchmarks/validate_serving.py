@@ -49,11 +49,10 @@ def spread(row: pub.PublishedRow) -> float:
 def simulated(row: pub.PublishedRow, seed: int = 0) -> dict:
     c = row.concurrency or 1
     settings = {**row.base_settings()}
-    version = pub.row_version(row)  # named, with the scheduler the run used (its recipe's settings)
-    return simulate(
+    return simulate(  # the engine and version named, with the scheduler the run used (its recipe's)
         row.model, row.hardware, concurrency=c, requests=max(3 * c, 24), prompt=row.prompt, gen=row.gen,
-        random_range_ratio=spread(row), engine=f"{row.engine}@{version}" if version else row.engine,
-        scheduler=pub.scheduler_of(row), seed=seed, **settings,
+        random_range_ratio=spread(row), engine=pub.row_engine(row), scheduler=pub.scheduler_of(row),
+        seed=seed, **settings,
     ).summary  # fmt: skip
 
 

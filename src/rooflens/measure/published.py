@@ -323,8 +323,7 @@ def analyse_row(
         return run(spec, hw, make_settings(**kw, engine=row.engine, estimate=False))
     if profile != "default":  # the device's own profile, under the row's engine name so it is chosen
         hw = hw.model_copy(update={"efficiency": [profile.model_copy(update={"engine": row.engine})]})
-    version = row_version(row)  # named, as the user who ran it would
-    return run(spec, hw, make_settings(**kw, engine=f"{row.engine}@{version}" if version else row.engine))
+    return run(spec, hw, make_settings(**kw, engine=row_engine(row)))
 
 
 def _terms(row: PublishedRow, prefill: float, decode: float, prefill_one: float, decode_steps: int) -> float:
@@ -642,6 +641,12 @@ def row_version(row: PublishedRow) -> str:
     source gives none or only a description (a PR, a build date)."""
     v = row.engine_version
     return split_version(f"{row.engine}@{v}")[1] if v and VERSION.fullmatch(v) else ""
+
+
+def row_engine(row: PublishedRow) -> str:
+    """The engine as the user who ran the row would name it: with its version where it has one."""
+    version = row_version(row)
+    return f"{row.engine}@{version}" if version else row.engine
 
 
 def _klass(row: PublishedRow) -> str:
