@@ -136,7 +136,10 @@ def test_catalog_devices_get_published_profiles_and_engines_can_be_chosen():
     [
         ({"tokens": [4.0, 1.0]}, "increasing"),
         ({"matmul": [0.5]}, "one efficiency per tokens entry"),
-        ({"matmul": [0.5, 0.0]}, r"\(0, 10\]"),
+        ({"matmul": [0.5, 0.0]}, r"\[0.0001, 10\]"),
+        ({"matmul": [0.5, 5e-324]}, r"\[0.0001, 10\]"),  # a denormal efficiency would overflow times
+        ({"frameworks": {"llama": {"layer_s": -1.0}}}, r"frameworks.llama costs must be in \[0, 10\]"),
+        ({"step_overhead_s": float("inf")}, r"finite number"),
         ({"classes": {"rope": [0.1]}}, "class table 'rope'"),
     ],
 )

@@ -158,10 +158,19 @@ def test_user_yaml_and_json_files(tmp_path):
     [
         ({"memory_bandwidth": None}, r"memory_bandwidth: Field required"),
         ({"peak_flops": {"fp12": 1e12}}, r"unknown dtype\(s\) \['fp12'\]"),
-        ({"peak_flops": {"fp16": -5}}, r"must be positive"),
+        ({"peak_flops": {"fp16": -5}}, r"must be between 1e6 and 1e19 FLOP/s"),
+        ({"peak_flops": {"fp16": 1e25}}, r"must be between 1e6 and 1e19 FLOP/s"),
         ({"peak_flops": {}}, r"peak_flops"),
         ({"memory_bytes": "24 parsecs"}, r"unit 'parsecs' does not fit a bytes quantity"),
-        ({"memory_bytes": 0}, r"memory_bytes: Input should be greater than 0"),
+        ({"memory_bytes": 0}, r"memory_bytes: Input should be greater than or equal to 1000"),
+        # the bounds: no NaN or infinity, no denormal bandwidth, no petabyte-per-second typo
+        ({"memory_bandwidth": "1e400 B/s"}, r"memory_bandwidth: Input should be a finite number"),
+        ({"memory_bandwidth": 5e-324}, r"memory_bandwidth: Input should be greater than or equal to 1000000"),
+        (
+            {"memory_bandwidth": "3350 PB/s"},
+            r"memory_bandwidth: Input should be less than or equal to 1000000000000000 \(got 3.35e\+18\)",
+        ),
+        ({"memory_bytes": 10**400}, r"bytes quantity is too large"),
         ({"turbo": True}, r"turbo: Extra inputs are not permitted"),
     ],
 )

@@ -132,9 +132,10 @@ def test_config_from_dict_and_file(tmp_path):
     ("change", "message"),
     [
         ({"hidden_size": None}, r"lacks required field 'hidden_size'"),
-        ({"hidden_size": "256"}, r"'hidden_size' must be a whole number"),
+        ({"hidden_size": "256"}, r"'hidden_size' must be a number, got '256'"),
         ({"hidden_size": 256.5}, r"'hidden_size' must be a whole number"),
-        ({"num_hidden_layers": -2}, r"'num_hidden_layers' must be positive"),
+        ({"num_hidden_layers": -2}, r"'num_hidden_layers' is -2; allowed: 0 to 1024"),
+        ({"num_hidden_layers": 0}, r"'num_hidden_layers' must be positive"),
         ({"num_key_value_heads": 3}, r"must be a multiple of num_key_value_heads"),
         ({"hidden_size": 250}, r"not divisible by num_attention_heads"),
         ({"model_type": "mamba"}, r"model_type 'mamba' is not supported yet; supported: .*llama"),

@@ -314,6 +314,14 @@ def test_disaggregation_pays_the_kv_transfer():
     assert s.summary["devices"] == 2  # one prefill and one decode instance of one device each
 
 
+def test_request_longer_than_kv_cache_is_refused_before_it_runs():
+    """Llama-3-8B keeps 32 layers x 8 KV heads x 128 x 2 (K and V) x 2 bytes = 128 KiB per token; an
+    H100's 80 GB less 16 GB of weights hold under 500,000 tokens, so a 10**6-token request cannot fit.
+    The refusal names the check made before the run (the run itself would decode ~450,000 steps first)."""
+    with pytest.raises(RooflensError, match="does not fit one instance's KV cache"):
+        simulate("llama-3-8b", "h100", concurrency=1, requests=1, prompt=16, gen=1_000_000)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -322,12 +330,17 @@ def test_disaggregation_pays_the_kv_transfer():
         ({"rate": float("nan")}, "rate must be a positive, finite"),
         ({"rate": None}, "exactly one of rate"),
         ({"concurrency": 2}, "exactly one of rate"),
-        ({"rate": None, "concurrency": 0}, "concurrency takes a whole number from 1 to 100,000"),
-        ({"rate": None, "concurrency": 100_001}, "concurrency takes a whole number"),
+        ({"rate": None, "concurrency": 0}, "concurrency takes a whole number from 1 to 20,000"),
+        ({"rate": None, "concurrency": 20_001}, "concurrency takes a whole number"),
         ({"rate": None, "concurrency": 2.5}, "concurrency takes a whole number"),
         ({"rate": None, "concurrency": 2, "arrival": "constant"}, "with concurrency leave it out"),
-        ({"requests": 0}, "requests takes a whole number from 1 to 100,000"),
-        ({"requests": 100_001}, "requests takes a whole number"),
+        ({"requests": 0}, "requests takes a whole number from 1 to 20,000"),
+        ({"requests": 20_001}, "requests takes a whole number"),
+        ({"requests": 10**30}, "requests takes a whole number"),
+        ({"seed": -1}, "seed takes a whole number from 0"),
+        # 20,000 x 256 = 5,120,000 generated tokens: past the 4,000,000 a run may take
+        ({"requests": 20_000, "gen": 256}, "5,120,000 tokens to simulate; a run takes at most 4,000,000"),
+        ({"replicas": 10**9}, "replicas takes a whole number from 1 to 1,024"),
         ({"replicas": 0}, "replicas takes a whole number from 1 to 1,024"),
         ({"engine": SchedulerConfig()}, "engine takes an engine name"),
         ({"scheduler": "vllm"}, "scheduler takes a rooflens.serving.SchedulerConfig"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import sys
 from enum import Enum
@@ -20,6 +21,7 @@ from .plots import KINDS as PLOT_KINDS
 from .render import FORMATS, print_report, print_rows, report_csv, report_markdown, rows_csv, to_json
 from .render.sweep import print_sweep_summary, write_frame
 from .render.views import hardware_columns, model_columns
+from .userfiles import write_user_text
 
 app = typer.Typer(
     name="rooflens",
@@ -59,7 +61,7 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        output.write_text(text)
+        write_user_text(output, text)
 
 
 # Options several commands take with one meaning (one named format; compare and plan take lists).
@@ -237,7 +239,13 @@ def analyze(
     except RooflensError as err:
         _fail(err)
         return
-    kind = fmt.value
+    try:
+        _write_report(report, fmt.value, per_layer, output)
+    except RooflensError as err:
+        _fail(err)
+
+
+def _write_report(report, kind: str, per_layer: bool, output: Path | None) -> None:
     if kind == "json":
         _emit(to_json(report.to_dict()), output)
     elif kind == "csv":
@@ -245,8 +253,9 @@ def analyze(
     elif kind == "markdown":
         _emit(report_markdown(report, per_layer), output)
     elif output is not None:
-        with output.open("w") as fh:
-            print_report(report, _console(fh), per_layer)
+        buffer = io.StringIO()
+        print_report(report, _console(buffer), per_layer)
+        write_user_text(output, buffer.getvalue())
     else:
         print_report(report, _console(), per_layer)
 
@@ -384,7 +393,10 @@ def calibrate(
     except RooflensError as err:
         _fail(err)
         return
-    output.write_text(yaml.safe_dump(profile, sort_keys=False, width=120))
+    try:
+        write_user_text(output, yaml.safe_dump(profile, sort_keys=False, width=120))
+    except RooflensError as err:
+        _fail(err)
     console = _console()
     for line in fmt_summary(profile):
         console.print(line, highlight=False)
@@ -632,7 +644,12 @@ def validate(
     elif fmt.value == "csv":
         _emit(rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows]), None)
     if output is not None:
-        output.write_text(rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows]))
+        try:
+            write_user_text(
+                output, rows_csv([{k: v for k, v in r.items() if k != "ops"} for r in table_rows])
+            )
+        except RooflensError as err:
+            _fail(err)
 
 
 def _ints(text: str, flag: str) -> list[int]:

@@ -475,7 +475,10 @@ def write_figure(fig: go.Figure, out: Path) -> None:
     """HTML carries plotly.js inline (no CDN); images need kaleido and a local Chromium."""
     suffix = out.suffix.lower()
     if suffix == ".html":
-        fig.write_html(out, include_plotlyjs=True, full_html=True)
+        try:
+            fig.write_html(out, include_plotlyjs=True, full_html=True)
+        except OSError as err:
+            raise RooflensError(f"cannot write '{out}': {err.strerror or err}") from None
         return
     if suffix not in STATIC_SUFFIXES:
         raise RooflensError(f"cannot write '{out.name}': use .html or one of {', '.join(STATIC_SUFFIXES)}")

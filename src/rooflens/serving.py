@@ -108,7 +108,10 @@ UNSUPPORTED = {
     "draft_model": None, "exit_fraction": 1.0, "exit_distribution": None, "prompt_keep": 1.0,
     "shared_prefix": 0, "kv_budget": None, "pp": 1, "kv_cache": True, "spec_heads": None,
 }  # fmt: skip
-MAX_REQUESTS = 100_000  # requests (and closed-loop users) one simulation takes: keeps a run bounded
+MAX_REQUESTS = 20_000  # requests (and closed-loop users) one simulation takes: keeps a run bounded
+# Generated tokens over all requests: the work of a run is about a few microseconds per decoded token,
+# so this keeps any run to seconds (benchmarks/bench_serve.py measures the heaviest).
+MAX_GENERATED_TOKENS = 4_000_000
 MAX_INSTANCES = 1024
 MAX_SWEEP_POINTS = 64
 SATURATION_SHARE = 0.1  # backlog growing faster than this share of the offered rate: saturated
@@ -437,7 +440,9 @@ class Instance:
         # Without chunked prefill a step with prompts is all-prefill: decodes wait (what chunking removes).
         if self.role != "prefill" and not whole_prompts:
             for r in [r for r in self.running if not r.in_prefill]:
-                if r in self.running and self.blocks_for(r.prompt + r.generated + 1) > r.blocks:
+                # r.blocks == 0: preempted by an earlier one of these (a list lookup here was
+                # quadratic in the batch)
+                if r.blocks and self.blocks_for(r.prompt + r.generated + 1) > r.blocks:
                     self._grow(r)
         decodes = (
             [] if self.role == "prefill" or whole_prompts else [r for r in self.running if not r.in_prefill]
@@ -578,6 +583,7 @@ def simulate(
         if arrival != "poisson":
             raise RooflensError("arrival sets how open-loop requests arrive; with concurrency leave it out")
     requests = _whole(requests, "requests", 1, MAX_REQUESTS)
+    seed = _whole(seed, "seed", 0, 2**63 - 1)
     if concurrency is not None and concurrency > requests:
         raise RooflensError(
             f"concurrency {concurrency} needs at least as many requests (got {requests}): each user sends "
@@ -627,6 +633,12 @@ def simulate(
     rng = np.random.default_rng(seed)
     prompts = _lengths(prompt, requests, random_range_ratio, rng, "prompt")
     gens = _lengths(gen, requests, random_range_ratio, rng, "gen")
+    if int(gens.sum()) > MAX_GENERATED_TOKENS:
+        raise RooflensError(
+            f"{requests:,} requests generating {int(gens.mean()):,} tokens each make {int(gens.sum()):,} "
+            f"tokens to simulate; a run takes at most {MAX_GENERATED_TOKENS:,} (a few seconds of work): "
+            "give fewer requests or shorter outputs"
+        )
     if rate is not None:
         gaps = (
             rng.exponential(1 / rate, size=requests) if arrival == "poisson" else np.full(requests, 1 / rate)
@@ -641,6 +653,13 @@ def simulate(
     # The largest step: a full token budget, or every sequence the engine runs with its longest prompt.
     step_tokens = min(eng.max_num_batched_tokens, eng.max_num_seqs * int(prompts.max() + gens.max()))
     blocks = _kv_blocks(spec, hw, s, eng, step_tokens)
+    longest = int((prompts + gens).max())
+    if math.ceil(longest / eng.block_size) > blocks:  # refused now, not after simulating its decode
+        raise RooflensError(
+            f"a request of {longest:,} tokens (prompt + generated) does not fit one instance's KV cache "
+            f"({blocks:,} blocks of {eng.block_size} tokens = {blocks * eng.block_size:,} tokens): use "
+            "shorter requests, more tensor parallelism (--tp) or a smaller KV format (--kv-format fp8)"
+        )
     if disaggregate is None:
         pools = {"mixed": [Instance(f"instance {i}", "mixed", cost, eng, blocks) for i in range(replicas)]}
     else:

@@ -26,7 +26,7 @@ MAX_GEN = 1_000_000
 class Settings(BaseModel):
     """What to analyse: the workload (batch, prompt, gen) and the optimizations applied."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="sequences processed together")
     prompt: int = Field(1024, ge=1, le=MAX_PROMPT, description="prompt tokens per sequence")
@@ -58,7 +58,7 @@ class Settings(BaseModel):
         None, description="efficiency profile for the calibrated estimate (None: the device's default)"
     )
     overhead_bytes: float | None = Field(
-        None, ge=0, description="runtime memory overhead; None: the hardware entry's figure, else 0"
+        None, ge=0, le=1e15, description="runtime memory overhead; None: the hardware entry's figure, else 0"
     )
 
     # Multi-device execution.
@@ -80,7 +80,10 @@ class Settings(BaseModel):
     offload_experts: float = Field(0.0, ge=0, le=1, description="share of the routed experts in host memory")
     offload_kv: float = Field(0.0, ge=0, le=1, description="share of the KV cache in host memory")
     wide_layers: int = Field(
-        0, ge=0, description="the first and last N decoder layers kept at 16 bits (as FP8/FP4 checkpoints do)"
+        0,
+        ge=0,
+        le=1024,
+        description="the first and last N decoder layers kept at 16 bits (as FP8/FP4 checkpoints do)",
     )
 
     # The survey's techniques; neutral values leave the analysis unchanged.
@@ -105,9 +108,15 @@ class Settings(BaseModel):
     )
     sparsity: str | None = Field(None, description="N:M structured weight sparsity, e.g. '2:4'")
     prompt_keep: float = Field(1.0, gt=0, le=1, description="prompt compression: share of prompt tokens kept")
-    prompt_keep_after: int = Field(0, ge=0, description="layers that see the whole prompt before compression")
-    kv_budget: int | None = Field(None, ge=1, description="token eviction: cached tokens kept per layer")
-    shared_prefix: int = Field(0, ge=0, description="prompt tokens shared by every sequence of the batch")
+    prompt_keep_after: int = Field(
+        0, ge=0, le=1024, description="layers that see the whole prompt before compression"
+    )
+    kv_budget: int | None = Field(
+        None, ge=1, le=MAX_PROMPT + MAX_GEN, description="token eviction: cached tokens kept per layer"
+    )
+    shared_prefix: int = Field(
+        0, ge=0, le=MAX_PROMPT, description="prompt tokens shared by every sequence of the batch"
+    )
     prefix_reads_once: bool = Field(False, description="attention reads the shared prefix once per step")
     routing_skew: float = Field(0.0, ge=0, le=4, description="MoE expert popularity skew (Zipf exponent)")
     routing: Literal["uniform", "zipf", "identical"] = Field(

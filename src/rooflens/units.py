@@ -40,7 +40,10 @@ def parse_quantity(value: object, kind: str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a {kind} quantity, got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int too large for a float: no real quantity
+            raise ValueError(f"{kind} quantity is too large ({value.bit_length()} bits)") from None
     if not isinstance(value, str):
         raise ValueError(f"expected a number or a string with units, got {value!r}")
     match = _PATTERN.match(value)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import RooflensError, did_you_mean, explain_validation
+from ..userfiles import exists, is_file, load_yaml_text, read_user_text
 from .spec import HardwareSpec
 
 HardwareLike = HardwareSpec | dict[str, Any] | str | Path
@@ -73,12 +74,9 @@ def hardware_from_dict(data: dict[str, Any], origin: str = "hardware spec") -> H
 
 
 def load_hardware_file(path: Path) -> HardwareSpec:
+    text = read_user_text(path, "hardware file")
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise RooflensError(f"cannot read hardware file '{path}': {err.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else load_yaml_text(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise RooflensError(
             f"'{path}' is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}"
@@ -105,8 +103,8 @@ def load_hardware(hardware: HardwareLike) -> HardwareSpec:
     if name is not None:
         return catalog_hardware(name)
     path = Path(hardware).expanduser()
-    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-        if not path.is_file():
+    if path.suffix in (".yaml", ".yml", ".json") or exists(path):
+        if not is_file(path):
             raise RooflensError(f"hardware file '{hardware}' does not exist")
         return load_hardware_file(path)
     hint = did_you_mean(hardware, list(_aliases()))

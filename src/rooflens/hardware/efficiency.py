@@ -34,17 +34,31 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 KINDS = ("matmul", "attention", "vector")
+MIN_EFFICIENCY = 1e-4  # a factor below this is a typo (0.01% of peak), and would overflow times
+MAX_COST_S = 10.0  # fixed costs: real ones are microseconds to milliseconds
+MAX_GRID = 256  # points in a token or context grid
+
+
+def _efficient(v: float) -> bool:
+    return MIN_EFFICIENCY <= v <= 10
 
 
 class EfficiencyProfile(BaseModel):
-    """Measured efficiency of one engine (software stack) on one device, or across devices."""
+    """Measured efficiency of one engine (software stack) on one device, or across devices.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Bounds: efficiencies in [MIN_EFFICIENCY, 10], fixed costs in [0, MAX_COST_S] seconds, no NaN or
+    infinity anywhere (a profile may come from a user's file or a posted device spec)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     engine: str = Field(min_length=1)
     source: str = Field(min_length=1, description="where the factors came from")
-    tokens: list[float] = Field(default=[1.0], min_length=1, description="grid of tokens per pass")
-    matmul: list[float] = Field(min_length=1, description="fraction of ideal speed, per grid point")
+    tokens: list[float] = Field(
+        default=[1.0], min_length=1, max_length=MAX_GRID, description="grid of tokens per pass"
+    )
+    matmul: list[float] = Field(
+        min_length=1, max_length=MAX_GRID, description="fraction of ideal speed, per grid point"
+    )
     matmul_by_inner: dict[int, list[float]] = Field(
         default_factory=dict, description="matmul tables per reduction dimension K (log-interpolated in K)"
     )
@@ -54,16 +68,22 @@ class EfficiencyProfile(BaseModel):
         default_factory=dict,
         description="tables per implementation class (rmsnorm, rope, act:silu:gated, ...)",
     )
-    op_overhead_s: float = Field(0.0, ge=0)
+    op_overhead_s: float = Field(0.0, ge=0, le=MAX_COST_S)
     op_overheads: dict[str, float] = Field(
         default_factory=dict, description="per implementation class; else op_overhead_s"
     )
-    step_overhead_s: float = Field(0.0, ge=0)
+    step_overhead_s: float = Field(0.0, ge=0, le=MAX_COST_S)
     seq_overhead_s: float = Field(
-        0.0, ge=0, description="host/scheduler cost per sequence in a step (batch bookkeeping, sampling)"
+        0.0,
+        ge=0,
+        le=MAX_COST_S,
+        description="host/scheduler cost per sequence in a step (batch bookkeeping, sampling)",
     )
     attention_context: list[float] = Field(
-        default=[512.0, 32768.0], min_length=1, description="grid of attended context lengths"
+        default=[512.0, 32768.0],
+        min_length=1,
+        max_length=MAX_GRID,
+        description="grid of attended context lengths",
     )
     attention_by_context: list[float] | None = Field(
         None, description="attention efficiency factor per attention_context point (None: 1)"
@@ -73,7 +93,7 @@ class EfficiencyProfile(BaseModel):
     )
     comm_efficiency: float = Field(1.0, gt=0, le=1, description="share of link bandwidth collectives reach")
     comm_latency_s: float = Field(
-        0.0, ge=0, description="fixed cost per collective message step, beyond the link's"
+        0.0, ge=0, le=MAX_COST_S, description="fixed cost per collective message step, beyond the link's"
     )
     request_overhead_s: float = Field(
         0.0,
@@ -118,26 +138,32 @@ class EfficiencyProfile(BaseModel):
                 continue
             if len(values) != n:
                 raise ValueError(f"{kind} needs one efficiency per tokens entry ({n}), got {len(values)}")
-            if any(not 0 < v <= 10 for v in values):
-                raise ValueError(f"{kind} efficiencies must be in (0, 10]")
+            if not all(map(_efficient, values)):
+                raise ValueError(f"{kind} efficiencies must be in [{MIN_EFFICIENCY:g}, 10]")
         for name, values in {
             **self.classes,
             **{f"matmul K={k}": v for k, v in self.matmul_by_inner.items()},
         }.items():
-            if len(values) != n or any(not 0 < v <= 10 for v in values):
-                raise ValueError(f"class table '{name}' needs {n} efficiencies in (0, 10]")
-        if any(v < 0 for v in self.op_overheads.values()):
-            raise ValueError("op_overheads must be >= 0")
+            if len(values) != n or not all(map(_efficient, values)):
+                raise ValueError(f"class table '{name}' needs {n} efficiencies in [{MIN_EFFICIENCY:g}, 10]")
+        if any(not 0 <= v <= MAX_COST_S for v in self.op_overheads.values()):
+            raise ValueError(f"op_overheads must be in [0, {MAX_COST_S:g}] seconds")
+        for family, costs in self.frameworks.items():
+            if any(not 0 <= v <= MAX_COST_S for v in costs.values()):
+                raise ValueError(f"frameworks.{family} costs must be in [0, {MAX_COST_S:g}] seconds")
+        if any(t > 1e9 for t in self.tokens):
+            raise ValueError("tokens grid points must be at most 1e9")
         ctx = self.attention_context
         if any(c <= 0 for c in ctx) or sorted(ctx) != list(ctx):
             raise ValueError("attention_context must be positive and increasing")
         if self.attention_by_context is not None and (
-            len(self.attention_by_context) != len(ctx)
-            or any(not 0 < v <= 10 for v in self.attention_by_context)
+            len(self.attention_by_context) != len(ctx) or not all(map(_efficient, self.attention_by_context))
         ):
-            raise ValueError(f"attention_by_context needs {len(ctx)} factors in (0, 10]")
-        if any(not 0 < v <= 10 for v in self.low_precision.values()):
-            raise ValueError("low_precision factors must be in (0, 10]")
+            raise ValueError(f"attention_by_context needs {len(ctx)} factors in [{MIN_EFFICIENCY:g}, 10]")
+        if not all(map(_efficient, self.low_precision.values())):
+            raise ValueError(f"low_precision factors must be in [{MIN_EFFICIENCY:g}, 10]")
+        if any(len(v) != 2 or not 0 < v[0] <= v[1] < 1e3 for v in self.intervals.values()):
+            raise ValueError("intervals are [low, high] ratios with 0 < low <= high < 1000")
         return self
 
     def host_cost(self, model_type: str, layers: int) -> float | None:

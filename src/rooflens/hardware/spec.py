@@ -44,30 +44,34 @@ def _quantity(kind: str):
 class Interconnect(BaseModel):
     """Device-to-device link. ``bandwidth`` is per device and per direction, in bytes/s."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: str
-    bandwidth: float = Field(gt=0)
-    latency_s: float | None = Field(default=None, ge=0)
+    name: str = Field(max_length=200)
+    bandwidth: float = Field(ge=1e3, le=1e15)  # 1 kB/s to 1 PB/s
+    latency_s: float | None = Field(default=None, ge=0, le=10)
 
     _bw = field_validator("bandwidth", mode="before")(_quantity("bandwidth"))
     _lat = field_validator("latency_s", mode="before")(_quantity("seconds"))
 
 
 class HardwareSpec(BaseModel):
-    """A device as the roofline sees it. Catalog entries carry a source for every number."""
+    """A device as the roofline sees it. Catalog entries carry a source for every number.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Bounds hold every real device with a wide margin (no NaN or infinity; a kB to a PB of memory,
+    a MB/s to a PB/s of bandwidth, a MFLOP/s to 10 EFLOP/s per dtype): a spec may come from a user's
+    file or a posted body, and a figure outside them is a typo or an attack, not a device."""
 
-    name: str = Field(min_length=1)
-    display_name: str = ""
-    vendor: str = ""
-    generation: str = Field("", description="architecture (hopper, blackwell, cdna3, m3...)")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str = Field(min_length=1, max_length=200)
+    display_name: str = Field("", max_length=200)
+    vendor: str = Field("", max_length=200)
+    generation: str = Field("", max_length=200, description="architecture (hopper, blackwell, cdna3, m3...)")
     kind: Literal["gpu", "cpu", "apple", "tpu", "accelerator"] = "gpu"
-    memory_bytes: float = Field(gt=0)
-    memory_bandwidth: float = Field(gt=0)
+    memory_bytes: float = Field(ge=1e3, le=1e15)
+    memory_bandwidth: float = Field(ge=1e6, le=1e15)
     peak_flops: dict[DType, float] = Field(min_length=1)
-    on_chip_memory_bytes: float | None = Field(default=None, gt=0)
+    on_chip_memory_bytes: float | None = Field(default=None, ge=1, le=1e15)
     interconnect: Interconnect | None = None
     # Devices sharing the interconnect (8 for an HGX board, 72 for an NVL72 rack, 2 for a bridged
     # pair); a collective over more of them goes over ``network``. None: not stated (8 assumed).
@@ -76,11 +80,11 @@ class HardwareSpec(BaseModel):
     # The link to host memory (PCIe, or NVLink-C2C on Grace superchips) and that memory, for
     # offloading weights, KV cache or experts.
     host_link: Interconnect | None = None
-    host_memory_bytes: float | None = Field(default=None, gt=0)
-    host_memory_bandwidth: float | None = Field(default=None, gt=0)
-    tdp_watts: float | None = Field(default=None, gt=0)
+    host_memory_bytes: float | None = Field(default=None, ge=1e3, le=1e16)
+    host_memory_bandwidth: float | None = Field(default=None, ge=1e6, le=1e15)
+    tdp_watts: float | None = Field(default=None, ge=0.01, le=1e6)
     sparse_2_4: bool = False
-    runtime_overhead_bytes: float | None = Field(default=None, ge=0)
+    runtime_overhead_bytes: float | None = Field(default=None, ge=0, le=1e15)
     efficiency: list[EfficiencyProfile] = Field(
         default_factory=list, description="measured; first is default"
     )
@@ -102,9 +106,9 @@ class HardwareSpec(BaseModel):
         if unknown:
             raise ValueError(f"unknown dtype(s) {unknown}; allowed: {', '.join(DTYPES)}")
         parsed = {k: parse_quantity(v, "flops") for k, v in value.items()}
-        bad = [k for k, v in parsed.items() if v <= 0]
+        bad = [k for k, v in parsed.items() if not 1e6 <= v <= 1e19]  # also refuses NaN
         if bad:
-            raise ValueError(f"peak for {bad} must be positive")
+            raise ValueError(f"peak for {bad} must be between 1e6 and 1e19 FLOP/s")
         return parsed
 
     @model_validator(mode="after")

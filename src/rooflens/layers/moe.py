@@ -19,6 +19,7 @@ from ..ops.precision import Precision
 from .base import PLAIN, Context, LayerKind, ceil_part, register
 
 ROUTING_FLOPS = 5  # softmax over the expert logits, plus top-k selection
+_SLICE = 1 << 20  # probability x token-count cells evaluated at once (8 MB of floats)
 
 
 def expert_probabilities(num_experts: int, k: int, skew: float) -> np.ndarray:
@@ -31,8 +32,17 @@ def routed_load(num_experts: int, k: int, tokens: Array, ep: int, skew: float) -
     """(distinct experts touched, token-expert assignments) on the busiest expert-parallel device."""
     local = expert_probabilities(num_experts, k, skew)[::ep]  # device 0: experts 0, ep, 2ep, ...
     tokens = np.asarray(tokens, dtype=float)
-    touched = np.sum(1 - (1 - local[:, None]) ** tokens.reshape(1, -1), axis=0).reshape(tokens.shape)
-    return touched, tokens * local.sum()
+    # Computed once per distinct probability and distinct token count (decode steps share one batch
+    # size; uniform routing has one probability), in slices of bounded size: never an experts x steps
+    # matrix, whose size would be the product of two request parameters.
+    probs, weight = np.unique(local, return_counts=True)
+    counts, back = np.unique(tokens.reshape(-1), return_inverse=True)
+    touched = np.empty(counts.shape)
+    step = max(1, _SLICE // probs.size)
+    for i in range(0, counts.size, step):
+        part = counts[i : i + step]
+        touched[i : i + step] = weight @ (1 - (1 - probs[:, None]) ** part[None, :])
+    return touched[back].reshape(tokens.shape), tokens * local.sum()
 
 
 def moe_ops(

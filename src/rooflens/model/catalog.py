@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RooflensError, did_you_mean
+from ..userfiles import exists, is_file, read_user_text
 from .families import spec_from_config
 from .spec import ModelSpec
 
@@ -87,10 +88,7 @@ def list_models() -> list[ModelSpec]:
 def load_config_file(path: Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / "config.json"
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise RooflensError(f"cannot read model config '{path}': {err.strerror}") from None
+    text = read_user_text(path, "model config")
     try:
         cfg = json.loads(text)
     except json.JSONDecodeError as err:
@@ -121,7 +119,7 @@ def load_model(model: ModelLike, *, hub: bool = False) -> ModelSpec:
     if isinstance(model, dict):
         return spec_from_config(model)
     if isinstance(model, Path):
-        return spec_from_config(load_config_file(model), name=model.stem if model.is_file() else model.name)
+        return spec_from_config(load_config_file(model), name=model.stem if is_file(model) else model.name)
     if not isinstance(model, str) or not model.strip():
         raise RooflensError("a model must be a catalog name, a Hugging Face id, a config.json path or a dict")
     if hub:
@@ -132,8 +130,8 @@ def load_model(model: ModelLike, *, hub: bool = False) -> ModelSpec:
     if name is not None:
         return catalog_spec(name)
     path = Path(model).expanduser()
-    if path.suffix == ".json" or path.exists():
-        if not path.exists():
+    if path.suffix == ".json" or exists(path):
+        if not exists(path):
             raise RooflensError(f"model config file '{model}' does not exist")
         return load_model(path)
     hint = did_you_mean(model, list(_index()))

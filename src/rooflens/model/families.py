@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import RooflensError, explain_validation
+from .bounds import check_config
 from .spec import CheckpointQuant, ModelSpec
 
 Config = dict[str, Any]
@@ -911,9 +912,9 @@ def _compressed_tensors(q: Config, experts_only: bool, skipped: tuple[str, ...])
 
 
 def spec_from_config(cfg: Config, name: str | None = None, **meta: Any) -> ModelSpec:
-    """Build a ModelSpec from a Hugging Face config dict (the contents of ``config.json``)."""
-    if not isinstance(cfg, dict):
-        raise RooflensError(f"a model config must be a JSON object, got {type(cfg).__name__}")
+    """Build a ModelSpec from a Hugging Face config dict (the contents of ``config.json``), after
+    checking its values against ``bounds`` (nothing is built from an out-of-bounds config)."""
+    check_config(cfg)
     model_type = cfg.get("model_type")
     if not model_type:
         raise RooflensError(

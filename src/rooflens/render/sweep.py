@@ -14,15 +14,17 @@ from ..units import fmt_bytes, fmt_time
 
 def write_frame(frame: Any, out: Path) -> None:
     suffix = out.suffix.lower()
-    if suffix == ".csv":
-        frame.to_csv(out, index=False)
-    elif suffix == ".parquet":
-        try:
+    try:
+        if suffix == ".csv":
+            frame.to_csv(out, index=False)
+        elif suffix == ".parquet":
             frame.to_parquet(out, index=False)
-        except ImportError:
-            raise RooflensError("Parquet needs pyarrow: pip install pyarrow (or write .csv)") from None
-    else:
-        raise RooflensError(f"cannot write '{out.name}': use .csv or .parquet")
+        else:
+            raise RooflensError(f"cannot write '{out.name}': use .csv or .parquet")
+    except ImportError:
+        raise RooflensError("Parquet needs pyarrow: pip install pyarrow (or write .csv)") from None
+    except OSError as err:
+        raise RooflensError(f"cannot write '{out}': {err.strerror or err}") from None
 
 
 def print_sweep_summary(frame: Any, skipped: list, console: Console, top: int = 10) -> None:

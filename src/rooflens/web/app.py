@@ -10,6 +10,7 @@ over ``MAX_BODY_BYTES`` get a 413.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,28 @@ from ..errors import RooflensError
 from ..hardware import list_hardware
 from ..hardware.catalog import hardware_by_name, hardware_from_dict
 from ..model import list_models
+from ..model.bounds import excerpt
 from ..model.catalog import catalog_model
 from ..model.spec import ModelSpec
 from ..render import report_csv, to_json
 from ..report import Report
 from .limits import BodySizeLimit
-from .schemas import MAX_BODY_BYTES, MAX_EXPERTS, MAX_LAYERS, AnalyzeRequest, CompareRequest
+from .schemas import (
+    MAX_BODY_BYTES,
+    AnalyzeRequest,
+    CompareRequest,
+    ErrorBody,
+    ErrorItem,
+    ValidationErrorBody,
+)
 
+# The error bodies every POST endpoint may answer with, as they really are (FastAPI's default 422
+# schema describes a body this app never sends).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "a rooflens error, one readable sentence"},
+    413: {"model": ErrorBody, "description": "the body is over the size cap"},
+    422: {"model": ValidationErrorBody, "description": "the request's shape: one sentence, and each problem"},
+}
 STATIC = Path(str(resources.files("rooflens") / "web" / "static"))
 
 
@@ -41,13 +57,7 @@ def _model(req: AnalyzeRequest) -> ModelSpec:
         return catalog_model(req.model or "")
     from ..model.families import spec_from_config
 
-    spec = spec_from_config(req.config)
-    if spec.num_layers > MAX_LAYERS or (spec.num_experts or 0) > MAX_EXPERTS:
-        raise RooflensError(
-            f"this server analyses configs with at most {MAX_LAYERS} layers and {MAX_EXPERTS} experts "
-            f"(got {spec.num_layers} layers, {spec.num_experts or 0} experts); use the CLI for larger ones"
-        )
-    return spec
+    return spec_from_config(req.config)  # bounded before it is built (model.bounds)
 
 
 def _report(req: AnalyzeRequest) -> Report:
@@ -104,15 +114,11 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RooflensError)
     async def _bad_input(_: Request, err: RooflensError) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=400)
+        return JSONResponse({"detail": _printable(str(err))}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_shape(_: Request, err: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
-            problems.append(f"{loc}: {e['msg']}")
-        return JSONResponse({"detail": "; ".join(problems), "errors": json.loads(_safe(err.errors()))}, 422)
+        return JSONResponse(shape_errors(err.errors()).model_dump(), 422)
 
     @app.get("/api/models", summary="The model catalog")
     def models() -> list[dict[str, Any]]:
@@ -139,7 +145,8 @@ def create_app() -> FastAPI:
                 "description": "`{report, figures?}` (report: the `--format json` contract), or CSV",
                 "content": {"application/json": {}, "text/csv": {}},
             },
-            400: {"description": "a rooflens error: unknown name, impossible setting, too large"},
+            **ERRORS,
+            400: {"model": ErrorBody, "description": "a rooflens error: unknown name, impossible setting"},
         },
     )
     def analyze(req: AnalyzeRequest) -> Response:
@@ -165,7 +172,7 @@ def create_app() -> FastAPI:
     @app.post(
         "/api/compare",
         summary="Several analyses side by side",
-        responses={200: {"description": "`{comparison, figure?}`"}, 400: {"description": "a rooflens error"}},
+        responses={200: {"description": "`{comparison, figure?}`"}, **ERRORS},
     )
     def compare(req: CompareRequest) -> Response:
         cmp = line_up([_report(a) for a in req.analyses])
@@ -195,6 +202,24 @@ def create_app() -> FastAPI:
     return app
 
 
-def _safe(errors: list[dict[str, Any]]) -> str:
-    """Pydantic error entries can hold arbitrary inputs and exceptions: keep them printable."""
-    return json.dumps(errors, default=str)
+def _printable(text: str) -> str:
+    """Text that encodes as UTF-8 whatever a client sent (a lone surrogate becomes an escape)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def shape_errors(errors: Sequence[Any]) -> ValidationErrorBody:
+    """The 422 body: one readable sentence, and per problem its place, message, kind and a short
+    printable excerpt of the input (never the input itself: it may be huge, non-finite or not UTF-8)."""
+    items = [
+        ErrorItem(
+            loc=[_printable(str(p)) for p in e["loc"]],
+            msg=_printable(str(e["msg"])),
+            type=str(e["type"]),
+            input=_printable(excerpt(e.get("input"))),
+        )
+        for e in errors
+    ]
+    detail = "; ".join(
+        f"{'.'.join(i.loc[1:] if i.loc[:1] == ['body'] else i.loc) or 'body'}: {i.msg}" for i in items
+    )
+    return ValidationErrorBody(detail=detail, errors=items)

@@ -17,13 +17,49 @@ MAX_BODY_BYTES = 256 * 1024  # a pasted config.json is a few kB; a custom hardwa
 MAX_BATCH = 65_536
 MAX_PROMPT = 1_048_576
 MAX_GEN = 65_536
-MAX_LAYERS = 1024  # configs given as data: layers and experts bound the per-request work
-MAX_EXPERTS = 4096
 MAX_COMPARE = 6
 Bits = Literal[4, 8, 16, 32]
 
 # Settings the request carries as its own fields; every other analysis setting goes in `settings`.
 OWN_FIELDS = ("batch", "prompt", "gen", "w_bits", "a_bits", "kv_bits", "flash_attention", "kv_cache")
+
+
+class ErrorBody(BaseModel):
+    """A refusal: one readable sentence."""
+
+    detail: str
+
+
+class ErrorItem(BaseModel):
+    loc: list[str] = Field(description="where in the body: field names and list positions")
+    msg: str
+    type: str = Field(description="pydantic's error kind")
+    input: str = Field(description="a short printable excerpt of the value given")
+
+
+class ValidationErrorBody(BaseModel):
+    """A body of the wrong shape: one sentence listing every problem, and each on its own."""
+
+    detail: str
+    errors: list[ErrorItem]
+
+
+def _valid_text(value: Any) -> Any:
+    """Refuse strings that are not valid Unicode (lone surrogates) anywhere in a body, up front."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise ValueError("the body holds text that is not valid Unicode (a lone surrogate)") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
 
 class AnalyzeRequest(BaseModel):
@@ -67,9 +103,14 @@ class AnalyzeRequest(BaseModel):
     timeline: bool = Field(False, description="include every decode step in report.decode.timeline")
     format: Literal["json", "csv"] = Field("json", description="csv: the per-operator table as CSV")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        return _valid_text(data)
+
     @model_validator(mode="after")
     def _no_doubles(self) -> AnalyzeRequest:
-        doubled = sorted(set(self.settings) & {*OWN_FIELDS, "quant"})
+        doubled = sorted(set(self.settings) & {*OWN_FIELDS, "quant", "model", "hardware"})
         if doubled:
             raise ValueError(f"give {', '.join(doubled)} as top-level fields, not inside `settings`")
         if "hub" in self.settings:
