@@ -28,7 +28,7 @@ MAX_LAYERS = 1024  # the deepest real decoder has under 200 layers
 MAX_EXPERTS = 4096  # the widest real MoE has 384 routed experts
 MAX_MAGNITUDE = 1e15  # the largest number a real config holds is a RoPE base of about 1e9
 MAX_DEPTH = 16
-MAX_NODES = 100_000
+MAX_NODES = 20_000  # values in the document: a real config.json has a few hundred
 MAX_STRING = 10_000
 
 _WIDTH = 131_072  # hidden sizes: the widest real model has 25,600
@@ -133,12 +133,12 @@ def check_config(cfg: Any, where: str = "config.json") -> None:
     """Refuse a config whose values are out of bounds (see the module docstring); return None if fine."""
     if not isinstance(cfg, dict):
         raise RooflensError(f"a model config must be a JSON object, got {type(cfg).__name__}")
-    _walk(cfg, where)
-    _fields(cfg, "", where)
+    _fields(cfg, "", where)  # first: the fields that bound the work are checked in O(1) each
     for key in NESTED:
         inner = cfg.get(key)
         if isinstance(inner, dict):
             _fields(inner, f"{key}.", where)
+    _walk(cfg, where)
 
 
 def _walk(cfg: dict[str, Any], where: str) -> None:

@@ -1,0 +1,92 @@
+"""How fast hostile input is refused, and what the heaviest request inside the caps costs.
+
+    python benchmarks/bench_bounds.py
+
+- the refusal of a config with 10**9 layers (and other out-of-bounds configs), through the Python API
+  and through the web API in process: median and worst of 200 tries, in milliseconds;
+- the heaviest analysis inside every cap the web API sets: an MoE config with 4,096 experts (the cap),
+  batch 65,536, a 1,048,576-token prompt, 65,536 generated tokens and no KV cache (every decode step
+  recomputes the whole sequence): its time and the peak memory of a fresh process running it alone,
+  and the same request posted to /api/analyze and to /api/compare (6 copies, the cap).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+HEAVY = (
+    "import json, resource, sys, time\n"
+    "import rooflens\n"
+    "from rooflens.model.catalog import hf_config\n"
+    "cfg = {**hf_config('mixtral-8x7b'), 'num_local_experts': 4096, 'num_experts_per_tok': 8}\n"
+    "rooflens.analyze('gpt2', 'h100')  # catalogs loaded once per process, as in a running server\n"
+    "t = time.perf_counter()\n"
+    "rooflens.analyze(cfg, 'h100', batch=65_536, prompt=1_048_576, gen=65_536, kv_cache=False)\n"
+    "took = time.perf_counter() - t\n"
+    "print(json.dumps({'s': took, 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+)
+
+
+def _times(fn, n: int = 200) -> tuple[float, float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(out), max(out)
+
+
+def main() -> None:
+    from fastapi.testclient import TestClient
+
+    from rooflens.errors import RooflensError
+    from rooflens.model.catalog import hf_config
+    from rooflens.model.families import spec_from_config
+    from rooflens.web import create_app
+
+    llama = hf_config("llama-3-8b")
+    hostile = {
+        "num_hidden_layers 10**9": {**llama, "num_hidden_layers": 10**9},
+        "vocab_size 10**400": {**llama, "vocab_size": 10**400},
+        "hidden_size NaN": {**llama, "hidden_size": float("nan")},
+        "layer_types x 100,000": {**llama, "layer_types": ["full_attention"] * 100_000},
+    }
+    print("Refusals (median / worst of 200, ms)")
+    client = TestClient(create_app())
+    for name, cfg in hostile.items():
+
+        def python_api(cfg=cfg):
+            try:
+                spec_from_config(cfg)
+            except RooflensError:
+                return
+            raise AssertionError("accepted")
+
+        body = json.dumps({"config": cfg}, allow_nan=True).encode()
+
+        def web_api(body=body):
+            res = client.post("/api/analyze", content=body, headers={"content-type": "application/json"})
+            assert res.status_code in (400, 413, 422), res.status_code
+
+        med, worst = _times(python_api)
+        wmed, wworst = _times(web_api, 50)
+        print(f"  {name:26s} Python API {med:7.3f} / {worst:7.3f}   web API {wmed:7.2f} / {wworst:7.2f}")
+
+    heavy = json.loads(subprocess.run([sys.executable, "-c", HEAVY], capture_output=True, text=True,
+                                      check=True).stdout)  # fmt: skip
+    print(f"Heaviest analysis inside the caps: {heavy['s']:.2f} s, peak {heavy['peak_mb']:.0f} MB (process)")
+    cfg = {**hf_config("mixtral-8x7b"), "num_local_experts": 4096, "num_experts_per_tok": 8}
+    one = {"config": cfg, "hardware": "h100-sxm", "batch": 65_536, "prompt": 1_048_576, "gen": 65_536,
+           "kv_cache": False}  # fmt: skip
+    for path, body in (("/api/analyze", one), ("/api/compare", {"analyses": [one] * 6})):
+        t = time.perf_counter()
+        res = client.post(path, json=body)
+        print(f"  {path} {res.status_code}: {time.perf_counter() - t:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
