@@ -10,12 +10,14 @@ APP_FACTORY = "rooflens.web:create_app"
 MAX_WORKERS = 64
 
 
-def create_app():
-    """The FastAPI application (imported lazily: the core package does not need FastAPI)."""
+def create_app(**options):
+    """The FastAPI application (imported lazily: the core package does not need FastAPI).
+
+    ``options`` go to :func:`rooflens.web.app.create_app` (the bounds of its cache of answers)."""
     try:
         from .app import create_app as make
     except ImportError as err:
         from ..errors import RooflensError
 
         raise RooflensError(f"the web app needs its extra: pip install 'rooflens[web]' ({err})") from None
-    return make()
+    return make(**options)

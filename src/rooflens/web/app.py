@@ -4,7 +4,8 @@
 
 Endpoints: GET /api/models, GET /api/hardware, POST /api/analyze, POST /api/compare. Bad input is a
 400 (a rooflens error, one readable sentence) or a 422 (the request's shape), never a 5xx; bodies
-over ``MAX_BODY_BYTES`` get a 413.
+over ``MAX_BODY_BYTES`` get a 413. A request identical to a recent one is answered from a small
+cache (``cache.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..model.catalog import catalog_model
 from ..model.spec import ModelSpec
 from ..render import report_csv, to_json
 from ..report import Report
+from .cache import MAX_BYTES, MAX_ENTRIES, AnswerCache, request_key
 from .limits import BodySizeLimit
 from .schemas import MAX_BODY_BYTES, MAX_EXPERTS, MAX_LAYERS, AnalyzeRequest, CompareRequest
 
@@ -87,13 +89,47 @@ def _figures_json(figures: dict[str, Any]) -> str:
     return "{" + ",".join(f"{json.dumps(k)}:{_figure_json(f)}" for k, f in figures.items()) + "}"
 
 
-def _json(parts: dict[str, str]) -> Response:
+def _json(parts: dict[str, str]) -> tuple[bytes, str]:
     """A JSON object from already-serialised members (figures are serialised by plotly, fast)."""
     body = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in parts.items()) + "}"
-    return Response(body, media_type="application/json")
+    return body.encode(), "application/json"
 
 
-def create_app() -> FastAPI:
+def _analysis(req: AnalyzeRequest) -> tuple[bytes, str]:
+    """POST /api/analyze's answer: `{report, figures?}` or the CSV table."""
+    report = _report(req)
+    if req.format == "csv":
+        return report_csv(report).encode(), "text/csv"
+    parts = {"report": to_json(report.to_dict(timeline=req.timeline), indent=None)}
+    if req.figures:
+        from .. import plots
+
+        figures = {
+            "roofline": plots.roofline(report),
+            "breakdown": plots.breakdown(report),
+            "memory": plots.memory(report),
+            "timeline": plots.timeline(report),
+            "block_prefill": plots.block_graph(report, "prefill"),
+        }
+        if report.decode.steps:
+            figures["block_decode"] = plots.block_graph(report, "decode")
+        parts["figures"] = _figures_json(figures)
+    return _json(parts)
+
+
+def _comparison(req: CompareRequest) -> tuple[bytes, str]:
+    """POST /api/compare's answer: `{comparison, figure?}`."""
+    cmp = line_up([_report(a) for a in req.analyses])
+    parts = {"comparison": to_json(cmp.to_dict(), indent=None)}
+    if req.figures:
+        from .. import plots
+
+        parts["figure"] = _figure_json(plots.comparison(cmp))
+    return _json(parts)
+
+
+def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES) -> FastAPI:
+    """The app; ``cache_entries`` and ``cache_bytes`` bound the cache of answers (0: no cache)."""
     app = FastAPI(
         title="rooflens",
         version=__version__,
@@ -101,6 +137,12 @@ def create_app() -> FastAPI:
         "All quantities are SI base units (s, bytes, FLOPs); the report is the `--format json` contract.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    answers = AnswerCache(cache_entries, cache_bytes)
+    app.state.answers = answers
+
+    def answer(endpoint: str, req: Any, compute: Any) -> Response:
+        body, media_type = answers.answer(request_key(endpoint, req), lambda: compute(req))
+        return Response(body, media_type=media_type)
 
     @app.exception_handler(RooflensError)
     async def _bad_input(_: Request, err: RooflensError) -> JSONResponse:
@@ -143,24 +185,7 @@ def create_app() -> FastAPI:
         },
     )
     def analyze(req: AnalyzeRequest) -> Response:
-        report = _report(req)
-        if req.format == "csv":
-            return Response(report_csv(report), media_type="text/csv")
-        parts = {"report": to_json(report.to_dict(timeline=req.timeline), indent=None)}
-        if req.figures:
-            from .. import plots
-
-            figures = {
-                "roofline": plots.roofline(report),
-                "breakdown": plots.breakdown(report),
-                "memory": plots.memory(report),
-                "timeline": plots.timeline(report),
-                "block_prefill": plots.block_graph(report, "prefill"),
-            }
-            if report.decode.steps:
-                figures["block_decode"] = plots.block_graph(report, "decode")
-            parts["figures"] = _figures_json(figures)
-        return _json(parts)
+        return answer("analyze", req, _analysis)
 
     @app.post(
         "/api/compare",
@@ -168,13 +193,7 @@ def create_app() -> FastAPI:
         responses={200: {"description": "`{comparison, figure?}`"}, 400: {"description": "a rooflens error"}},
     )
     def compare(req: CompareRequest) -> Response:
-        cmp = line_up([_report(a) for a in req.analyses])
-        parts = {"comparison": to_json(cmp.to_dict(), indent=None)}
-        if req.figures:
-            from .. import plots
-
-            parts["figure"] = _figure_json(plots.comparison(cmp))
-        return _json(parts)
+        return answer("compare", req, _comparison)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
