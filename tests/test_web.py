@@ -311,3 +311,25 @@ def test_answer_cache_bounds_entries_and_bytes():
     assert cache.size_bytes == sum(sys.getsizeof(f"b{i}") + sys.getsizeof(bytes(9000)) for i in (1, 2, 3))
     with pytest.raises(ValueError, match=">= 0"):
         AnswerCache(max_entries=-1)
+
+
+def test_large_answers_are_gzipped_small_ones_not(client):
+    import gzip
+
+    from rooflens.web.app import GZIP_MIN_BYTES
+
+    body = {"model": "llama-3-8b", "batch": 3, "figures": True}
+    # Read the raw bytes off the wire: httpx would otherwise decompress them out of sight.
+    with client.stream("POST", "/api/analyze", json=body, headers={"Accept-Encoding": "gzip"}) as res:
+        raw = b"".join(res.iter_raw())
+        assert res.status_code == 200 and res.headers["content-encoding"] == "gzip"
+        assert "accept-encoding" in res.headers["vary"].lower()
+    data = json.loads(gzip.decompress(raw))
+    assert len(raw) < len(json.dumps(data)) / 4 and data["report"]["settings"]["batch"] == 3
+    plain = client.post("/api/analyze", json=body, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json() == data
+    small = client.post("/api/analyze", json={"hardware": "h1000"}, headers={"Accept-Encoding": "gzip"})
+    assert small.status_code == 400 and len(small.content) < GZIP_MIN_BYTES
+    assert "content-encoding" not in small.headers
+    js = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    assert js.headers["content-encoding"] == "gzip" and len(js.content) > 1_000_000
