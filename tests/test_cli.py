@@ -214,6 +214,9 @@ def test_serve_passes_uvicorn_the_app_or_the_factory_for_workers(monkeypatch):
     # Several processes: uvicorn needs an import string, and create_app is a factory.
     assert app_arg == "rooflens.web:create_app"
     assert kwargs["factory"] is True and kwargs["workers"] == 4
+    from rooflens.web.serving import NoDelayHTTP
+
+    assert kwargs["http"] is NoDelayHTTP  # uvicorn's workers would leave Nagle on
     assert kwargs["host"] == "0.0.0.0" and kwargs["port"] == 8124
     import importlib
 

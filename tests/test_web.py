@@ -333,3 +333,43 @@ def test_large_answers_are_gzipped_small_ones_not(client):
     assert "content-encoding" not in small.headers
     js = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "gzip"})
     assert js.headers["content-encoding"] == "gzip" and len(js.content) > 1_000_000
+
+
+def _accepted_nodelay(http) -> int:
+    """TCP_NODELAY on a connection a uvicorn server accepted from a socket bound as uvicorn binds
+    it for `--workers N` (protocol 0), with the given HTTP protocol."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    async def hello(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hi"})
+
+    async def run() -> int:
+        listener = socket.socket(socket.AF_INET)
+        listener.bind(("127.0.0.1", 0))
+        assert listener.proto == 0
+        server = uvicorn.Server(uvicorn.Config(hello, http=http, lifespan="off", log_level="warning"))
+        task = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        (conn,) = server.server_state.connections
+        nodelay = conn.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        writer.close()
+        server.should_exit = True
+        await task
+        return nodelay
+
+    return asyncio.run(run())
+
+
+def test_worker_connections_send_answers_without_waiting_for_acks():
+    from rooflens.web.serving import NoDelayHTTP
+
+    # Nagle on would hold each answer's body ~40 ms for the client's delayed ACK of its headers.
+    assert _accepted_nodelay(NoDelayHTTP) != 0

@@ -1022,7 +1022,17 @@ def serve(
     if workers == 1:
         uvicorn.run(web_app, host=host, port=port, log_level="warning")
     else:  # each worker process builds its own app from the import string
-        uvicorn.run(APP_FACTORY, factory=True, workers=workers, host=host, port=port, log_level="warning")
+        from .web.serving import NoDelayHTTP  # uvicorn leaves Nagle on in its workers: see there
+
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            workers=workers,
+            http=NoDelayHTTP,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
 
 
 def main() -> None:
