@@ -184,3 +184,41 @@ def test_quant_presets_engines_and_estimate_switch():
     assert bad.exit_code == 2 and "unknown format 'q3_k'" in bad.output
     bad = invoke("analyze", "gpt2", "-H", "h100", "--engine", "nope")
     assert bad.exit_code == 2 and "unknown engine 'nope'; known engines: vllm, sglang" in bad.output
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "1000"])
+def test_serve_refuses_a_worker_count_out_of_range(workers, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    result = invoke("serve", "--workers", workers)
+    assert result.exit_code == 2
+    assert f"--workers must be between 1 and 64 (got {workers})" in result.output
+    assert "one per CPU core" in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_serve_passes_uvicorn_the_app_or_the_factory_for_workers(monkeypatch):
+    import uvicorn
+    from fastapi import FastAPI
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append((a, k)))
+    assert invoke("serve", "--port", "8123").exit_code == 0
+    (app_arg,), kwargs = calls.pop()
+    assert isinstance(app_arg, FastAPI)  # one process: the app object itself
+    assert kwargs["port"] == 8123 and kwargs.get("workers", 1) == 1
+    result = invoke("serve", "--workers", "4", "--host", "0.0.0.0", "--port", "8124")
+    assert result.exit_code == 0, result.output
+    (app_arg,), kwargs = calls.pop()
+    # Several processes: uvicorn needs an import string, and create_app is a factory.
+    assert app_arg == "rooflens.web:create_app"
+    assert kwargs["factory"] is True and kwargs["workers"] == 4
+    from rooflens.web.serving import NoDelayHTTP
+
+    assert kwargs["http"] is NoDelayHTTP  # uvicorn's workers would leave Nagle on
+    assert kwargs["host"] == "0.0.0.0" and kwargs["port"] == 8124
+    import importlib
+
+    module, name = app_arg.split(":")
+    assert isinstance(getattr(importlib.import_module(module), name)(), FastAPI)

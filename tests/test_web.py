@@ -208,3 +208,169 @@ def test_random_requests_never_5xx(client, body):
     if res.status_code != 200:
         detail = res.json()["detail"]
         assert isinstance(detail, str) and detail
+
+
+def _counting(monkeypatch):
+    """Count the analyses the web layer asks the core for."""
+    import rooflens.web.app as web_app
+
+    calls = []
+    real = web_app.run_analysis
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("batch"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(web_app, "run_analysis", counted)
+    return calls
+
+
+def test_identical_requests_are_answered_from_the_cache(monkeypatch):
+    calls = _counting(monkeypatch)
+    client = TestClient(create_app())
+    body = {"model": "gpt2", "hardware": "a100", "batch": 2, "gen": 16, "figures": True}
+    first = client.post("/api/analyze", json=body)
+    # Same request, keys in another order and a default spelled out: one analysis in all.
+    again = client.post("/api/analyze", json={"kv_cache": True, **dict(reversed(body.items()))})
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content and again.headers["content-type"] == "application/json"
+    assert calls == [2]
+    # Any difference is another request: computed, and answered with its own figures.
+    other = client.post("/api/analyze", json={**body, "batch": 3})
+    assert calls == [2, 3] and other.json()["report"]["settings"]["batch"] == 3
+    assert client.post("/api/analyze", json={**body, "figures": False}).json().keys() == {"report"}
+    assert calls == [2, 3, 2]
+    csv_ = client.post("/api/analyze", json={**body, "format": "csv"})
+    assert calls == [2, 3, 2, 2] and csv_.headers["content-type"].startswith("text/csv")
+    pair = {"analyses": [{"model": "gpt2", "batch": 5}, {"model": "gpt2", "batch": 6}]}
+    assert client.post("/api/compare", json=pair).content == client.post("/api/compare", json=pair).content
+    assert calls == [2, 3, 2, 2, 5, 6]
+    answers = client.app.state.answers
+    assert (answers.hits, answers.misses, len(answers)) == (2, 5, 5)
+
+
+def test_errors_are_never_cached(monkeypatch):
+    import rooflens.web.app as web_app
+
+    calls = _counting(monkeypatch)
+    client = TestClient(create_app())
+    bad = {"model": "llama-3-8b", "settings": {"tp": 3}}
+    for _ in range(2):  # each time analysed again, and the same 400
+        res = client.post("/api/analyze", json=bad)
+        assert res.status_code == 400 and "does not divide" in res.json()["detail"]
+    assert len(calls) == 2 and len(client.app.state.answers) == 0
+    # A failure that would not happen again (here: faked) must not stick to the request.
+    real, failed = web_app.run_analysis, []
+
+    def once_broken(*args, **kwargs):
+        if not failed:
+            failed.append(1)
+            raise rooflens.RooflensError("transient")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(web_app, "run_analysis", once_broken)
+    body = {"model": "gpt2", "batch": 7}
+    assert client.post("/api/analyze", json=body).status_code == 400
+    assert client.post("/api/analyze", json=body).status_code == 200
+
+
+def test_the_cache_keeps_only_the_most_recent_answers(monkeypatch):
+    calls = _counting(monkeypatch)
+    client = TestClient(create_app(cache_entries=2))
+    for batch in (1, 2, 3, 3, 2):  # 1 falls out when 3 comes in; 3 and 2 are answered from memory
+        assert (
+            client.post("/api/analyze", json={"model": "gpt2", "gen": 8, "batch": batch}).status_code == 200
+        )
+    assert calls == [1, 2, 3]
+    client.post("/api/analyze", json={"model": "gpt2", "gen": 8, "batch": 1})
+    assert calls == [1, 2, 3, 1] and len(client.app.state.answers) == 2
+    off = TestClient(create_app(cache_entries=0))
+    for _ in range(2):
+        off.post("/api/analyze", json={"model": "gpt2", "gen": 8})
+    assert len(calls) == 6
+
+
+def test_answer_cache_bounds_entries_and_bytes():
+    import sys
+
+    from rooflens.web.cache import AnswerCache
+
+    cache = AnswerCache(max_entries=3, max_bytes=80_000)
+    for i in range(10):
+        cache.put(f"k{i}", bytes(5000), "application/json")
+        assert len(cache) <= 3
+    assert [k for k in ("k7", "k8", "k9") if cache.get(k)] == ["k7", "k8", "k9"]
+    assert cache.get("k6") is None
+    cache.get("k7")  # used: now the most recent, so k8 goes first
+    cache.put("k10", b"x", "text/csv")
+    assert cache.get("k8") is None and cache.get("k7") is not None
+    cache.put("huge", bytes(80_000 // 8), "application/json")  # over an eighth of the budget: not kept
+    assert cache.get("huge") is None
+    for i in range(4):
+        cache.put(f"b{i}", bytes(9000), "application/json")
+    assert cache.size_bytes <= 80_000 and len(cache) == 3
+    assert cache.size_bytes == sum(sys.getsizeof(f"b{i}") + sys.getsizeof(bytes(9000)) for i in (1, 2, 3))
+    with pytest.raises(ValueError, match=">= 0"):
+        AnswerCache(max_entries=-1)
+
+
+def test_large_answers_are_gzipped_small_ones_not(client):
+    import gzip
+
+    from rooflens.web.app import GZIP_MIN_BYTES
+
+    body = {"model": "llama-3-8b", "batch": 3, "figures": True}
+    # Read the raw bytes off the wire: httpx would otherwise decompress them out of sight.
+    with client.stream("POST", "/api/analyze", json=body, headers={"Accept-Encoding": "gzip"}) as res:
+        raw = b"".join(res.iter_raw())
+        assert res.status_code == 200 and res.headers["content-encoding"] == "gzip"
+        assert "accept-encoding" in res.headers["vary"].lower()
+    data = json.loads(gzip.decompress(raw))
+    assert len(raw) < len(json.dumps(data)) / 4 and data["report"]["settings"]["batch"] == 3
+    plain = client.post("/api/analyze", json=body, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json() == data
+    small = client.post("/api/analyze", json={"hardware": "h1000"}, headers={"Accept-Encoding": "gzip"})
+    assert small.status_code == 400 and len(small.content) < GZIP_MIN_BYTES
+    assert "content-encoding" not in small.headers
+    js = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    assert js.headers["content-encoding"] == "gzip" and len(js.content) > 1_000_000
+
+
+def _accepted_nodelay(http) -> int:
+    """TCP_NODELAY on a connection a uvicorn server accepted from a socket bound as uvicorn binds
+    it for `--workers N` (protocol 0), with the given HTTP protocol."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    async def hello(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hi"})
+
+    async def run() -> int:
+        listener = socket.socket(socket.AF_INET)
+        listener.bind(("127.0.0.1", 0))
+        assert listener.proto == 0
+        server = uvicorn.Server(uvicorn.Config(hello, http=http, lifespan="off", log_level="warning"))
+        task = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        (conn,) = server.server_state.connections
+        nodelay = conn.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        writer.close()
+        server.should_exit = True
+        await task
+        return nodelay
+
+    return asyncio.run(run())
+
+
+def test_worker_connections_send_answers_without_waiting_for_acks():
+    from rooflens.web.serving import NoDelayHTTP
+
+    # Nagle on would hold each answer's body ~40 ms for the client's delayed ACK of its headers.
+    assert _accepted_nodelay(NoDelayHTTP) != 0

@@ -1002,22 +1002,54 @@ def simulate(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Server processes (uvicorn workers); about one per CPU core.")
+    ] = 1,
 ) -> None:
     """The web page and JSON API (OpenAPI docs at /docs). Needs the web extra."""
+    import os
+
+    from .web import APP_FACTORY, MAX_WORKERS
+
+    if not 1 <= workers <= MAX_WORKERS:
+        cores = os.cpu_count() or 1
+        _fail(
+            RooflensError(
+                f"--workers must be between 1 and {MAX_WORKERS} (got {workers}); one per CPU core is "
+                f"a good start (this machine has {cores}): --workers {min(cores, MAX_WORKERS)}"
+            )
+        )
+        return
     try:
         import uvicorn
 
         from .web import create_app
 
-        web_app = create_app()
+        web_app = create_app()  # built here too when workers > 1: a missing extra fails once, here
     except ImportError:
         _fail(RooflensError("rooflens serve needs its extra: pip install 'rooflens[web]'"))
         return
     except RooflensError as err:
         _fail(err)
         return
-    Console(stderr=True).print(f"rooflens: http://{host}:{port}/  (API docs: /docs; Ctrl-C stops)")
-    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+    procs = f", {workers} workers" if workers > 1 else ""
+    Console(stderr=True).print(
+        f"rooflens: http://{host}:{port}/  (API docs: /docs{procs}; Ctrl-C stops)", markup=False
+    )
+    if workers == 1:
+        uvicorn.run(web_app, host=host, port=port, log_level="warning")
+    else:  # each worker process builds its own app from the import string
+        from .web.serving import NoDelayHTTP  # uvicorn leaves Nagle on in its workers: see there
+
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            workers=workers,
+            http=NoDelayHTTP,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
 
 
 def main() -> None:
