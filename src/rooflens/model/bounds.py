@@ -168,15 +168,19 @@ def _walk(cfg: dict[str, Any], where: str) -> None:
         elif isinstance(value, str):
             _string(path.rstrip("."), value, where, "value")
         elif _number(value):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise _fail(path.rstrip("."), f"must be a finite number, got {excerpt(value)}", where)
-            if abs(value) > MAX_MAGNITUDE:
-                raise _fail(
-                    path.rstrip("."),
-                    f"is {excerpt(value, 24)}, beyond any real model (numbers must be at most "
-                    f"{MAX_MAGNITUDE:.0e} in size)",
-                    where,
-                )
+            _finite(path.rstrip("."), value, where)
+
+
+def _finite(path: str, value: float, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(path, f"must be a finite number, got {excerpt(value)}", where)
+    if abs(value) > MAX_MAGNITUDE:
+        raise _fail(
+            path,
+            f"is {excerpt(value, 24)}, beyond any real model "
+            f"(numbers must be at most {MAX_MAGNITUDE:.0e} in size)",
+            where,
+        )
 
 
 def _string(path: str, text: str, where: str, what: str) -> None:
@@ -196,6 +200,7 @@ def _fields(cfg: dict[str, Any], prefix: str, where: str) -> None:
             continue
         if not _number(value):
             raise _fail(f"{prefix}{key}", f"must be a number, got {excerpt(value)}", where)
+        _finite(f"{prefix}{key}", value, where)
         if not low <= value <= high:
             raise _fail(
                 f"{prefix}{key}",
