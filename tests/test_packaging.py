@@ -35,6 +35,12 @@ NOT_SOURCE = (
 def wheel(tmp_path_factory) -> Path:
     if importlib.util.find_spec("setuptools") is None:
         pytest.skip("setuptools is not installed: no wheel can be built without build isolation")
+    import setuptools
+
+    # setuptools builds wheels itself from 70.1 on; before, it needs the wheel package.
+    own = tuple(int(p) for p in setuptools.__version__.split(".")[:2] if p.isdigit()) >= (70, 1)
+    if not own and importlib.util.find_spec("wheel") is None:
+        pytest.skip(f"setuptools {setuptools.__version__} needs the wheel package to build a wheel")
     tmp = tmp_path_factory.mktemp("wheel")
     # A clean copy of the checkout: building in place would leave build/ behind and could ship stale
     # files from an earlier build.
