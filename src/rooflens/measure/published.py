@@ -73,9 +73,8 @@ THROUGHPUT = {"output_tokens_per_s", "total_tokens_per_s", "requests_per_s"}
 CATEGORIES = ("prefill", "decode", "end-to-end", "throughput")
 DATA = Path("validation") / "published.csv"  # the dataset's home in the repository
 PACKAGED = Path(__file__).with_name("published.csv")  # the copy a built wheel ships
-CHECKOUT = (
-    Path(__file__).resolve().parents[3] / DATA
-)  # a source checkout's (editable install, PYTHONPATH=src)
+# A source checkout's copy (an editable install, or PYTHONPATH=src).
+CHECKOUT = Path(__file__).resolve().parents[3] / DATA
 LOW_BIT = ("fp8", "fp6", "fp4", "int8", "int4")
 
 

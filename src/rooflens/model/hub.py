@@ -25,7 +25,7 @@ from .spec import ModelSpec
 log = logging.getLogger("rooflens")
 
 PROBE_TIMEOUT_S = 1.5  # the whole reachability check: name lookup and connection
-TRUE = {"1", "true", "yes", "on"}
+TRUTHY = {"1", "true", "yes", "on"}  # as huggingface_hub reads its boolean variables
 
 
 class HubClientMissing(Exception):
@@ -38,7 +38,7 @@ class HubUnreachable(Exception):
 
 def offline_requested() -> bool:
     """HF_HUB_OFFLINE is set (read now: the Hub client reads it once, when first imported)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in TRUE
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in TRUTHY
 
 
 def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
