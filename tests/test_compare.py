@@ -101,3 +101,69 @@ def test_cli_variants_sets_and_techniques_on_and_off():
 def test_cli_errors(args, message):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+# --- labels of models given as config files ---------------------------------------------------------
+
+
+def _config(folder, **fields):
+    """A real config.json (Llama-3.2-1B's architecture) in ``folder``, with ``fields`` changed."""
+    from rooflens.model.catalog import hf_config
+
+    folder.mkdir(parents=True)
+    path = folder / "config.json"
+    path.write_text(json.dumps({**hf_config("llama-3.2-1b"), **fields}))
+    return path
+
+
+def test_config_files_are_named_by_their_folder_or_name_or_path(tmp_path):
+    a = _config(tmp_path / "alpha")
+    b = _config(tmp_path / "beta", num_hidden_layers=8)
+    reports = [rooflens.analyze(str(p), "h100", prompt=64, gen=4) for p in (a, b)]
+    assert compare(reports).names == ["alpha", "beta"]  # not "config" twice
+    # transformers writes _name_or_path: a Hub id stays whole, a local path keeps its last folder.
+    c = _config(tmp_path / "c", _name_or_path="someone/tiny-llama")
+    d = _config(tmp_path / "d", _name_or_path="/data/checkpoints/tiny-llama-ft/", num_hidden_layers=8)
+    reports = [rooflens.analyze(str(p), "h100", prompt=64, gen=4) for p in (c, d)]
+    assert compare(reports).names == ["someone/tiny-llama", "tiny-llama-ft"]
+    # A folder names its config too; a config file of another name keeps its stem.
+    assert rooflens.load_model(tmp_path / "alpha").name == "alpha"
+    other = tmp_path / "my-model.json"
+    other.write_text(a.read_text())
+    assert rooflens.load_model(str(other)).name == "my-model"
+
+
+def test_labels_that_would_repeat_are_numbered(tmp_path):
+    # Two configs naming the same model, one changed: the model is what differs, under one name.
+    a = _config(tmp_path / "a", _name_or_path="someone/tiny-llama")
+    b = _config(tmp_path / "b", _name_or_path="someone/tiny-llama", num_hidden_layers=8)
+    reports = [rooflens.analyze(str(p), "h100", prompt=64, gen=4) for p in (a, b)]
+    assert compare(reports).names == ["someone/tiny-llama #1", "someone/tiny-llama #2"]
+    # Identical analyses: nothing differs, and the labels still tell them apart.
+    same = [rooflens.analyze("gpt2", "t4", prompt=64, gen=4) for _ in range(3)]
+    assert compare(same).names == ["same settings #1", "same settings #2", "same settings #3"]
+    with pytest.raises(RooflensError, match="labels must differ; repeated: x"):
+        compare(same[:2], names=["x", "x"])
+
+
+def test_cli_labels_config_files_apart(tmp_path):
+    a = _config(tmp_path / "alpha")
+    b = _config(tmp_path / "beta", num_hidden_layers=8)
+    result = CliRunner().invoke(
+        app, ["compare", str(a), str(b), "-H", "h100", "-p", "64", "-g", "4", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [x["label"] for x in json.loads(result.output)["analyses"]] == ["alpha", "beta"]
+    # Two folders of one model: the CSV keeps one column per analysis (a repeated label lost one).
+    c = _config(tmp_path / "c", _name_or_path="someone/tiny-llama")
+    d = _config(tmp_path / "d", _name_or_path="someone/tiny-llama", num_hidden_layers=8)
+    result = CliRunner().invoke(
+        app, ["compare", str(c), str(d), "-H", "h100", "-p", "64", "-g", "4", "-f", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    header = result.output.splitlines()[0].split(",")
+    assert header == ["metric", "someone/tiny-llama #1", "someone/tiny-llama #2"]
+    result = CliRunner().invoke(
+        app, ["compare", str(a), str(b), "-H", "h100", "-p", "64", "-g", "4", "--no-ops"]
+    )
+    assert result.exit_code == 0 and "alpha" in result.output and "beta" in result.output

@@ -199,6 +199,115 @@ def test_hub_offline_unknown_model_is_a_clear_error(monkeypatch):
         load_model("someone/unknown", hub=True)
 
 
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch, tmp_path):
+    """The real Hub client aimed at a closed local port, with an empty cache and no proxy: offline."""
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    return constants
+
+
+def test_hub_unreachable_fails_over_at_once(unreachable_hub, caplog):
+    import time
+
+    # The Hub client alone retries a refused connection 5 times with backoff (about 25 s) before
+    # giving up; the probe (one connection, at most 1.5 s) sends rooflens to the bundled config first.
+    start = time.perf_counter()
+    with caplog.at_level("WARNING", logger="rooflens"):
+        spec = load_model("meta-llama/Meta-Llama-3-8B", hub=True)
+    assert time.perf_counter() - start < 5
+    assert spec == load_model("llama-3-8b")
+    assert "Hugging Face Hub unavailable (offline); using the bundled config of 'llama-3-8b'" in caplog.text
+    start = time.perf_counter()
+    with pytest.raises(
+        RooflensError, match=r"could not fetch config.json of 'someone/unknown' .*\(offline\)"
+    ):
+        load_model("someone/unknown", hub=True)
+    assert time.perf_counter() - start < 5
+
+
+def test_hub_offline_setting_skips_the_network(unreachable_hub, monkeypatch):
+    # HF_HUB_OFFLINE=1 set after the Hub client was imported still counts: no probe, no request.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("HF_HUB_OFFLINE=1 must not touch the network")
+
+    monkeypatch.setattr(hub_module, "reachable", no_network)
+    assert load_model("meta-llama/Meta-Llama-3-8B", hub=True).name == "llama-3-8b"
+
+
+def test_hub_offline_still_reads_a_cached_config(unreachable_hub):
+    # A config downloaded earlier (the Hub cache's layout: refs/main names the snapshot) still serves.
+    repo = __import__("pathlib").Path(unreachable_hub.HF_HUB_CACHE) / "models--someone--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    (repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    (repo / "snapshots" / ("0" * 40) / "config.json").write_text(json.dumps(LLAMA_LIKE))
+    spec = load_model("someone/tiny", hub=True)
+    assert spec.name == "someone/tiny" and spec.hidden_size == 256
+
+
+def test_the_hub_probe_connects_directly_or_through_the_proxy(monkeypatch):
+    import socket
+    import time
+
+    for var in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert hub_module.reachable(f"http://127.0.0.1:{port}")
+        # A host that cannot resolve is reached through a proxy that listens (the proxy resolves it).
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        assert hub_module.reachable("https://hub.invalid")
+    start = time.perf_counter()
+    assert not hub_module.reachable(f"http://127.0.0.1:{_closed_port()}", timeout=1.0)
+    assert (
+        time.perf_counter() - start < 1.0
+    )  # a refused connection answers at once: no waiting out the timeout
+    assert not hub_module.reachable("not a url")
+
+
+def test_cli_hf_offline_falls_back_quickly(unreachable_hub):
+    import time
+
+    from typer.testing import CliRunner
+
+    from rooflens.cli import app
+
+    start = time.perf_counter()
+    result = CliRunner().invoke(
+        app, ["analyze", "meta-llama/Meta-Llama-3-8B", "--hf", "-H", "h100", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - start < 5
+    assert json.loads(result.output)["model"]["name"] == "llama-3-8b"
+
+
 def test_hub_download_is_parsed_without_running_code(monkeypatch, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**LLAMA_LIKE, "auto_map": {"AutoModel": "evil.Model"}}))

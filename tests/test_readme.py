@@ -48,3 +48,28 @@ def test_readme_command_runs(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # plots are written to the current folder
     result = CliRunner().invoke(app, shlex.split(command)[1:])
     assert result.exit_code == 0, f"{command}\n{result.output}"
+
+
+# --- ARCHITECTURE.md ----------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+# Where a bare file name in ARCHITECTURE.md may live (module paths there are relative to the package).
+PLACES = (ROOT, ROOT / "src" / "rooflens", ROOT / "tests", ROOT / "benchmarks", ROOT / "scripts")
+# Names that are no file of the checkout: any model's config, and the copy a built wheel holds.
+NOT_FILES = {"config.json", "rooflens/measure/published.csv"}
+
+
+def test_architecture_names_only_files_that_exist_and_every_test_file():
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    named = {
+        m.split(":")[0] for m in re.findall(r"`([\w./*-]+\.(?:py|yaml|json|csv|md|toml)(?::\w+)?)`", text)
+    }
+    assert len(named) > 40
+    missing = [n for n in sorted(named - NOT_FILES) if not any(list(place.glob(n)) for place in PLACES)]
+    assert not missing, f"ARCHITECTURE.md names files that do not exist: {missing}"
+    # Every test file and benchmark is placed somewhere in its layout.
+    for folder in ("tests", "benchmarks"):
+        for path in (ROOT / folder).glob("*.py"):
+            assert path.name in text, f"ARCHITECTURE.md does not mention {folder}/{path.name}"
+    # No document outside the repository is cited.
+    assert "DESIGN.md" not in text and "shared/" not in text

@@ -20,9 +20,12 @@ from rooflens.cli import app
 from rooflens.engine import get_engine
 from rooflens.memory import CacheShape, kv_cache_bytes
 from rooflens.serving import (
+    SATURATION_SHARE,
     SchedulerConfig,
     StepCost,
+    backlog_growth,
     cuda_graph_sizes,
+    saturated,
     scheduler_defaults,
     simulate,
     sweep_concurrency,
@@ -183,6 +186,56 @@ def test_saturation_is_judged_from_the_trend_not_the_run_length():
             else:
                 assert abs(s["backlog_growth_per_s"]) < 0.05 * rate
     assert verdicts == {(300, 100): False, (300, 5000): True, (3000, 100): False, (3000, 5000): True}
+
+
+def test_one_load_gets_one_verdict_at_300_and_3000_requests():
+    # Capacity by hand: gpt2 on an H100, at most 32 sequences per step (max_num_seqs=32), 64 output
+    # tokens per request on average. A decode step of 32 sequences costs the analysis's TPOT at batch
+    # 32, about 0.14 ms (mostly reading gpt2's 0.25 GB of weights at 3.35 TB/s, 74 us). A request needs
+    # 64 steps and a step serves 32 of them: 32 / 64 = 0.5 completions per step, 0.5 / 0.14 ms, about
+    # 3,600 requests/s (prompt chunks riding along lower the real ceiling a little).
+    batch, gen = 32, 64
+    step = rooflens.analyze("gpt2", "h100", batch=batch, prompt=128, gen=gen).tpot_s
+    assert 0.1e-3 < step < 0.2e-3
+    capacity = batch / (gen * step)
+    kw = dict(
+        prompt=128,
+        gen=gen,
+        random_range_ratio=0.5,
+        basis="ideal",
+        scheduler=SchedulerConfig(max_num_seqs=batch),
+    )
+    for share, seed, verdict in ((0.5, 0, False), (0.85, 4, False), (2.0, 0, True)):
+        for n in (300, 3000):
+            rate = share * capacity
+            s = simulate("gpt2", "h100", rate=rate, requests=n, seed=seed, **kw).summary
+            assert s["saturated"] is verdict, (share, n, s["backlog_growth_per_s"] / rate)
+            if verdict:  # twice the capacity: completions lag far behind arrivals at either length
+                assert s["achieved_rate"] < 0.6 * rate and s["backlog_growth_per_s"] > 0.3 * rate
+            else:
+                assert s["achieved_rate"] == pytest.approx(rate, rel=0.2)
+            if (share, n) == (0.85, 300):
+                # 150 arrivals in the judged half bunch by chance: the backlog's trend alone is 15% of
+                # the rate (the old verdict: SATURATED), but that rise over the window is within 3
+                # standard deviations of the count of requests in a steady system.
+                assert s["backlog_growth_per_s"] > SATURATION_SHARE * rate
+
+
+def test_saturation_needs_a_trend_above_the_noise_of_the_count():
+    # 1,000 requests at 100/s, evenly; each spends 0.1 s in the engine: 10 in the system, always.
+    arrivals = np.arange(1000) / 100
+    assert not saturated(arrivals, arrivals, arrivals + 0.1, rate=100)
+    # Served at 50/s instead (each waits in a queue, then 0.1 s in the engine): the backlog grows by
+    # 50/s, half the rate; over the 5 s judged it rises by 250, against 3 sqrt(2 x 100 x 0.1) = 13.4.
+    finished = np.arange(1000) / 50 + 0.1
+    assert saturated(arrivals, finished - 0.1, finished, rate=100)
+    assert backlog_growth(arrivals, finished) == pytest.approx(50, rel=0.02)
+    # Ten arrivals, each staying 1 s in the engine: none finishes while the others arrive, so the
+    # backlog grows at about the full 100/s, yet over the 0.04 s judged it rises by 4, far below the noise of
+    # a steady count, 3 sqrt(2 x 100 x 1) = 42: steady, for lack of evidence.
+    few = arrivals[:10]
+    assert backlog_growth(few, few * 2 + 1) == pytest.approx(100, rel=0.1)  # a staircase of 5 steps
+    assert not saturated(few, few * 2, few * 2 + 1, rate=100)
 
 
 def test_load_raises_the_batch_until_the_server_saturates():

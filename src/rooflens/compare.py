@@ -2,7 +2,8 @@
 
 ``compare(reports)`` lines up the headline figures (ideal and estimated TTFT/TPOT, throughput,
 memory) and every operator's time per pass (decode: per generated token), each against the first
-analysis, the baseline. Labels name what differs between the analyses.
+analysis, the baseline. Labels name what differs between the analyses (a model by its name: a config
+file's ``_name_or_path``, else its folder), numbered where two would read the same.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ def _metric(report: Report, key: str) -> float | None:
 
 
 def labels(reports: list[Report]) -> list[str]:
-    """Short names from what differs: the model, the device, and any setting that changes."""
+    """Short names from what differs: the model, the device, and any setting that changes; a label
+    that would repeat is numbered (``distinct``)."""
     keys = []
-    if len({r.model.name for r in reports}) > 1:
+    models = [r.model for r in reports]
+    # By name, or by contents where two configs share a name (two folders of one model, one changed).
+    if len({m.name for m in models}) > 1 or any(m != models[0] for m in models[1:]):
         keys.append("model")
     if len({r.hardware.name for r in reports}) > 1:
         keys.append("hardware")
@@ -51,6 +55,19 @@ def labels(reports: list[Report]) -> list[str]:
             value = r.model.name if k == "model" else r.hardware.name if k == "hardware" else d[k]
             parts.append(f"{value}" if k in ("model", "hardware") else f"{k}={value}")
         out.append(", ".join(parts) or "same settings")
+    return distinct(out)
+
+
+def distinct(names: list[str]) -> list[str]:
+    """Labels made unique: each one that repeats gets its place among its namesakes (``#1``, ``#2``),
+    so two configs that name the same model (or two identical analyses) stay apart in every table."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if names.count(name) > 1:
+            seen[name] = seen.get(name, 0) + 1
+            name = f"{name} #{seen[name]}"
+        out.append(name)
     return out
 
 
@@ -124,4 +141,7 @@ def compare(reports: list[Report], names: list[str] | None = None) -> Comparison
         raise RooflensError("compare needs at least two analyses")
     if names is not None and len(names) != len(reports):
         raise RooflensError(f"{len(names)} labels for {len(reports)} analyses")
+    if names is not None and len(set(names)) < len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise RooflensError(f"labels must differ; repeated: {', '.join(repeated)}")
     return Comparison(list(reports), names or labels(list(reports)))

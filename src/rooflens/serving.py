@@ -69,9 +69,12 @@ mean, p50 (the median), p90, p95 and p99:
 - open loop only: ``achieved_rate``, completions per second between the 10th and 90th percentile
   arrival; ``backlog_growth_per_s``, the slope of requests in the system (arrived, not finished)
   against time over the second half of the arrivals (least squares on an even grid of times); and
-  ``saturated``: that slope above a tenth of the offered rate, i.e. the server completes less than
-  about 90% of what arrives. Judged from the trend, not a count, so the verdict does not depend on the
-  number of requests once the run outlasts the ramp-up.
+  ``saturated``: that slope above a tenth of the offered rate (the server completes less than about
+  90% of what arrives) *and* the rise it makes over that window above three standard deviations of
+  the count of requests in a steady system (``saturated`` has the arithmetic). Judged from the trend
+  and its noise, both as ratios, never from a count of requests: a short run whose few arrivals
+  bunch by chance no longer reads as saturated where a long run of the same load is steady, while an
+  overload shows at both lengths.
 
 Ignored: sampling and detokenization, scheduler CPU time beyond the calibrated estimate, KV swapping to
 host memory, memory fragmentation finer than blocks, sliding-window caches (every layer's KV is held
@@ -115,6 +118,7 @@ MAX_GENERATED_TOKENS = 4_000_000
 MAX_INSTANCES = 1024
 MAX_SWEEP_POINTS = 64
 SATURATION_SHARE = 0.1  # backlog growing faster than this share of the offered rate: saturated
+NOISE_SIGMAS = 3.0  # ... by more than this many standard deviations of the count random arrivals make
 TREND_POINTS = 1000  # times at which the backlog is sampled for its trend
 
 
@@ -904,6 +908,29 @@ def backlog_growth(arrivals: np.ndarray, finished: np.ndarray) -> float:
     return float(np.polyfit(t - t0, in_system.astype(float), 1)[0])
 
 
+def saturated(arrivals: np.ndarray, admitted: np.ndarray, finished: np.ndarray, rate: float) -> bool:
+    """Whether the server falls behind an open-loop load of ``rate`` requests per second.
+
+    Two conditions, both over the second half of the arrivals (a window of T seconds): the backlog grows
+    faster than ``SATURATION_SHARE`` of the offered rate (the server completes less than about 90% of
+    what arrives), and the rise that trend makes over the window, growth x T, stands out of the noise:
+    it exceeds ``NOISE_SIGMAS`` times sqrt(2 rate S), the spread of the difference of two counts of
+    requests in a steady system (Poisson arrivals at ``rate`` each staying S seconds, S the median time
+    from admission to completion, make a count of mean and variance rate x S). A long run meets the
+    first alone; in a short one, where the window holds few arrivals per request in the system, random
+    bunching of arrivals can tilt the trend as much as an overload would, and the second keeps that from
+    reading as saturation. Both are ratios (a share of the rate, a number of standard deviations), so
+    one load gets one verdict at any run length that resolves it.
+    """
+    growth = backlog_growth(arrivals, finished)
+    order = np.argsort(arrivals)
+    late = order[len(order) // 2 :]
+    window = float(arrivals[late].max() - arrivals[late].min())
+    stay = float(np.median(finished[late] - admitted[late]))
+    noise = math.sqrt(2 * rate * max(stay, 0.0))
+    return bool(growth > SATURATION_SHARE * rate and growth * window > NOISE_SIGMAS * noise)
+
+
 def _summary(reqs, pools, load: dict, eng: SchedulerConfig, engine: str | None, blocks: int, s,
              devices: int) -> dict[str, Any]:  # fmt: skip
     arrivals = np.array([r.arrival for r in reqs])
@@ -935,11 +962,11 @@ def _summary(reqs, pools, load: dict, eng: SchedulerConfig, engine: str | None, 
         # Steady window between the 10th and 90th percentile arrival times: completions per second.
         lo, hi = np.percentile(arrivals, [10, 90])
         done = int(((finished >= lo) & (finished <= hi)).sum())
-        growth = backlog_growth(arrivals, finished)
+        admitted = np.array([r.admitted for r in reqs])
         summary |= {
             "achieved_rate": done / (hi - lo) if hi > lo else None,
-            "backlog_growth_per_s": growth,
-            "saturated": bool(growth > SATURATION_SHARE * rate),
+            "backlog_growth_per_s": backlog_growth(arrivals, finished),
+            "saturated": saturated(arrivals, admitted, finished, rate),
         }
     else:
         summary |= {"achieved_rate": None, "backlog_growth_per_s": None, "saturated": None}

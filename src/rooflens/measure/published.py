@@ -1,9 +1,10 @@
 """Published measurements: what each row measures, rooflens's prediction of it, the fit, and ranges.
 
 ``validation/published.csv`` holds measured inference results from public sources (one row per
-measured value, with its source). Its ``split`` column, fixed by a hash of each row's identifying
-fields, sends a row either to ``calibration`` (used to fit the efficiency profiles shipped in
-``hardware/efficiency.yaml`` and their ranges) or to ``report`` (used only to measure accuracy).
+measured value, with its source); a built wheel carries a copy next to this module (``find_data``).
+Its ``split`` column, fixed by a hash of each row's identifying fields, sends a row either to
+``calibration`` (used to fit the efficiency profiles shipped in ``hardware/efficiency.yaml`` and their
+ranges) or to ``report`` (used only to measure accuracy).
 Errors are relative errors of *time*: ``predicted_time / measured_time - 1`` (a rate r corresponds
 to the time 1/r).
 
@@ -70,7 +71,10 @@ PREFILL = {"prefill_tokens_per_s", "ttft_s"}
 DECODE = {"decode_tokens_per_s", "tpot_s", "itl_s"}
 THROUGHPUT = {"output_tokens_per_s", "total_tokens_per_s", "requests_per_s"}
 CATEGORIES = ("prefill", "decode", "end-to-end", "throughput")
-DATA = Path("validation") / "published.csv"
+DATA = Path("validation") / "published.csv"  # the dataset's home in the repository
+PACKAGED = Path(__file__).with_name("published.csv")  # the copy a built wheel ships
+# A source checkout's copy (an editable install, or PYTHONPATH=src).
+CHECKOUT = Path(__file__).resolve().parents[3] / DATA
 LOW_BIT = ("fp8", "fp6", "fp4", "int8", "int4")
 
 
@@ -212,14 +216,18 @@ class PublishedRow(BaseModel):
 
 
 def find_data(path: str | Path | None = None) -> Path:
-    """The dataset: an explicit path, ./validation/published.csv, or the source checkout's copy."""
-    candidates = [Path(path)] if path else [DATA, Path(__file__).resolve().parents[3] / DATA]
+    """The dataset: an explicit path, else the copy a built package ships (next to this module), else
+    the source checkout's ``validation/published.csv`` (the file's one home in the repository; building
+    a wheel copies it into the package, see setup.py)."""
+    candidates = [Path(path)] if path else [PACKAGED, CHECKOUT]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    if path:
+        raise RooflensError(f"published dataset not found: no file at {path}; pass --data an existing CSV")
     raise RooflensError(
         f"published dataset not found (looked for {', '.join(str(c) for c in candidates)}); "
-        "run from the rooflens checkout or pass --data PATH"
+        "reinstall rooflens from a wheel or a checkout, or pass --data PATH"
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import RooflensError, did_you_mean
 from ..userfiles import exists, is_file, read_user_text
-from .families import spec_from_config
+from .families import config_name, spec_from_config
 from .spec import ModelSpec
 
 ModelLike = ModelSpec | dict[str, Any] | str | Path
@@ -98,6 +98,16 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return cfg
 
 
+def path_name(path: Path) -> str:
+    """A model's name from where its config lies: the folder of a ``config.json`` (every checkpoint's
+    config has that name, so the folder is what tells them apart), else the file's stem."""
+    path = path.expanduser()
+    if path.is_dir() or path.name == "config.json":
+        folder = path if path.is_dir() else path.parent
+        return folder.resolve().name or str(folder)
+    return path.stem
+
+
 def hf_config(model: ModelLike) -> dict[str, Any]:
     """The Hugging Face config dict behind a catalog name, config path or dict (for building the real
     model in ``rooflens validate``); rooflens's own ``_rooflens`` block is dropped."""
@@ -119,7 +129,8 @@ def load_model(model: ModelLike, *, hub: bool = False) -> ModelSpec:
     if isinstance(model, dict):
         return spec_from_config(model)
     if isinstance(model, Path):
-        return spec_from_config(load_config_file(model), name=model.stem if is_file(model) else model.name)
+        cfg = load_config_file(model)
+        return spec_from_config(cfg, name=config_name(cfg) or path_name(model))
     if not isinstance(model, str) or not model.strip():
         raise RooflensError("a model must be a catalog name, a Hugging Face id, a config.json path or a dict")
     if hub:

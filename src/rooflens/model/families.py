@@ -911,6 +911,19 @@ def _compressed_tensors(q: Config, experts_only: bool, skipped: tuple[str, ...])
     )
 
 
+def config_name(cfg: Config) -> str | None:
+    """The name a config.json gives its model: ``_name_or_path`` (which transformers writes), or None.
+    A Hub id (``org/model``) is kept whole; a local path (``/data/ckpt/llama``, ``./out``) is cut to
+    its last folder, which names the model where the full path only names a machine."""
+    value = cfg.get("_name_or_path")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip().rstrip("/\\")
+    if value.startswith(("/", "~", ".")) or "\\" in value or value.count("/") > 1:
+        value = value.replace("\\", "/").rsplit("/", 1)[-1]
+    return None if value in ("", ".", "..", "~") else value
+
+
 def spec_from_config(cfg: Config, name: str | None = None, **meta: Any) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face config dict (the contents of ``config.json``), after
     checking its values against ``bounds`` (nothing is built from an out-of-bounds config)."""
@@ -922,7 +935,7 @@ def spec_from_config(cfg: Config, name: str | None = None, **meta: Any) -> Model
         )
     if not isinstance(model_type, str):
         raise RooflensError(f"config.json field 'model_type' must be a string, got {str(model_type)[:40]}")
-    label = name or cfg.get("_name_or_path") or model_type
+    label = name or config_name(cfg) or model_type
     quant = checkpoint_quant(cfg)
     if model_type in TEXT_CONFIG_OF:  # a multimodal wrapper: analyse its language model
         text = cfg.get("text_config")
