@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RooflensError, did_you_mean
-from ..userfiles import exists, is_file, read_user_text
+from ..userfiles import exists, read_user_text
 from .families import config_name, spec_from_config
 from .spec import ModelSpec
 
