@@ -212,3 +212,87 @@ def test_json_config_file_with_non_finite_numbers_is_refused_from_the_cli(tmp_pa
     path.write_text(json.dumps({**LLAMA, "hidden_size": float("nan")}))  # json writes NaN
     result = CliRunner().invoke(app, ["analyze", str(path)])
     assert result.exit_code == 2 and "'hidden_size' must be a finite number" in result.output
+
+
+# --- property-based: schemathesis over the declared API, hypothesis over the free-form bodies --------
+
+schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
+
+API = schemathesis.openapi.from_asgi("/openapi.json", create_app())
+
+
+@API.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_api_conforms_to_its_openapi_schema(case):
+    """No 5xx; every answer's status and body are among those the schema declares; bodies the schema
+    refuses are refused. Left out: that every schema-valid body is accepted (an unknown model or
+    device name is schema-valid and answered 400, as declared)."""
+    case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+HOSTILE_NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.sampled_from([0, -1, 5e-324, 1e308, 2**63, 10**9]),
+)
+HOSTILE = st.one_of(
+    HOSTILE_NUMBERS,
+    st.none(),
+    st.booleans(),
+    st.text(max_size=40),
+    st.lists(HOSTILE_NUMBERS, max_size=8),
+    st.dictionaries(st.text(max_size=8), HOSTILE_NUMBERS, max_size=4),
+)
+CONFIG_FIELDS = st.sampled_from(
+    sorted({*bounds.LIMITS, *bounds.INDEX_LISTS, *bounds.STRING_LISTS, "model_type"})
+)
+PROFILE = {"engine": "e", "source": "s", "tokens": [1, 4096], "matmul": [0.5, 0.8]}
+DEVICE = {"name": "d", "memory_bytes": 80e9, "memory_bandwidth": 3.35e12, "peak_flops": {"fp16": 1e15},
+          "efficiency": [PROFILE]}  # fmt: skip
+DEVICE_FIELDS = st.sampled_from(
+    ["memory_bytes", "memory_bandwidth", "peak_flops", "interconnect", "tdp_watts"]
+)
+PROFILE_FIELDS = st.sampled_from(
+    ["tokens", "matmul", "op_overhead_s", "frameworks", "low_precision", "intervals"]
+)
+SETTINGS_FIELDS = st.sampled_from(
+    ["tp", "pp", "ep", "kv_budget", "sparsity", "draft_model", "engine", "offload_kv"]
+)
+
+
+def _post(client, body) -> int:
+    content = json.dumps(body, allow_nan=True).encode()
+    return client.post(
+        "/api/analyze", content=content, headers={"content-type": "application/json"}
+    ).status_code
+
+
+@given(changes=st.dictionaries(CONFIG_FIELDS, HOSTILE, min_size=1, max_size=3))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def test_hostile_config_bodies_never_get_a_5xx(client, changes):
+    assert _post(client, {"config": {**LLAMA, **changes}, "prompt": 64, "gen": 4}) in (200, 400, 422)
+
+
+@given(device=st.dictionaries(DEVICE_FIELDS, HOSTILE, max_size=3),
+       profile=st.dictionaries(PROFILE_FIELDS, HOSTILE, max_size=3))  # fmt: skip
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def test_hostile_device_bodies_never_get_a_5xx(client, device, profile):
+    spec = {**DEVICE, **device, "efficiency": [{**DEVICE["efficiency"][0], **profile}]}
+    assert _post(client, {"model": "gpt2", "custom_hardware": spec, "prompt": 64, "gen": 4}) in (
+        200,
+        400,
+        422,
+    )
+
+
+@given(changes=st.dictionaries(SETTINGS_FIELDS, HOSTILE, min_size=1, max_size=3))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def test_hostile_settings_never_get_a_5xx(client, changes):
+    assert _post(client, {"model": "mixtral-8x7b", "settings": changes, "prompt": 64, "gen": 4}) in (
+        200,
+        400,
+        422,
+    )

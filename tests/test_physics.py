@@ -304,8 +304,10 @@ def test_efficiency_tables_by_class_and_kind():
     assert (p.overhead("rope"), p.overhead("add")) == (3e-6, 0.0)
     with pytest.raises(ValueError, match="increasing"):
         profile(tokens=[10, 1], matmul=[0.5, 0.5])
-    with pytest.raises(ValueError, match=r"\(0, 10\]"):
+    with pytest.raises(ValueError, match=r"\[0.0001, 10\]"):
         profile(matmul=[0.0])
+    with pytest.raises(ValueError, match=r"\[0.0001, 10\]"):
+        profile(matmul=[10.5])
 
 
 # --- operators of a tiny model --------------------------------------------------------------------------

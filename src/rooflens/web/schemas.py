@@ -65,7 +65,7 @@ def _valid_text(value: Any) -> Any:
 class AnalyzeRequest(BaseModel):
     """One analysis: a model, a device, a workload and its settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as declared: no "5" for 5
 
     model: str | None = Field(
         "llama-3-8b", max_length=128, description="catalog model name (GET /api/models); or give `config`"
@@ -125,7 +125,7 @@ class AnalyzeRequest(BaseModel):
 class CompareRequest(BaseModel):
     """Two or more analyses side by side; the first is the baseline."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as declared: no "5" for 5
 
     analyses: list[AnalyzeRequest] = Field(min_length=2, max_length=MAX_COMPARE)
     figures: bool = Field(False, description="also return the comparison figure")
