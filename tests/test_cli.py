@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 
 import pytest
+import rich.markup
+import typer
 from typer.testing import CliRunner
 
 import rooflens
@@ -184,3 +187,86 @@ def test_quant_presets_engines_and_estimate_switch():
     assert bad.exit_code == 2 and "unknown format 'q3_k'" in bad.output
     bad = invoke("analyze", "gpt2", "-H", "h100", "--engine", "nope")
     assert bad.exit_code == 2 and "unknown engine 'nope'; known engines: vllm, sglang" in bad.output
+
+
+# --- User text is printed as written: rich markup is never read from it. ---
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "hint"),
+    [
+        ("uvicorn", ["serve"], "pip install 'rooflens[web]'"),
+        ("plotly", ["plot", "gpt2", "--out", "x.html"], "pip install 'rooflens[plot]'"),
+        ("huggingface_hub", ["analyze", "acme/no-such-model", "--hf"], "pip install 'rooflens[hub]'"),
+    ],
+)
+def test_install_hints_keep_their_extra(module, args, hint, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert hint in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["[/x]", "[bold]gpt2", "a [red]b[/red] c"])
+def test_a_model_name_with_brackets_is_an_error_not_a_traceback(name):
+    result = invoke("analyze", name)
+    assert result.exit_code == 2
+    assert f"unknown model '{name}'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_hardware_file_with_brackets_in_its_name(tmp_path, monkeypatch):
+    # The path 'gpu [/red].yaml' (a folder 'gpu [' holding 'red].yaml') reads as a closing markup tag.
+    monkeypatch.chdir(tmp_path)
+    path = "gpu [/red].yaml"
+    result = invoke("analyze", "gpt2", "-H", path)
+    assert result.exit_code == 2 and f"hardware file '{path}' does not exist" in result.output
+    (tmp_path / "gpu [").mkdir()
+    gpu = tmp_path / path
+    gpu.write_text("name: [oops\n")
+    result = invoke("analyze", "gpt2", "-H", path)
+    assert result.exit_code == 2 and f"'{path}' is not valid YAML" in result.output
+    gpu.write_text("name: gpu [/red]\nmemory_bytes: 8 GiB\npeak_flops: {fp16: 1e12}\n")
+    result = invoke("analyze", "gpt2", "-H", path)  # a field is missing: the error names the file
+    assert result.exit_code == 2 and "hardware file 'red].yaml'" in result.output
+    assert "memory_bandwidth: Field required" in result.output and "Traceback" not in result.output
+    gpu.write_text(
+        "name: gpu [/red]\ndisplay_name: My [bold]GPU[/bold]\nmemory_bytes: 8 GiB\n"
+        "memory_bandwidth: 500 GB/s\npeak_flops: {fp16: 100 TFLOPS}\n"
+    )
+    result = invoke("analyze", "gpt2", "-H", path, "-p", "64", "-g", "4")
+    assert result.exit_code == 0, result.output
+    assert "My [bold]GPU[/bold]" in result.output
+
+
+def test_comparison_labels_and_catalog_titles_keep_their_brackets():
+    result = invoke("compare", "gpt2", "-H", "t4", "--w-bits", "16", "--w-bits", "8", "--no-ops")
+    assert result.exit_code == 0, result.output
+    assert "[A] w_bits=16" in result.output and "[B] w_bits=8" in result.output
+
+
+def _help(*args: str, columns: int = 400) -> str:
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_help_shows_bracketed_text():
+    text = _help("analyze")
+    for shown in ("[16]", "[fp16]", "[int]", "[128]", "[pp]", "[the device's domain]", "[draft+1]"):
+        assert shown in text, shown
+    assert "[engine's]" in _help("simulate") and "[the checkpoint's, else 16]" in _help("sweep")
+
+
+def test_every_help_text_is_shown_as_written():
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        text = " ".join(_help(name).split())
+        assert " ".join(rich.markup.render(command.help).plain.split()) in text, name
+        for param in command.params:
+            if param.help:
+                written = rich.markup.render(param.help).plain  # the text as declared, unescaped
+                assert " ".join(written.split()) in text, (name, param.name)

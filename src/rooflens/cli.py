@@ -5,19 +5,29 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import analysis
 from .errors import RooflensError
 from .hardware import list_hardware, load_hardware
 from .model import list_models
 from .plots import KINDS as PLOT_KINDS
-from .render import FORMATS, print_report, print_rows, report_csv, report_markdown, rows_csv, to_json
+from .render import (
+    FORMATS,
+    print_report,
+    print_rows,
+    report_csv,
+    report_markdown,
+    rows_csv,
+    to_json,
+)
 from .render.sweep import print_sweep_summary, write_frame
 from .render.views import hardware_columns, model_columns
 
@@ -34,16 +44,36 @@ ListFormat = Enum("ListFormat", {f: f for f in ("table", "json", "csv")}, type=s
 
 
 def _fail(err: Exception) -> None:
-    Console(stderr=True).print(f"error: {err}", style="red", highlight=False, soft_wrap=True)
+    # markup=False: the message quotes user text (a model name, a file name) and install hints such as
+    # 'rooflens[web]'; rich would read their square brackets as markup and drop them, or fail.
+    Console(stderr=True, markup=False).print(f"error: {err}", style="red", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
 def _console(file=None) -> Console:
-    """Rich wraps at 80 columns when it cannot see a terminal; tables need more to stay legible."""
-    console = Console(file=file)
+    """Rich wraps at 80 columns when it cannot see a terminal; tables need more to stay legible.
+
+    Markup is off: everything printed is data (names, file names, figures), never rich markup.
+    """
+    console = Console(file=file, markup=False)
     if file is not None or not console.is_terminal:
-        console = Console(file=file, width=132)
+        console = Console(file=file, width=132, markup=False)
     return console
+
+
+# Help text is shown through rich with markup on (typer's panels need it); escaping each text keeps its
+# square brackets ('[16]', '[the device's]') as written instead of read as markup tags.
+def _option(*decls: str, help: str | None = None, **kwargs) -> Any:
+    return typer.Option(*decls, help=None if help is None else escape(help), **kwargs)
+
+
+def _argument(*, help: str | None = None, **kwargs) -> Any:
+    return typer.Argument(help=None if help is None else escape(help), **kwargs)
+
+
+def _command(func: Callable) -> Callable:
+    """Registers a command; its docstring is its help, shown as written."""
+    return app.command(help=escape(inspect.getdoc(func) or ""))(func)
 
 
 def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
@@ -65,169 +95,157 @@ def _emit(text: str, output: Path | None) -> None:
 # Options several commands take with one meaning (one named format; compare and plan take lists).
 QuantOption = Annotated[
     str | None,
-    typer.Option(
+    _option(
         "--quant",
         help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (rooflens formats)",
     ),
 ]
 KvFormatOption = Annotated[
     str | None,
-    typer.Option("--kv-format", help="KV-cache format: bf16, fp8, fp8-head, int8-head, nvfp4."),
+    _option("--kv-format", help="KV-cache format: bf16, fp8, fp8-head, int8-head, nvfp4."),
 ]
 
 
-@app.command()
+@_command
 def analyze(
     model: Annotated[
-        str, typer.Argument(help="Catalog name, Hugging Face id (with --hf), or path to a config.json.")
+        str, _argument(help="Catalog name, Hugging Face id (with --hf), or path to a config.json.")
     ],
     hardware: Annotated[
-        str, typer.Option("--hardware", "-H", help="Catalog name or path to a YAML/JSON spec.")
+        str, _option("--hardware", "-H", help="Catalog name or path to a YAML/JSON spec.")
     ] = "h100-sxm",
-    batch: Annotated[int, typer.Option("--batch", "-b", help="Sequences processed together.")] = 1,
-    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Prompt tokens per sequence.")] = 1024,
-    gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per sequence.")] = 128,
+    batch: Annotated[int, _option("--batch", "-b", help="Sequences processed together.")] = 1,
+    prompt: Annotated[int, _option("--prompt", "-p", help="Prompt tokens per sequence.")] = 1024,
+    gen: Annotated[int, _option("--gen", "-g", help="Generated tokens per sequence.")] = 128,
     quant: QuantOption = None,
-    w_bits: Annotated[int | None, typer.Option("--w-bits", help="Weight bits: 4, 8, 16 or 32 [16].")] = None,
-    a_bits: Annotated[
-        int | None, typer.Option("--a-bits", help="Activation bits: 4, 8, 16 or 32 [16].")
-    ] = None,
-    kv_bits: Annotated[
-        int | None, typer.Option("--kv-bits", help="KV-cache bits: 4, 8, 16 or 32 [16].")
-    ] = None,
+    w_bits: Annotated[int | None, _option("--w-bits", help="Weight bits: 4, 8, 16 or 32 [16].")] = None,
+    a_bits: Annotated[int | None, _option("--a-bits", help="Activation bits: 4, 8, 16 or 32 [16].")] = None,
+    kv_bits: Annotated[int | None, _option("--kv-bits", help="KV-cache bits: 4, 8, 16 or 32 [16].")] = None,
     flash_attention: Annotated[
-        bool, typer.Option("--flash-attention/--no-flash-attention", help="Fused attention.")
+        bool, _option("--flash-attention/--no-flash-attention", help="Fused attention.")
     ] = True,
     kv_cache: Annotated[
-        bool, typer.Option("--kv-cache/--no-kv-cache", help="Off: recompute the sequence every step.")
+        bool, _option("--kv-cache/--no-kv-cache", help="Off: recompute the sequence every step.")
     ] = True,
-    dtype: Annotated[
-        str | None, typer.Option("--dtype", help="16-bit float format: fp16 or bf16 [fp16].")
-    ] = None,
+    dtype: Annotated[str | None, _option("--dtype", help="16-bit float format: fp16 or bf16 [fp16].")] = None,
     low_bit: Annotated[
         str | None,
-        typer.Option("--low-bit", help="8/4-bit math as int (int8/int4) or float (fp8/fp4) [int]."),
+        _option("--low-bit", help="8/4-bit math as int (int8/int4) or float (fp8/fp4) [int]."),
     ] = None,
     group_size: Annotated[
-        int | None, typer.Option("--group-size", help="Quantization group size for weights [128].")
+        int | None, _option("--group-size", help="Quantization group size for weights [128].")
     ] = None,
     quantize_embeddings: Annotated[
         bool | None,
-        typer.Option(
+        _option(
             "--quantize-embeddings/--no-quantize-embeddings",
             help="Quantize the embedding table and LM head too (as llama.cpp does).",
         ),
     ] = None,
     symmetric: Annotated[
         bool | None,
-        typer.Option("--symmetric/--asymmetric", help="Quantization scales only, no zero points."),
+        _option("--symmetric/--asymmetric", help="Quantization scales only, no zero points."),
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--engine",
             help="Inference engine the estimate assumes: vllm, sglang, tensorrt-llm, llama.cpp, mlx, "
             "transformers, tgi (default: the device's; see README).",
         ),
     ] = None,
-    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")] = 1,
-    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel stages.")] = 1,
-    ep: Annotated[
-        int, typer.Option("--ep", help="Expert-parallel degree (MoE; attention data-parallel).")
-    ] = 1,
+    tp: Annotated[int, _option("--tp", help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[int, _option("--pp", help="Pipeline-parallel stages.")] = 1,
+    ep: Annotated[int, _option("--ep", help="Expert-parallel degree (MoE; attention data-parallel).")] = 1,
     micro_batches: Annotated[
-        int | None, typer.Option("--micro-batches", help="Pipeline micro-batches, for the bubble [pp].")
+        int | None, _option("--micro-batches", help="Pipeline micro-batches, for the bubble [pp].")
     ] = None,
     devices_per_node: Annotated[
         int | None,
-        typer.Option("--devices-per-node", help="Devices on the fast interconnect [the device's domain]."),
+        _option("--devices-per-node", help="Devices on the fast interconnect [the device's domain]."),
     ] = None,
     offload_weights: Annotated[
-        float, typer.Option("--offload-weights", help="Share of the weights kept in host memory (0-1).")
+        float, _option("--offload-weights", help="Share of the weights kept in host memory (0-1).")
     ] = 0.0,
     offload_experts: Annotated[
-        float, typer.Option("--offload-experts", help="Share of the routed experts kept in host memory.")
+        float, _option("--offload-experts", help="Share of the routed experts kept in host memory.")
     ] = 0.0,
     offload_kv: Annotated[
-        float, typer.Option("--offload-kv", help="Share of the KV cache kept in host memory (0-1).")
+        float, _option("--offload-kv", help="Share of the KV cache kept in host memory (0-1).")
     ] = 0.0,
     kv_format: KvFormatOption = None,
     expert_quant: Annotated[
-        str | None, typer.Option("--expert-quant", help="A format for the routed experts only (e.g. mxfp4).")
+        str | None, _option("--expert-quant", help="A format for the routed experts only (e.g. mxfp4).")
     ] = None,
     wide_layers: Annotated[
-        int, typer.Option("--wide-layers", help="Keep the first and last N layers at 16 bits [0].")
+        int, _option("--wide-layers", help="Keep the first and last N layers at 16 bits [0].")
     ] = 0,
     draft_model: Annotated[
-        str | None, typer.Option("--draft-model", help="Speculative decoding with this draft model.")
+        str | None, _option("--draft-model", help="Speculative decoding with this draft model.")
     ] = None,
-    draft_tokens: Annotated[int, typer.Option("--draft-tokens", help="Draft tokens per round.")] = 4,
+    draft_tokens: Annotated[int, _option("--draft-tokens", help="Draft tokens per round.")] = 4,
     acceptance_rate: Annotated[
-        float, typer.Option("--acceptance-rate", help="Chance each draft token is accepted.")
+        float, _option("--acceptance-rate", help="Chance each draft token is accepted.")
     ] = 0.8,
     spec_heads: Annotated[
         str | None,
-        typer.Option(
-            "--spec-heads", help="Speculative decoding with heads on the model: mtp, eagle3 or medusa."
-        ),
+        _option("--spec-heads", help="Speculative decoding with heads on the model: mtp, eagle3 or medusa."),
     ] = None,
     verify_tokens: Annotated[
         int | None,
-        typer.Option("--verify-tokens", help="Tokens the target verifies per round (a tree) [draft+1]."),
+        _option("--verify-tokens", help="Tokens the target verifies per round (a tree) [draft+1]."),
     ] = None,
     exit_fraction: Annotated[
-        float, typer.Option("--exit-fraction", help="Early exit: share of layers run per decoded token.")
+        float, _option("--exit-fraction", help="Early exit: share of layers run per decoded token.")
     ] = 1.0,
     exit_distribution: Annotated[
         str | None,
-        typer.Option("--exit-distribution", help="Early exit: comma-separated exit probability per layer."),
+        _option("--exit-distribution", help="Early exit: comma-separated exit probability per layer."),
     ] = None,
-    sparsity: Annotated[str | None, typer.Option("--sparsity", help="N:M weight sparsity, e.g. 2:4.")] = None,
+    sparsity: Annotated[str | None, _option("--sparsity", help="N:M weight sparsity, e.g. 2:4.")] = None,
     prompt_keep: Annotated[
-        float, typer.Option("--prompt-keep", help="Prompt compression: share of prompt tokens kept.")
+        float, _option("--prompt-keep", help="Prompt compression: share of prompt tokens kept.")
     ] = 1.0,
     prompt_keep_after: Annotated[
-        int, typer.Option("--prompt-keep-after", help="Layers that see the whole prompt before compression.")
+        int, _option("--prompt-keep-after", help="Layers that see the whole prompt before compression.")
     ] = 0,
     kv_budget: Annotated[
-        int | None, typer.Option("--kv-budget", help="Token eviction: cached tokens kept per layer.")
+        int | None, _option("--kv-budget", help="Token eviction: cached tokens kept per layer.")
     ] = None,
     shared_prefix: Annotated[
-        int, typer.Option("--shared-prefix", help="Prompt tokens shared by every sequence of the batch.")
+        int, _option("--shared-prefix", help="Prompt tokens shared by every sequence of the batch.")
     ] = 0,
     prefix_reads_once: Annotated[
-        bool, typer.Option("--prefix-reads-once", help="Attention reads the shared prefix once per step.")
+        bool, _option("--prefix-reads-once", help="Attention reads the shared prefix once per step.")
     ] = False,
     routing_skew: Annotated[
-        float, typer.Option("--routing-skew", help="MoE expert popularity skew (Zipf exponent; 0 uniform).")
+        float, _option("--routing-skew", help="MoE expert popularity skew (Zipf exponent; 0 uniform).")
     ] = 0.0,
     routing: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--routing",
             help="MoE routing: uniform, zipf (skew --routing-skew, default 1) or identical (identical "
             "prompts pick the same experts).",
         ),
     ] = None,
     mla_absorb: Annotated[
-        str, typer.Option("--mla-absorb", help="Latent attention path: auto, always or never.")
+        str, _option("--mla-absorb", help="Latent attention path: auto, always or never.")
     ] = "auto",
     estimate: Annotated[
-        bool, typer.Option("--estimate/--no-estimate", help="Show the calibrated estimate beside the ideal.")
+        bool, _option("--estimate/--no-estimate", help="Show the calibrated estimate beside the ideal.")
     ] = True,
     overhead_gib: Annotated[
         float | None,
-        typer.Option("--overhead-gib", help="Runtime memory overhead (CUDA context, allocator) in GiB."),
+        _option("--overhead-gib", help="Runtime memory overhead (CUDA context, allocator) in GiB."),
     ] = None,
-    hf: Annotated[
-        bool, typer.Option("--hf", help="Fetch MODEL's config.json from the Hugging Face Hub.")
-    ] = False,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = "table",
+    hf: Annotated[bool, _option("--hf", help="Fetch MODEL's config.json from the Hugging Face Hub.")] = False,
+    fmt: Annotated[Format, _option("--format", "-f", help="Output format.")] = "table",
     per_layer: Annotated[
-        bool, typer.Option("--per-layer", help="List every layer's operators separately.")
+        bool, _option("--per-layer", help="List every layer's operators separately.")
     ] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+        Path | None, _option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
 ) -> None:
     """Roofline analysis of prefill and decode, operator by operator."""
@@ -283,11 +301,11 @@ PlotKind = Enum("PlotKind", {k: k for k in PLOT_KINDS}, type=str)  # type: ignor
 
 def plot(
     kind: Annotated[
-        PlotKind, typer.Option("--kind", "-k", help="roofline, breakdown, memory, timeline or block.")
+        PlotKind, _option("--kind", "-k", help="roofline, breakdown, memory, timeline or block.")
     ] = "roofline",  # type: ignore[assignment]
     out: Annotated[
         Path,
-        typer.Option("--out", help="File to write: .html (plotly.js inline, offline) or .png/.svg/.pdf."),
+        _option("--out", help="File to write: .html (plotly.js inline, offline) or .png/.svg/.pdf."),
     ] = Path("rooflens.html"),
     **opts,
 ) -> None:
@@ -315,7 +333,7 @@ plot.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         *list(inspect.signature(plot, eval_str=True).parameters.values())[:2],
     ]
 )
-app.command()(plot)
+_command(plot)
 
 
 def _listing(fmt: str, rows: list[dict], columns: list[tuple[str, str]], title: str) -> None:
@@ -327,9 +345,9 @@ def _listing(fmt: str, rows: list[dict], columns: list[tuple[str, str]], title: 
         print_rows(rows, columns, _console(), title)
 
 
-@app.command()
+@_command
 def models(
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+    fmt: Annotated[ListFormat, _option("--format", "-f", help="Output format.")] = "table",
 ) -> None:
     """List the bundled model catalog."""
     rows = [m.summary() for m in list_models()]
@@ -337,9 +355,9 @@ def models(
     _listing(fmt.value, rows, model_columns(rows), title)
 
 
-@app.command()
+@_command
 def hardware(
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+    fmt: Annotated[ListFormat, _option("--format", "-f", help="Output format.")] = "table",
 ) -> None:
     """List the bundled hardware catalog (every figure has a source: see --format json)."""
     rows = [h.summary() for h in list_hardware()]
@@ -347,17 +365,15 @@ def hardware(
     _listing(fmt.value, rows, hardware_columns(rows), title)
 
 
-@app.command()
+@_command
 def calibrate(
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")] = "cpu",
+    device: Annotated[str, _option("--device", help="cpu or cuda[:N].")] = "cpu",
     dtype: Annotated[
-        list[str] | None, typer.Option("--dtype", help="Dtypes to measure (repeatable): fp32, fp16, bf16.")
+        list[str] | None, _option("--dtype", help="Dtypes to measure (repeatable): fp32, fp16, bf16.")
     ] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Tiny shapes: seconds, for smoke tests.")] = False,
-    name: Annotated[
-        str | None, typer.Option("--name", help="Name of the profile (default: host name).")
-    ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Profile file to write (YAML).")] = Path(
+    quick: Annotated[bool, _option("--quick", help="Tiny shapes: seconds, for smoke tests.")] = False,
+    name: Annotated[str | None, _option("--name", help="Name of the profile (default: host name).")] = None,
+    output: Annotated[Path, _option("--output", "-o", help="Profile file to write (YAML).")] = Path(
         "profile.yaml"
     ),
 ) -> None:
@@ -370,7 +386,10 @@ def calibrate(
 
     try:
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+            SpinnerColumn(),
+            TextColumn("{task.description}", markup=False),
+            TimeElapsedColumn(),
+            transient=True,
         ) as bar:
             task = bar.add_task("starting", total=None)
             profile = run_calibration(
@@ -429,44 +448,40 @@ def _zip_variants(lists: dict[str, list]) -> list[dict[str, object]]:
     return [{k: (v[i] if len(v) > 1 else v[0]) for k, v in given.items()} for i in range(n)]
 
 
-@app.command()
+@_command
 def compare(
-    models: Annotated[list[str], typer.Argument(help="Model(s): one is shared, several are compared.")],
+    models: Annotated[list[str], _argument(help="Model(s): one is shared, several are compared.")],
     hardware: Annotated[
-        list[str] | None, typer.Option("--hardware", "-H", help="Device (repeat to compare).")
+        list[str] | None, _option("--hardware", "-H", help="Device (repeat to compare).")
     ] = None,
-    batch: Annotated[list[int] | None, typer.Option("--batch", "-b")] = None,
-    prompt: Annotated[list[int] | None, typer.Option("--prompt", "-p")] = None,
-    gen: Annotated[list[int] | None, typer.Option("--gen", "-g")] = None,
-    quant: Annotated[
-        list[str] | None, typer.Option("--quant", help="Named format (repeat to compare).")
-    ] = None,
+    batch: Annotated[list[int] | None, _option("--batch", "-b")] = None,
+    prompt: Annotated[list[int] | None, _option("--prompt", "-p")] = None,
+    gen: Annotated[list[int] | None, _option("--gen", "-g")] = None,
+    quant: Annotated[list[str] | None, _option("--quant", help="Named format (repeat to compare).")] = None,
     kv_format: Annotated[
-        list[str] | None, typer.Option("--kv-format", help="Named KV-cache format (repeat to compare).")
+        list[str] | None, _option("--kv-format", help="Named KV-cache format (repeat to compare).")
     ] = None,
-    w_bits: Annotated[list[int] | None, typer.Option("--w-bits")] = None,
-    a_bits: Annotated[list[int] | None, typer.Option("--a-bits")] = None,
-    kv_bits: Annotated[list[int] | None, typer.Option("--kv-bits")] = None,
-    tp: Annotated[list[int] | None, typer.Option("--tp")] = None,
-    pp: Annotated[list[int] | None, typer.Option("--pp")] = None,
-    ep: Annotated[list[int] | None, typer.Option("--ep")] = None,
-    draft_model: Annotated[
-        list[str] | None, typer.Option("--draft-model", help="'none' for no draft.")
-    ] = None,
-    sparsity: Annotated[list[str] | None, typer.Option("--sparsity", help="'none' for dense.")] = None,
-    kv_budget: Annotated[list[str] | None, typer.Option("--kv-budget", help="'none' for no budget.")] = None,
+    w_bits: Annotated[list[int] | None, _option("--w-bits")] = None,
+    a_bits: Annotated[list[int] | None, _option("--a-bits")] = None,
+    kv_bits: Annotated[list[int] | None, _option("--kv-bits")] = None,
+    tp: Annotated[list[int] | None, _option("--tp")] = None,
+    pp: Annotated[list[int] | None, _option("--pp")] = None,
+    ep: Annotated[list[int] | None, _option("--ep")] = None,
+    draft_model: Annotated[list[str] | None, _option("--draft-model", help="'none' for no draft.")] = None,
+    sparsity: Annotated[list[str] | None, _option("--sparsity", help="'none' for dense.")] = None,
+    kv_budget: Annotated[list[str] | None, _option("--kv-budget", help="'none' for no budget.")] = None,
     variant: Annotated[
         list[str] | None,
-        typer.Option("--variant", help="One analysis as KEY=VALUE[;KEY=VALUE...] (repeat for several)."),
+        _option("--variant", help="One analysis as KEY=VALUE[;KEY=VALUE...] (repeat for several)."),
     ] = None,
     setting: Annotated[
-        list[str] | None, typer.Option("--set", help="KEY=VALUE applied to every analysis (any setting).")
+        list[str] | None, _option("--set", help="KEY=VALUE applied to every analysis (any setting).")
     ] = None,
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
-    ops: Annotated[bool, typer.Option("--ops/--no-ops", help="Show the per-operator change.")] = True,
+    fmt: Annotated[ListFormat, _option("--format", "-f", help="Output format.")] = "table",
+    ops: Annotated[bool, _option("--ops/--no-ops", help="Show the per-operator change.")] = True,
     plot_out: Annotated[
         Path | None,
-        typer.Option("--plot", help="Also draw the comparison into this file (.html, .png, .svg)."),
+        _option("--plot", help="Also draw the comparison into this file (.html, .png, .svg)."),
     ] = None,
 ) -> None:
     """Two or more analyses side by side, e.g. --w-bits 16 --w-bits 4, or --tp 1 --tp 4."""
@@ -547,46 +562,40 @@ def _workloads(batch: int, prompt: int, gen: int, specs: list[str] | None):
     return out
 
 
-@app.command()
+@_command
 def validate(
     model: Annotated[
-        str | None, typer.Argument(help="Model to run for real (catalog name or config.json).")
+        str | None, _argument(help="Model to run for real (catalog name or config.json).")
     ] = None,
     hardware: Annotated[
-        str, typer.Option("--hardware", "-H", help="Profile from `rooflens calibrate`, or a catalog device.")
+        str, _option("--hardware", "-H", help="Profile from `rooflens calibrate`, or a catalog device.")
     ] = "profile.yaml",
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")] = "cpu",
-    dtype: Annotated[str, typer.Option("--dtype", help="fp32, fp16 or bf16.")] = "fp32",
-    batch: Annotated[int, typer.Option("--batch", "-b")] = 1,
-    prompt: Annotated[int, typer.Option("--prompt", "-p")] = 128,
-    gen: Annotated[int, typer.Option("--gen", "-g")] = 32,
+    device: Annotated[str, _option("--device", help="cpu or cuda[:N].")] = "cpu",
+    dtype: Annotated[str, _option("--dtype", help="fp32, fp16 or bf16.")] = "fp32",
+    batch: Annotated[int, _option("--batch", "-b")] = 1,
+    prompt: Annotated[int, _option("--prompt", "-p")] = 128,
+    gen: Annotated[int, _option("--gen", "-g")] = 32,
     workload: Annotated[
         list[str] | None,
-        typer.Option("--workload", "-w", help="BATCH,PROMPT,GEN (repeatable; overrides -b/-p/-g)."),
+        _option("--workload", "-w", help="BATCH,PROMPT,GEN (repeatable; overrides -b/-p/-g)."),
     ] = None,
-    repeats: Annotated[
-        int, typer.Option("--repeats", help="Timed runs per workload (after one warm-up).")
-    ] = 3,
+    repeats: Annotated[int, _option("--repeats", help="Timed runs per workload (after one warm-up).")] = 3,
     ops: Annotated[
-        bool, typer.Option("--ops", help="Attribute time to operators with the PyTorch profiler.")
+        bool, _option("--ops", help="Attribute time to operators with the PyTorch profiler.")
     ] = False,
     published: Annotated[
         bool,
-        typer.Option("--published", help="Compare with published measurements instead of running a model."),
+        _option("--published", help="Compare with published measurements instead of running a model."),
     ] = False,
-    split: Annotated[str, typer.Option("--split", help="Published split: report or calibration.")] = "report",
-    data: Annotated[Path | None, typer.Option("--data", help="Published dataset (CSV).")] = None,
-    rows: Annotated[bool, typer.Option("--rows", help="With --published: list every row.")] = False,
+    split: Annotated[str, _option("--split", help="Published split: report or calibration.")] = "report",
+    data: Annotated[Path | None, _option("--data", help="Published dataset (CSV).")] = None,
+    rows: Annotated[bool, _option("--rows", help="With --published: list every row.")] = False,
     plot: Annotated[
         Path | None,
-        typer.Option(
-            "--plot", help="With --published: write estimated against measured time (HTML or image)."
-        ),
+        _option("--plot", help="With --published: write estimated against measured time (HTML or image)."),
     ] = None,
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Also write the results (CSV).")
-    ] = None,
+    fmt: Annotated[ListFormat, _option("--format", "-f", help="Output format.")] = "table",
+    output: Annotated[Path | None, _option("--output", "-o", help="Also write the results (CSV).")] = None,
 ) -> None:
     """Compare rooflens with reality: a real model run here, or published measurements."""
     from .render.validation import print_published, print_published_rows, print_runs
@@ -650,31 +659,31 @@ def _ints(text: str, flag: str) -> list[int]:
         ) from None
 
 
-@app.command()
+@_command
 def sweep(
-    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
+    model: Annotated[str, _argument(help="Catalog name or path to a config.json.")],
     hardware: Annotated[
-        list[str] | None, typer.Option("--hardware", "-H", help="Device (repeat for several).")
+        list[str] | None, _option("--hardware", "-H", help="Device (repeat for several).")
     ] = None,
-    batch: Annotated[str, typer.Option("--batch", "-b", help="Batches: 1,8,64 or 1:1024.")] = "1:256",
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt lengths.")] = "1024",
-    gen: Annotated[str, typer.Option("--gen", "-g", help="Generation lengths.")] = "128",
+    batch: Annotated[str, _option("--batch", "-b", help="Batches: 1,8,64 or 1:1024.")] = "1:256",
+    prompt: Annotated[str, _option("--prompt", "-p", help="Prompt lengths.")] = "1024",
+    gen: Annotated[str, _option("--gen", "-g", help="Generation lengths.")] = "128",
     w_bits: Annotated[
-        str | None, typer.Option("--w-bits", help="Weight bit widths [the checkpoint's, else 16].")
+        str | None, _option("--w-bits", help="Weight bit widths [the checkpoint's, else 16].")
     ] = None,
-    a_bits: Annotated[str | None, typer.Option("--a-bits", help="Activation bit widths.")] = None,
-    kv_bits: Annotated[str | None, typer.Option("--kv-bits", help="KV-cache bit widths [16].")] = None,
-    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel degrees.")] = "1",
-    pp: Annotated[str, typer.Option("--pp", help="Pipeline stages.")] = "1",
+    a_bits: Annotated[str | None, _option("--a-bits", help="Activation bit widths.")] = None,
+    kv_bits: Annotated[str | None, _option("--kv-bits", help="KV-cache bit widths [16].")] = None,
+    tp: Annotated[str, _option("--tp", help="Tensor-parallel degrees.")] = "1",
+    pp: Annotated[str, _option("--pp", help="Pipeline stages.")] = "1",
     setting: Annotated[
-        list[str] | None, typer.Option("--set", help="KEY=VALUE applied to every configuration.")
+        list[str] | None, _option("--set", help="KEY=VALUE applied to every configuration.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write every row: .csv or .parquet (else a summary).")
+        Path | None, _option("--out", "-o", help="Write every row: .csv or .parquet (else a summary).")
     ] = None,
     plot_out: Annotated[
         Path | None,
-        typer.Option("--plot", help="Throughput per device against per-user TPOT, the frontier marked."),
+        _option("--plot", help="Throughput per device against per-user TPOT, the frontier marked."),
     ] = None,
 ) -> None:
     """Many configurations at once (vectorised): every combination of the listed values."""
@@ -729,43 +738,41 @@ def _seconds(text: str, flag: str) -> float:
         raise RooflensError(f"{flag}: {err}") from None
 
 
-@app.command()
+@_command
 def plan(
-    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
-    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Prompt tokens per request.")] = 1024,
-    gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per request.")] = 256,
-    ttft: Annotated[str, typer.Option("--ttft", help="TTFT target, e.g. 0.5s or 500ms.")] = "1s",
-    tpot: Annotated[str, typer.Option("--tpot", help="TPOT target, e.g. 50ms.")] = "50ms",
+    model: Annotated[str, _argument(help="Catalog name or path to a config.json.")],
+    prompt: Annotated[int, _option("--prompt", "-p", help="Prompt tokens per request.")] = 1024,
+    gen: Annotated[int, _option("--gen", "-g", help="Generated tokens per request.")] = 256,
+    ttft: Annotated[str, _option("--ttft", help="TTFT target, e.g. 0.5s or 500ms.")] = "1s",
+    tpot: Annotated[str, _option("--tpot", help="TPOT target, e.g. 50ms.")] = "50ms",
     rate: Annotated[
-        float | None, typer.Option("--rate", help="Requests per second to serve (sizes replicas).")
+        float | None, _option("--rate", help="Requests per second to serve (sizes replicas).")
     ] = None,
     hardware: Annotated[
-        list[str] | None, typer.Option("--hardware", "-H", help="Only these devices (repeat).")
+        list[str] | None, _option("--hardware", "-H", help="Only these devices (repeat).")
     ] = None,
     price: Annotated[
-        list[str] | None, typer.Option("--price", help="DEVICE=USD per device-hour, e.g. H100=2.5 (repeat).")
+        list[str] | None, _option("--price", help="DEVICE=USD per device-hour, e.g. H100=2.5 (repeat).")
     ] = None,
     quant: Annotated[
-        str, typer.Option("--quant", help="Weight formats to try (rooflens formats).")
+        str, _option("--quant", help="Weight formats to try (rooflens formats).")
     ] = "w16a16,fp8,w8a8,w4a16,nvfp4",
-    kv_format: Annotated[str, typer.Option("--kv-format", help="KV-cache formats to try.")] = "bf16,fp8",
-    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel degrees to try.")] = "1,2,4,8",
-    pp: Annotated[str, typer.Option("--pp", help="Pipeline stages to try.")] = "1",
-    ep: Annotated[str, typer.Option("--ep", help="Expert-parallel degrees to try (MoE).")] = "1",
+    kv_format: Annotated[str, _option("--kv-format", help="KV-cache formats to try.")] = "bf16,fp8",
+    tp: Annotated[str, _option("--tp", help="Tensor-parallel degrees to try.")] = "1,2,4,8",
+    pp: Annotated[str, _option("--pp", help="Pipeline stages to try.")] = "1",
+    ep: Annotated[str, _option("--ep", help="Expert-parallel degrees to try (MoE).")] = "1",
     allow_offload: Annotated[
-        bool, typer.Option("--allow-offload", help="Also try 25-75% of the weights in host memory.")
+        bool, _option("--allow-offload", help="Also try 25-75% of the weights in host memory.")
     ] = False,
-    ideal: Annotated[
-        bool, typer.Option("--ideal", help="Rank on the ideal roofline, not the estimate.")
-    ] = False,
+    ideal: Annotated[bool, _option("--ideal", help="Rank on the ideal roofline, not the estimate.")] = False,
     every_batch: Annotated[
-        bool, typer.Option("--every-batch", help="List every passing batch, not the cheapest per set-up.")
+        bool, _option("--every-batch", help="List every passing batch, not the cheapest per set-up.")
     ] = False,
-    top: Annotated[int, typer.Option("--top", help="Rows in the table.")] = 10,
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    top: Annotated[int, _option("--top", help="Rows in the table.")] = 10,
+    fmt: Annotated[ListFormat, _option("--format", "-f", help="table, json or csv.")] = "table",
     plot_out: Annotated[
         Path | None,
-        typer.Option("--plot", help="Cost against TPOT of every candidate that fits (.html/.png)."),
+        _option("--plot", help="Cost against TPOT of every candidate that fits (.html/.png)."),
     ] = None,
 ) -> None:
     """The cheapest hardware, device count, quantization and batch that meet latency targets."""
@@ -807,102 +814,90 @@ def plan(
         print_plan(result, _console(), top)
 
 
-@app.command()
+@_command
 def simulate(
-    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
-    hardware: Annotated[str, typer.Option("--hardware", "-H", help="Device of every instance.")] = "h100-sxm",
+    model: Annotated[str, _argument(help="Catalog name or path to a config.json.")],
+    hardware: Annotated[str, _option("--hardware", "-H", help="Device of every instance.")] = "h100-sxm",
     rate: Annotated[
         float | None,
-        typer.Option(
-            "--rate", "-r", help="Requests per second, open loop (Poisson) [4 without --concurrency]."
-        ),
+        _option("--rate", "-r", help="Requests per second, open loop (Poisson) [4 without --concurrency]."),
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option(
-            "--concurrency", "-c", help="Closed loop: users each sending a request when theirs ends."
-        ),
+        _option("--concurrency", "-c", help="Closed loop: users each sending a request when theirs ends."),
     ] = None,
     sweep: Annotated[
         str | None,
-        typer.Option("--sweep", help="concurrency=1,2,4,8 (or 1:64): one closed-loop run per value."),
+        _option("--sweep", help="concurrency=1,2,4,8 (or 1:64): one closed-loop run per value."),
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--engine",
             "-e",
             help="vllm, sglang, tensorrt-llm, llama.cpp, mlx, transformers "
             "[the device's default]: scheduler defaults and efficiency profile.",
         ),
     ] = None,
-    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Mean prompt tokens.")] = 1024,
-    gen: Annotated[int, typer.Option("--gen", "-g", help="Mean generated tokens.")] = 256,
+    prompt: Annotated[int, _option("--prompt", "-p", help="Mean prompt tokens.")] = 1024,
+    gen: Annotated[int, _option("--gen", "-g", help="Mean generated tokens.")] = 256,
     random_range_ratio: Annotated[
         float,
-        typer.Option(
-            "--random-range-ratio", help="Lengths uniform in [L(1-r), L(1+r)], vLLM's random dataset."
-        ),
+        _option("--random-range-ratio", help="Lengths uniform in [L(1-r), L(1+r)], vLLM's random dataset."),
     ] = 0.0,
     requests: Annotated[
-        int, typer.Option("--requests", "-n", help="Requests to simulate (per sweep point).")
+        int, _option("--requests", "-n", help="Requests to simulate (per sweep point).")
     ] = 500,
-    constant: Annotated[
-        bool, typer.Option("--constant", help="Evenly spaced arrivals, not Poisson.")
-    ] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    tp: Annotated[int, typer.Option("--tp", help="Devices per instance (tensor parallel).")] = 1,
-    replicas: Annotated[int, typer.Option("--replicas", help="Instances sharing the traffic.")] = 1,
+    constant: Annotated[bool, _option("--constant", help="Evenly spaced arrivals, not Poisson.")] = False,
+    seed: Annotated[int, _option("--seed")] = 0,
+    tp: Annotated[int, _option("--tp", help="Devices per instance (tensor parallel).")] = 1,
+    replicas: Annotated[int, _option("--replicas", help="Instances sharing the traffic.")] = 1,
     disaggregate: Annotated[
-        str | None, typer.Option("--disaggregate", help="P:D prefill and decode instances, e.g. 1:2.")
+        str | None, _option("--disaggregate", help="P:D prefill and decode instances, e.g. 1:2.")
     ] = None,
     quant: QuantOption = None,
     kv_format: KvFormatOption = None,
-    w_bits: Annotated[int | None, typer.Option("--w-bits", help="[the checkpoint's, else 16]")] = None,
-    a_bits: Annotated[int | None, typer.Option("--a-bits")] = None,
-    kv_bits: Annotated[int | None, typer.Option("--kv-bits")] = None,
+    w_bits: Annotated[int | None, _option("--w-bits", help="[the checkpoint's, else 16]")] = None,
+    a_bits: Annotated[int | None, _option("--a-bits")] = None,
+    kv_bits: Annotated[int | None, _option("--kv-bits")] = None,
     gpu_memory_utilization: Annotated[
         float | None,
-        typer.Option(
-            "--gpu-memory-utilization", help="Share of device memory the engine may use [engine's]."
-        ),
+        _option("--gpu-memory-utilization", help="Share of device memory the engine may use [engine's]."),
     ] = None,
     max_num_seqs: Annotated[
-        int | None, typer.Option("--max-num-seqs", help="Most sequences per step [engine's].")
+        int | None, _option("--max-num-seqs", help="Most sequences per step [engine's].")
     ] = None,
     max_batched_tokens: Annotated[
-        int | None, typer.Option("--max-batched-tokens", help="Token budget per step [engine's].")
+        int | None, _option("--max-batched-tokens", help="Token budget per step [engine's].")
     ] = None,
     chunked_prefill: Annotated[
         bool | None,
-        typer.Option(
+        _option(
             "--chunked-prefill/--no-chunked-prefill", help="Mix prompt chunks into decode steps [engine's]."
         ),
     ] = None,
-    block_size: Annotated[
-        int | None, typer.Option("--block-size", help="KV tokens per block [engine's].")
-    ] = None,
+    block_size: Annotated[int | None, _option("--block-size", help="KV tokens per block [engine's].")] = None,
     cuda_graph_max_batch: Annotated[
         int | None,
-        typer.Option(
+        _option(
             "--cuda-graph-max-batch", help="Decode batches padded to CUDA-graph sizes up to this [engine's]."
         ),
     ] = None,
     recv_interval: Annotated[
         int | None,
-        typer.Option(
+        _option(
             "--recv-interval",
             help="Decode steps between intakes of new requests (SGLang's --scheduler-recv-interval).",
         ),
     ] = None,
     prefix_hit: Annotated[
-        float, typer.Option("--prefix-hit", help="Share of each prompt found in the prefix cache.")
+        float, _option("--prefix-hit", help="Share of each prompt found in the prefix cache.")
     ] = 0.0,
-    ideal: Annotated[bool, typer.Option("--ideal", help="Step costs from the ideal roofline.")] = False,
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = "table",
+    ideal: Annotated[bool, _option("--ideal", help="Step costs from the ideal roofline.")] = False,
+    fmt: Annotated[ListFormat, _option("--format", "-f", help="table or json.")] = "table",
     plot_out: Annotated[
         Path | None,
-        typer.Option(
+        _option(
             "--plot", help="With --sweep: output tokens/s per device against tokens/s per user (.html/.png)."
         ),
     ] = None,

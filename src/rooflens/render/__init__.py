@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..report import OP_COLUMNS, Report
 from .views import (
@@ -81,13 +82,13 @@ def report_markdown(report: Report, per_layer: bool = False) -> str:
 
 def print_report(report: Report, console: Console, per_layer: bool = False) -> None:
     for line in header_lines(report):
-        console.print(line, highlight=False)
+        console.print(line, markup=False, highlight=False)
     summary = Table(*SUMMARY_HEADER, title="Phases (ideal roofline)", title_justify="left")
     for row in summary_rows(report):
         summary.add_row(*row)
     console.print(summary)
     for line in headline_lines(report):
-        console.print(line, highlight=False)
+        console.print(line, markup=False, highlight=False)
     memory = Table("Memory", "Bytes", title="Memory footprint", title_justify="left")
     for part, value in memory_rows(report):
         memory.add_row(part, value, style="bold red" if value == "NO" else None)
@@ -98,12 +99,12 @@ def print_report(report: Report, console: Console, per_layer: bool = False) -> N
         table = Table(*OP_HEADER, title=phase_title(phase), title_justify="left")
         for section in op_sections(report, phase, per_layer):
             table.add_section()
-            table.add_row(f"[bold]{section.title}[/bold]")
+            table.add_row(Text(section.title, style="bold"))
             for row in section.rows:
                 table.add_row(*row, style="cyan" if row[7] == "compute" else None)
         console.print(table)
     for note in report.notes:
-        console.print(f"note: {note}", style="yellow", highlight=False)
+        console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
 
 
 def print_rows(

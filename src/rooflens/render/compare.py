@@ -29,7 +29,7 @@ def _change(ratio: float | None) -> str:
 
 def print_comparison(cmp: Comparison, console: Console, ops: bool = True) -> None:
     for i, name in enumerate(cmp.names):
-        console.print(f"[{chr(65 + i)}] {name}", highlight=False)
+        console.print(f"[{chr(65 + i)}] {name}", markup=False, highlight=False)
     columns = [chr(65 + i) for i in range(len(cmp.reports))]
     table = Table(
         "Figure", *columns, *[f"{c} / A" for c in columns[1:]], title="Side by side", title_justify="left"

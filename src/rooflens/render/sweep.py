@@ -30,6 +30,7 @@ def print_sweep_summary(frame: Any, skipped: list, console: Console, top: int = 
     console.print(
         f"{len(frame):,} configurations, {len(fitting):,} fit in memory; {len(skipped)} combinations "
         "skipped" + (f" (e.g. {skipped[0][1]})" if skipped else ""),
+        markup=False,
         highlight=False,
     )
     if fitting.empty:
@@ -80,10 +81,11 @@ def print_plan(plan: Any, console: Console, top: int = 10) -> None:
             )
         console.print(table)
     for line in plan.explanation:
-        console.print(line, highlight=False)
+        console.print(line, markup=False, highlight=False)
     if plan.excluded:
         console.print(
             f"Left out, no price (add --price NAME=USD_PER_HOUR): {', '.join(plan.excluded)}",
             style="dim",
+            markup=False,
             highlight=False,
         )

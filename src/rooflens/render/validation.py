@@ -45,7 +45,7 @@ def print_runs(rows, console: Console) -> None:
     console.print(table)
     sources = sorted({r.estimate_source for r in rows if r.estimate_source})
     for source in sources:
-        console.print(f"estimate: {source}", highlight=False)
+        console.print(f"estimate: {source}", markup=False, highlight=False)
     for r in rows:
         if not r.ops:
             continue
