@@ -10,10 +10,14 @@ import sys
 import pytest
 import rich.markup
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 import rooflens
+import rooflens.analysis
 from rooflens.cli import app
+from rooflens.render.tables import Col, Row, cell, print_table
+from rooflens.render.views import OP_HEADER, SUMMARY_HEADER
 
 runner = CliRunner()
 
@@ -270,3 +274,109 @@ def test_every_help_text_is_shown_as_written():
             if param.help:
                 written = rich.markup.render(param.help).plain  # the text as declared, unescaped
                 assert " ".join(written.split()) in text, (name, param.name)
+
+
+# --- Tables fit the terminal: columns are left out whole, never cut; --wide shows them all. ---
+
+
+def _narrow(*args: str, columns: int = 80):
+    result = runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _table_cells(text: str) -> list[list[str]]:
+    """The cells of every table body line (│ a │ b │), stripped."""
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+
+
+PROSE_COLUMNS = {"Definition"}  # columns whose cells may wrap between words
+
+
+def _assert_fitted(text: str, columns: int) -> None:
+    assert max(len(line) for line in text.splitlines()) <= columns
+    assert "…" not in text  # rich's mark of a cut cell
+    headers: list[str] = []
+    previous = ""
+    for line in text.splitlines():
+        if line.startswith("┃"):
+            cells = [c.strip() for c in line.split("┃")[1:-1]]
+            headers = (
+                cells
+                if not previous.startswith("┃")
+                else [f"{a} {b}" for a, b in zip(headers, cells, strict=True)]
+            )
+        elif line.startswith("│"):
+            cells = [c.strip() for c in line.split("│")[1:-1]]
+            if not cells[0]:  # a continuation line: only prose may be there, never a figure or a name
+                wrapped = {h for h, c in zip(headers, cells, strict=True) if c}
+                assert wrapped <= PROSE_COLUMNS, (line, wrapped)
+        previous = line
+
+
+def test_analyze_fits_80_columns_and_keeps_every_operator_name_whole():
+    text = _narrow("analyze", "llama-3-8b")
+    _assert_fitted(text, 80)
+    report = rooflens.analysis.analyze("llama-3-8b", "h100-sxm")  # the CLI's defaults
+    names = {op.name for phase in report.phases() for op in phase.ops}
+    first_cells = {cells[0] for cells in _table_cells(text)}
+    assert names and names <= first_cells, names - first_cells
+    assert "left out to fit 80 columns: Weight B, Act B, KV B" in text
+    for header in ("Op", "Ideal", "Estimate", "Share", "Bound"):
+        assert f"┃ {header} " in text
+
+
+def test_wide_restores_every_column():
+    text = _narrow("analyze", "llama-3-8b", "--wide")
+    assert "left out" not in text
+    for header in OP_HEADER + SUMMARY_HEADER:
+        assert f"┃ {header} " in text, header
+    assert max(len(line) for line in text.splitlines()) > 80  # full width, wider than the terminal
+    assert "…" not in text
+
+
+def test_a_pipe_without_columns_gets_132():
+    result = runner.invoke(app, ["analyze", "llama-3-8b"], env={"COLUMNS": None})
+    assert "left out" not in result.output and max(len(line) for line in result.output.splitlines()) <= 132
+
+
+def test_compare_fits_80_columns():
+    args = ("compare", "llama-3-8b", "--w-bits", "16", "--w-bits", "8", "--w-bits", "4", "--tp", "1")
+    text = _narrow(*args, "--tp", "2", "--tp", "4")
+    _assert_fitted(text, 80)
+    report = rooflens.analysis.analyze("llama-3-8b", "h100-sxm")
+    first_cells = {cells[0] for cells in _table_cells(text)}
+    assert {op.name for op in report.prefill.ops} <= first_cells
+    assert "[C] w_bits=4, tp=4" in text and "┃ C / A" in text
+    narrow = _narrow(*args, "--tp", "2", "--tp", "4", columns=50)
+    _assert_fitted(narrow, 50)
+    assert "┃ C / A" not in narrow and "left out to fit 50 columns: B / A, C / A" in narrow
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models"],
+        ["hardware"],
+        ["simulate", "llama-3-8b", "-n", "40"],
+        ["simulate", "llama-3-8b", "-n", "20", "--sweep", "concurrency=1,4"],
+        ["sweep", "llama-3-8b", "-b", "1,8", "-H", "h100", "-H", "a100"],
+        ["plan", "llama-3-8b", "-H", "h100", "-H", "a100"],
+    ],
+)
+def test_other_tables_fit_80_columns(args):
+    _assert_fitted(_narrow(*args), 80)
+    assert "left out" not in _narrow(*args, "--wide")
+
+
+def test_a_table_with_no_room_prints_whole_rather_than_cut():
+    console = Console(file=io.StringIO(), width=24, markup=False)
+    rows = [
+        Row((cell("A section title that wraps", wrap=True),), section=True),
+        ("a_long_operator_name", "1,234.5"),
+    ]
+    left_out = print_table(console, "t", [Col("Op"), Col("Value", 1), Col("Time")], rows)
+    text = console.file.getvalue()
+    assert left_out == ["Value"] and "left out to fit 24 columns: Value" in " ".join(text.split())
+    assert "a_long_operator_name" in text and "1,234.5" not in text and "…" not in text
+    assert max(len(line) for line in text.splitlines()) > 24  # the name needs more than the console has

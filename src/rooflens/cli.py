@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -21,6 +22,8 @@ from .model import list_models
 from .plots import KINDS as PLOT_KINDS
 from .render import (
     FORMATS,
+    HARDWARE_DROP,
+    MODEL_DROP,
     print_report,
     print_rows,
     report_csv,
@@ -51,12 +54,14 @@ def _fail(err: Exception) -> None:
 
 
 def _console(file=None) -> Console:
-    """Rich wraps at 80 columns when it cannot see a terminal; tables need more to stay legible.
+    """The console output goes through: markup off, and a width that tables fit.
 
+    The width is the terminal's, or COLUMNS where it is set (also when stdout is a pipe); a pipe without
+    COLUMNS, or a file (--output), gets 132 columns: rich would take 80, too few for the operator table.
     Markup is off: everything printed is data (names, file names, figures), never rich markup.
     """
     console = Console(file=file, markup=False)
-    if file is not None or not console.is_terminal:
+    if file is not None or not (console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit()):
         console = Console(file=file, width=132, markup=False)
     return console
 
@@ -98,6 +103,14 @@ QuantOption = Annotated[
     _option(
         "--quant",
         help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (rooflens formats)",
+    ),
+]
+WideOption = Annotated[
+    bool,
+    _option(
+        "--wide",
+        help="Tables with every column at full width, however narrow the terminal (else the columns "
+        "that do not fit are left out, and named).",
     ),
 ]
 KvFormatOption = Annotated[
@@ -241,6 +254,7 @@ def analyze(
     ] = None,
     hf: Annotated[bool, _option("--hf", help="Fetch MODEL's config.json from the Hugging Face Hub.")] = False,
     fmt: Annotated[Format, _option("--format", "-f", help="Output format.")] = "table",
+    wide: WideOption = False,
     per_layer: Annotated[
         bool, _option("--per-layer", help="List every layer's operators separately.")
     ] = False,
@@ -264,12 +278,12 @@ def analyze(
         _emit(report_markdown(report, per_layer), output)
     elif output is not None:
         with output.open("w") as fh:
-            print_report(report, _console(fh), per_layer)
+            print_report(report, _console(fh), per_layer, wide)
     else:
-        print_report(report, _console(), per_layer)
+        print_report(report, _console(), per_layer, wide)
 
 
-_OUTPUT_OPTIONS = ("fmt", "per_layer", "output")
+_OUTPUT_OPTIONS = ("fmt", "wide", "per_layer", "output")
 
 
 def _report(
@@ -336,33 +350,37 @@ plot.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
 _command(plot)
 
 
-def _listing(fmt: str, rows: list[dict], columns: list[tuple[str, str]], title: str) -> None:
+def _listing(
+    fmt: str, rows: list[dict], columns: list[tuple[str, str]], title: str, drop: dict[str, int], wide: bool
+) -> None:
     if fmt == "json":
         _emit(to_json(rows), None)
     elif fmt == "csv":
         _emit(rows_csv(rows), None)
     else:
-        print_rows(rows, columns, _console(), title)
+        print_rows(rows, columns, _console(), title, drop, wide)
 
 
 @_command
 def models(
     fmt: Annotated[ListFormat, _option("--format", "-f", help="Output format.")] = "table",
+    wide: WideOption = False,
 ) -> None:
     """List the bundled model catalog."""
     rows = [m.summary() for m in list_models()]
     title = f"{len(rows)} bundled models (add your own: pass a config.json path)"
-    _listing(fmt.value, rows, model_columns(rows), title)
+    _listing(fmt.value, rows, model_columns(rows), title, MODEL_DROP, wide)
 
 
 @_command
 def hardware(
     fmt: Annotated[ListFormat, _option("--format", "-f", help="Output format.")] = "table",
+    wide: WideOption = False,
 ) -> None:
     """List the bundled hardware catalog (every figure has a source: see --format json)."""
     rows = [h.summary() for h in list_hardware()]
     title = f"{len(rows)} bundled devices (add your own: --hardware my_gpu.yaml)"
-    _listing(fmt.value, rows, hardware_columns(rows), title)
+    _listing(fmt.value, rows, hardware_columns(rows), title, HARDWARE_DROP, wide)
 
 
 @_command
@@ -478,6 +496,7 @@ def compare(
         list[str] | None, _option("--set", help="KEY=VALUE applied to every analysis (any setting).")
     ] = None,
     fmt: Annotated[ListFormat, _option("--format", "-f", help="Output format.")] = "table",
+    wide: WideOption = False,
     ops: Annotated[bool, _option("--ops/--no-ops", help="Show the per-operator change.")] = True,
     plot_out: Annotated[
         Path | None,
@@ -543,7 +562,7 @@ def compare(
         ]
         _emit(rows_csv(rows), None)
     else:
-        print_comparison(cmp, _console(), ops)
+        print_comparison(cmp, _console(), ops, wide)
 
 
 def _workloads(batch: int, prompt: int, gen: int, specs: list[str] | None):
@@ -595,6 +614,7 @@ def validate(
         _option("--plot", help="With --published: write estimated against measured time (HTML or image)."),
     ] = None,
     fmt: Annotated[ListFormat, _option("--format", "-f", help="Output format.")] = "table",
+    wide: WideOption = False,
     output: Annotated[Path | None, _option("--output", "-o", help="Also write the results (CSV).")] = None,
 ) -> None:
     """Compare rooflens with reality: a real model run here, or published measurements."""
@@ -611,9 +631,9 @@ def validate(
             summary = pub.error_summary(results)
             table_rows = [pub.result_dict(r) for r in results]
             if fmt.value == "table":
-                print_published(summary, console, split)
+                print_published(summary, console, split, wide)
                 if rows:
-                    print_published_rows(results, console)
+                    print_published_rows(results, console, wide)
             if plot is not None:
                 from .plots import published_scatter, write_figure
 
@@ -632,7 +652,7 @@ def validate(
             table_rows = [r.to_dict() for r in results]
             summary = table_rows
             if fmt.value == "table":
-                print_runs(results, console)
+                print_runs(results, console, wide)
     except RooflensError as err:
         _fail(err)
         return
@@ -685,6 +705,7 @@ def sweep(
         Path | None,
         _option("--plot", help="Throughput per device against per-user TPOT, the frontier marked."),
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """Many configurations at once (vectorised): every combination of the listed values."""
     from rich.progress import Progress
@@ -724,7 +745,7 @@ def sweep(
         _fail(err)
         return
     console = _console()
-    print_sweep_summary(frame, result.skipped, console)
+    print_sweep_summary(frame, result.skipped, console, wide=wide)
     if out is not None:
         console.print(f"wrote {len(frame):,} rows to {out}")
 
@@ -770,6 +791,7 @@ def plan(
     ] = False,
     top: Annotated[int, _option("--top", help="Rows in the table.")] = 10,
     fmt: Annotated[ListFormat, _option("--format", "-f", help="table, json or csv.")] = "table",
+    wide: WideOption = False,
     plot_out: Annotated[
         Path | None,
         _option("--plot", help="Cost against TPOT of every candidate that fits (.html/.png)."),
@@ -811,7 +833,7 @@ def plan(
     elif fmt.value == "csv":
         _emit(result.entries.to_csv(index=False), None)
     else:
-        print_plan(result, _console(), top)
+        print_plan(result, _console(), top, wide)
 
 
 @_command
@@ -895,6 +917,7 @@ def simulate(
     ] = 0.0,
     ideal: Annotated[bool, _option("--ideal", help="Step costs from the ideal roofline.")] = False,
     fmt: Annotated[ListFormat, _option("--format", "-f", help="table or json.")] = "table",
+    wide: WideOption = False,
     plot_out: Annotated[
         Path | None,
         _option(
@@ -967,13 +990,13 @@ def simulate(
         if fmt.value == "json":
             _emit(to_json(rows), None)
         else:
-            print_concurrency_sweep(rows, _console())
+            print_concurrency_sweep(rows, _console(), wide)
             if plot_out is not None:
                 _console().print(f"wrote {plot_out}", markup=False, highlight=False)
     elif fmt.value == "json":
         _emit(to_json(result.to_dict()), None)
     else:
-        print_serving(result.summary, _console())
+        print_serving(result.summary, _console(), wide)
 
 
 @app.command()
