@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
+from pathlib import Path
 
 import pytest
 import rich.markup
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 
 import rooflens
 import rooflens.analysis
+import rooflens.cli
 from rooflens.cli import app
 from rooflens.render.tables import Col, Row, cell, print_table
 from rooflens.render.views import OP_HEADER, SUMMARY_HEADER
@@ -260,9 +263,10 @@ def _help(*args: str, columns: int = 400) -> str:
 
 def test_help_shows_bracketed_text():
     text = _help("analyze")
-    for shown in ("[16]", "[fp16]", "[int]", "[128]", "[pp]", "[the device's domain]", "[draft+1]"):
+    for shown in ("[the format's, else 16]", "[fp16]", "[int]", "[128]", "[pp]", "[the device's domain]"):
         assert shown in text, shown
-    assert "[engine's]" in _help("simulate") and "[the checkpoint's, else 16]" in _help("sweep")
+    simulate = _help("simulate")
+    assert "[draft+1]" in text and "[engine's]" in simulate and "[the device's]" in simulate
 
 
 def test_every_help_text_is_shown_as_written():
@@ -380,3 +384,95 @@ def test_a_table_with_no_room_prints_whole_rather_than_cut():
     assert left_out == ["Value"] and "left out to fit 24 columns: Value" in " ".join(text.split())
     assert "a_long_operator_name" in text and "1,234.5" not in text and "…" not in text
     assert max(len(line) for line in text.splitlines()) > 24  # the name needs more than the console has
+
+
+# --- Help: options in panels, each shared option declared once. ---
+
+COMMANDS = typer.main.get_command(app).commands
+
+
+def _flags(command) -> list[str]:
+    return [
+        f for p in command.params if not p.hidden for f in (*p.opts, *p.secondary_opts) if f.startswith("-")
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_at_80_columns_shows_every_flag_name_whole(name):
+    text = _help(name, columns=80)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for flag in _flags(COMMANDS[name]):
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text), (name, flag)
+
+
+def test_analyze_help_groups_its_options_in_panels():
+    text = _help("analyze", columns=80)
+    for panel in ("Workload", "Precision", "Parallelism and offload", "Techniques", "Output"):
+        assert f"╭─ {panel} " in text, panel
+    panels = {p.rich_help_panel for p in COMMANDS["analyze"].params if p.opts[0].startswith("--")}
+    assert None not in panels  # every option sits in a panel (typer's own --help aside)
+
+
+# One meaning, one declaration: these flags read the same in every command that takes them.
+SHARED = ("--hardware", "--batch", "--prompt", "--gen", "--engine", "--quant", "--kv-format", "--w-bits",
+          "--a-bits", "--kv-bits", "--tp", "--pp", "--ep", "--draft-model", "--sparsity", "--kv-budget",
+          "--set", "--wide", "--device")  # fmt: skip
+# Flags several commands take with different meanings (what is written, drawn or measured differs).
+DIFFERENT = {"--format", "--output", "--out", "--plot", "--dtype", "--ops", "--rate", "--ideal", "--help"}
+
+
+def _described(param) -> tuple:
+    return (
+        param.type_descriptor.annotation, param.multiple, param.is_flag, param.metavar, param.help,
+        tuple(param.opts), tuple(param.secondary_opts), param.rich_help_panel,
+    )  # fmt: skip
+
+
+def test_shared_options_have_one_type_and_one_help_in_every_command():
+    takers: dict[str, list[tuple[str, tuple]]] = {}
+    for name, command in COMMANDS.items():
+        for param in command.params:
+            for flag in param.opts:
+                if flag.startswith("--"):
+                    takers.setdefault(flag, []).append((name, _described(param)))
+    several = {flag for flag, users in takers.items() if len(users) > 1}
+    assert set(SHARED) <= several
+    for flag in several - DIFFERENT:  # the shared ones, and analyze's options that plot takes too
+        first = takers[flag][0][1]
+        for name, described in takers[flag][1:]:
+            assert described == first, (flag, name, described, first)
+    assert {"analyze", "compare", "sweep", "simulate"} <= {n for n, _ in takers["--w-bits"]}
+    assert {"analyze", "compare", "plan", "simulate"} <= {n for n, _ in takers["--quant"]}
+    assert {"analyze", "compare", "sweep", "plan", "simulate"} <= {n for n, _ in takers["--tp"]}
+
+
+def test_shared_options_are_written_once_in_the_source():
+    source = Path(rooflens.cli.__file__).read_text()
+    for flag in SHARED:
+        declared = re.findall(rf'(?:_values|_option|typer\.Option)\(\s*"{re.escape(flag)}"', source)
+        assert len(declared) == 1, (flag, len(declared))
+    assert "locals()" not in source
+
+
+def test_one_value_or_several_by_command():
+    bad = invoke("analyze", "gpt2", "-H", "t4", "--tp", "1,2")
+    assert bad.exit_code == 2 and "--tp takes one value here, got 2 (1, 2)" in bad.output
+    bad = invoke("analyze", "gpt2", "-H", "t4", "--batch", "x")
+    assert bad.exit_code == 2 and "--batch takes a whole number, got 'x'" in bad.output
+    listed = invoke("compare", "gpt2", "-H", "t4", "--w-bits", "16,8", "--no-ops")
+    repeated = invoke("compare", "gpt2", "-H", "t4", "--w-bits", "16", "--w-bits", "8", "--no-ops")
+    assert listed.exit_code == 0 and listed.output == repeated.output and "[B] w_bits=8" in listed.output
+    sweep = invoke("sweep", "gpt2", "-H", "t4", "-b", "1", "--w-bits", "8", "--w-bits", "16")
+    assert sweep.exit_code == 0 and "2 configurations" in sweep.output
+
+
+def test_quantize_embeddings_and_its_no_form():
+    def setting(*flags):
+        result = invoke("analyze", "llama-2-7b", "-H", "m2-ultra", "--quant", "q4_0", *flags, "-f", "json")
+        return json.loads(result.output)["settings"]["quantize_embeddings"]
+
+    assert setting() is True and setting("--no-quantize-embeddings") is False
+    assert setting("--quantize-embeddings") is True
+    both = invoke("analyze", "gpt2", "--quantize-embeddings", "--no-quantize-embeddings")
+    assert both.exit_code == 2 and "not both" in both.output
