@@ -266,7 +266,7 @@ def _one_int(values: Values, flag: str) -> int | None:
         raise RooflensError(f"{flag} takes a whole number, got {text!r}") from None
 
 
-def _many(values: Values, flag: str, split: bool = True) -> list[str | None]:
+def _many(values: Values, split: bool = True) -> list[str | None]:
     """Every value given ('none' reads as no value)."""
     return [None if v.lower() == "none" else v for v in _items(values, split)]
 
@@ -809,21 +809,21 @@ def compare(
     try:
         lists = {
             "model": models,
-            "hardware": _many(hardware, "--hardware", split=False),
+            "hardware": _many(hardware, split=False),
             "batch": _many_ints(batch, "--batch"),
             "prompt": _many_ints(prompt, "--prompt"),
             "gen": _many_ints(gen, "--gen"),
-            "quant": _many(quant, "--quant"),
-            "kv_format": _many(kv_format, "--kv-format"),
+            "quant": _many(quant),
+            "kv_format": _many(kv_format),
             "w_bits": _many_ints(w_bits, "--w-bits"),
             "a_bits": _many_ints(a_bits, "--a-bits"),
             "kv_bits": _many_ints(kv_bits, "--kv-bits"),
             "tp": _many_ints(tp, "--tp"),
             "pp": _many_ints(pp, "--pp"),
             "ep": _many_ints(ep, "--ep"),
-            "draft_model": _many(draft_model, "--draft-model"),
-            "sparsity": _many(sparsity, "--sparsity"),
-            "kv_budget": _many(kv_budget, "--kv-budget"),
+            "draft_model": _many(draft_model),
+            "sparsity": _many(sparsity),
+            "kv_budget": _many(kv_budget),
         }
         variants = _zip_variants(lists)
         if variant:
@@ -1041,7 +1041,7 @@ def sweep(
             task = bar.add_task("sweeping", total=None)
             result = run_sweep(
                 model,
-                hardware=_many(hardware, "--hardware", split=False),
+                hardware=_many(hardware, split=False),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 **axes,
                 **fixed,
@@ -1142,10 +1142,10 @@ def plan(
             ttft=_seconds(ttft, "--ttft"),
             tpot=_seconds(tpot, "--tpot"),
             rate=rate,
-            hardware=_many(hardware, "--hardware", split=False) or None,
+            hardware=_many(hardware, split=False) or None,
             prices=parse_price_overrides(price),
-            quants=_many(quant, "--quant"),
-            kv_formats=_many(kv_format, "--kv-format"),
+            quants=_many(quant),
+            kv_formats=_many(kv_format),
             tp=_many_ints(tp, "--tp"),
             pp=_many_ints(pp, "--pp"),
             ep=_many_ints(ep, "--ep"),
