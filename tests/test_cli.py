@@ -476,3 +476,25 @@ def test_quantize_embeddings_and_its_no_form():
     assert setting("--quantize-embeddings") is True
     both = invoke("analyze", "gpt2", "--quantize-embeddings", "--no-quantize-embeddings")
     assert both.exit_code == 2 and "not both" in both.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compare", "[/x]"],
+        ["sweep", "[/x]", "-b", "1"],
+        ["plan", "[/x]"],
+        ["simulate", "[/x]", "-n", "5"],
+        ["plot", "[/x]", "--out", "x.html"],
+        ["analyze", "gpt2", "--w-bits", "[/x]"],
+        ["compare", "gpt2", "--variant", "[/x]"],
+        ["sweep", "gpt2", "-b", "[/x]"],
+        ["plan", "gpt2", "--tpot", "[/x]"],
+        ["analyze", "gpt2", "--format", "[/x]"],
+    ],
+)
+def test_brackets_in_any_argument_are_an_error_that_quotes_them(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2 and "[/x]" in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
