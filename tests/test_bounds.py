@@ -196,6 +196,11 @@ def test_fuzzed_bodies_never_get_a_5xx():
     assert not problems, "\n".join(problems[:10])
 
 
+def test_fuzzed_cli_runs_never_end_in_a_traceback():
+    problems = _fuzz().fuzz_cli(120, seed=5, slow_s=None)
+    assert not problems, "\n".join(problems[:10])
+
+
 def test_simulation_sizes_are_bounded():
     with pytest.raises(RooflensError, match="seed takes a whole number from 0"):
         simulate("gpt2", "h100", rate=1.0, requests=2, seed=-1)

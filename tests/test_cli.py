@@ -5,12 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
+from pathlib import Path
 
 import pytest
+import rich.markup
+import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 import rooflens
+import rooflens.analysis
+import rooflens.cli
 from rooflens.cli import app
+from rooflens.render.tables import Col, Row, cell, print_table
+from rooflens.render.views import OP_HEADER, SUMMARY_HEADER
 
 runner = CliRunner()
 
@@ -222,3 +232,307 @@ def test_serve_passes_uvicorn_the_app_or_the_factory_for_workers(monkeypatch):
 
     module, name = app_arg.split(":")
     assert isinstance(getattr(importlib.import_module(module), name)(), FastAPI)
+
+
+# --- User text is printed as written: rich markup is never read from it. ---
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "hint"),
+    [
+        ("uvicorn", ["serve"], "pip install 'rooflens[web]'"),
+        ("plotly", ["plot", "gpt2", "--out", "x.html"], "pip install 'rooflens[plot]'"),
+        ("huggingface_hub", ["analyze", "acme/no-such-model", "--hf"], "pip install 'rooflens[hub]'"),
+    ],
+)
+def test_install_hints_keep_their_extra(module, args, hint, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert hint in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["[/x]", "[bold]gpt2", "a [red]b[/red] c"])
+def test_a_model_name_with_brackets_is_an_error_not_a_traceback(name):
+    result = invoke("analyze", name)
+    assert result.exit_code == 2
+    assert f"unknown model '{name}'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_hardware_file_with_brackets_in_its_name(tmp_path, monkeypatch):
+    # The path 'gpu [/red].yaml' (a folder 'gpu [' holding 'red].yaml') reads as a closing markup tag.
+    monkeypatch.chdir(tmp_path)
+    path = "gpu [/red].yaml"
+    result = invoke("analyze", "gpt2", "-H", path)
+    assert result.exit_code == 2 and f"hardware file '{path}' does not exist" in result.output
+    (tmp_path / "gpu [").mkdir()
+    gpu = tmp_path / path
+    gpu.write_text("name: [oops\n")
+    result = invoke("analyze", "gpt2", "-H", path)
+    assert result.exit_code == 2 and f"'{path}' is not valid YAML" in result.output
+    gpu.write_text("name: gpu [/red]\nmemory_bytes: 8 GiB\npeak_flops: {fp16: 1e12}\n")
+    result = invoke("analyze", "gpt2", "-H", path)  # a field is missing: the error names the file
+    assert result.exit_code == 2 and "hardware file 'red].yaml'" in result.output
+    assert "memory_bandwidth: Field required" in result.output and "Traceback" not in result.output
+    gpu.write_text(
+        "name: gpu [/red]\ndisplay_name: My [bold]GPU[/bold]\nmemory_bytes: 8 GiB\n"
+        "memory_bandwidth: 500 GB/s\npeak_flops: {fp16: 100 TFLOPS}\n"
+    )
+    result = invoke("analyze", "gpt2", "-H", path, "-p", "64", "-g", "4")
+    assert result.exit_code == 0, result.output
+    assert "My [bold]GPU[/bold]" in result.output
+
+
+def test_comparison_labels_and_catalog_titles_keep_their_brackets():
+    result = invoke("compare", "gpt2", "-H", "t4", "--w-bits", "16", "--w-bits", "8", "--no-ops")
+    assert result.exit_code == 0, result.output
+    assert "[A] w_bits=16" in result.output and "[B] w_bits=8" in result.output
+
+
+def _help(*args: str, columns: int = 400) -> str:
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_help_shows_bracketed_text():
+    text = _help("analyze")
+    for shown in ("[the format's, else 16]", "[fp16]", "[int]", "[128]", "[pp]", "[the device's domain]"):
+        assert shown in text, shown
+    simulate = _help("simulate")
+    assert "[draft+1]" in text and "[engine's]" in simulate and "[the device's]" in simulate
+
+
+def test_every_help_text_is_shown_as_written():
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        text = " ".join(_help(name).split())
+        assert " ".join(rich.markup.render(command.help).plain.split()) in text, name
+        for param in command.params:
+            if param.help:
+                written = rich.markup.render(param.help).plain  # the text as declared, unescaped
+                assert " ".join(written.split()) in text, (name, param.name)
+
+
+# --- Tables fit the terminal: columns are left out whole, never cut; --wide shows them all. ---
+
+
+def _narrow(*args: str, columns: int = 80):
+    result = runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _table_cells(text: str) -> list[list[str]]:
+    """The cells of every table body line (│ a │ b │), stripped."""
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+
+
+PROSE_COLUMNS = {"Definition"}  # columns whose cells may wrap between words
+
+
+def _assert_fitted(text: str, columns: int) -> None:
+    assert max(len(line) for line in text.splitlines()) <= columns
+    assert "…" not in text  # rich's mark of a cut cell
+    headers: list[str] = []
+    previous = ""
+    for line in text.splitlines():
+        if line.startswith("┃"):
+            cells = [c.strip() for c in line.split("┃")[1:-1]]
+            headers = (
+                cells
+                if not previous.startswith("┃")
+                else [f"{a} {b}" for a, b in zip(headers, cells, strict=True)]
+            )
+        elif line.startswith("│"):
+            cells = [c.strip() for c in line.split("│")[1:-1]]
+            if not cells[0]:  # a continuation line: only prose may be there, never a figure or a name
+                wrapped = {h for h, c in zip(headers, cells, strict=True) if c}
+                assert wrapped <= PROSE_COLUMNS, (line, wrapped)
+        previous = line
+
+
+def test_analyze_fits_80_columns_and_keeps_every_operator_name_whole():
+    text = _narrow("analyze", "llama-3-8b")
+    _assert_fitted(text, 80)
+    report = rooflens.analysis.analyze("llama-3-8b", "h100-sxm")  # the CLI's defaults
+    names = {op.name for phase in report.phases() for op in phase.ops}
+    first_cells = {cells[0] for cells in _table_cells(text)}
+    assert names and names <= first_cells, names - first_cells
+    assert "left out to fit 80 columns: Weight B, Act B, KV B" in text
+    for header in ("Op", "Ideal", "Estimate", "Share", "Bound"):
+        assert f"┃ {header} " in text
+
+
+def test_wide_restores_every_column():
+    text = _narrow("analyze", "llama-3-8b", "--wide")
+    assert "left out" not in text
+    for header in OP_HEADER + SUMMARY_HEADER:
+        assert f"┃ {header} " in text, header
+    assert max(len(line) for line in text.splitlines()) > 80  # full width, wider than the terminal
+    assert "…" not in text
+
+
+def test_a_pipe_without_columns_gets_132():
+    result = runner.invoke(app, ["analyze", "llama-3-8b"], env={"COLUMNS": None})
+    assert "left out" not in result.output and max(len(line) for line in result.output.splitlines()) <= 132
+
+
+def test_compare_fits_80_columns():
+    args = ("compare", "llama-3-8b", "--w-bits", "16", "--w-bits", "8", "--w-bits", "4", "--tp", "1")
+    text = _narrow(*args, "--tp", "2", "--tp", "4")
+    _assert_fitted(text, 80)
+    report = rooflens.analysis.analyze("llama-3-8b", "h100-sxm")
+    first_cells = {cells[0] for cells in _table_cells(text)}
+    assert {op.name for op in report.prefill.ops} <= first_cells
+    assert "[C] w_bits=4, tp=4" in text and "┃ C / A" in text
+    narrow = _narrow(*args, "--tp", "2", "--tp", "4", columns=50)
+    _assert_fitted(narrow, 50)
+    assert "┃ C / A" not in narrow and "left out to fit 50 columns: B / A, C / A" in narrow
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models"],
+        ["hardware"],
+        ["simulate", "llama-3-8b", "-n", "40"],
+        ["simulate", "llama-3-8b", "-n", "20", "--sweep", "concurrency=1,4"],
+        ["sweep", "llama-3-8b", "-b", "1,8", "-H", "h100", "-H", "a100"],
+        ["plan", "llama-3-8b", "-H", "h100", "-H", "a100"],
+    ],
+)
+def test_other_tables_fit_80_columns(args):
+    _assert_fitted(_narrow(*args), 80)
+    assert "left out" not in _narrow(*args, "--wide")
+
+
+def test_a_table_with_no_room_prints_whole_rather_than_cut():
+    console = Console(file=io.StringIO(), width=24, markup=False)
+    rows = [
+        Row((cell("A section title that wraps", wrap=True),), section=True),
+        ("a_long_operator_name", "1,234.5"),
+    ]
+    left_out = print_table(console, "t", [Col("Op"), Col("Value", 1), Col("Time")], rows)
+    text = console.file.getvalue()
+    assert left_out == ["Value"] and "left out to fit 24 columns: Value" in " ".join(text.split())
+    assert "a_long_operator_name" in text and "1,234.5" not in text and "…" not in text
+    assert max(len(line) for line in text.splitlines()) > 24  # the name needs more than the console has
+
+
+# --- Help: options in panels, each shared option declared once. ---
+
+COMMANDS = typer.main.get_command(app).commands
+
+
+def _flags(command) -> list[str]:
+    return [
+        f for p in command.params if not p.hidden for f in (*p.opts, *p.secondary_opts) if f.startswith("-")
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_at_80_columns_shows_every_flag_name_whole(name):
+    text = _help(name, columns=80)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for flag in _flags(COMMANDS[name]):
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text), (name, flag)
+
+
+def test_analyze_help_groups_its_options_in_panels():
+    text = _help("analyze", columns=80)
+    for panel in ("Workload", "Precision", "Parallelism and offload", "Techniques", "Output"):
+        assert f"╭─ {panel} " in text, panel
+    panels = {p.rich_help_panel for p in COMMANDS["analyze"].params if p.opts[0].startswith("--")}
+    assert None not in panels  # every option sits in a panel (typer's own --help aside)
+
+
+# One meaning, one declaration: these flags read the same in every command that takes them.
+SHARED = ("--hardware", "--batch", "--prompt", "--gen", "--engine", "--quant", "--kv-format", "--w-bits",
+          "--a-bits", "--kv-bits", "--tp", "--pp", "--ep", "--draft-model", "--sparsity", "--kv-budget",
+          "--set", "--wide", "--device")  # fmt: skip
+# Flags several commands take with different meanings (what is written, drawn or measured differs).
+DIFFERENT = {"--format", "--output", "--out", "--plot", "--dtype", "--ops", "--rate", "--ideal", "--help"}
+
+
+def _described(param) -> tuple:
+    return (
+        param.type_descriptor.annotation, param.multiple, param.is_flag, param.metavar, param.help,
+        tuple(param.opts), tuple(param.secondary_opts), param.rich_help_panel,
+    )  # fmt: skip
+
+
+def test_shared_options_have_one_type_and_one_help_in_every_command():
+    takers: dict[str, list[tuple[str, tuple]]] = {}
+    for name, command in COMMANDS.items():
+        for param in command.params:
+            for flag in param.opts:
+                if flag.startswith("--"):
+                    takers.setdefault(flag, []).append((name, _described(param)))
+    several = {flag for flag, users in takers.items() if len(users) > 1}
+    assert set(SHARED) <= several
+    for flag in several - DIFFERENT:  # the shared ones, and analyze's options that plot takes too
+        first = takers[flag][0][1]
+        for name, described in takers[flag][1:]:
+            assert described == first, (flag, name, described, first)
+    assert {"analyze", "compare", "sweep", "simulate"} <= {n for n, _ in takers["--w-bits"]}
+    assert {"analyze", "compare", "plan", "simulate"} <= {n for n, _ in takers["--quant"]}
+    assert {"analyze", "compare", "sweep", "plan", "simulate"} <= {n for n, _ in takers["--tp"]}
+
+
+def test_shared_options_are_written_once_in_the_source():
+    source = Path(rooflens.cli.__file__).read_text()
+    for flag in SHARED:
+        declared = re.findall(rf'(?:_values|_option|typer\.Option)\(\s*"{re.escape(flag)}"', source)
+        assert len(declared) == 1, (flag, len(declared))
+    assert "locals()" not in source
+
+
+def test_one_value_or_several_by_command():
+    bad = invoke("analyze", "gpt2", "-H", "t4", "--tp", "1,2")
+    assert bad.exit_code == 2 and "--tp takes one value here, got 2 (1, 2)" in bad.output
+    bad = invoke("analyze", "gpt2", "-H", "t4", "--batch", "x")
+    assert bad.exit_code == 2 and "--batch takes a whole number, got 'x'" in bad.output
+    listed = invoke("compare", "gpt2", "-H", "t4", "--w-bits", "16,8", "--no-ops")
+    repeated = invoke("compare", "gpt2", "-H", "t4", "--w-bits", "16", "--w-bits", "8", "--no-ops")
+    assert listed.exit_code == 0 and listed.output == repeated.output and "[B] w_bits=8" in listed.output
+    sweep = invoke("sweep", "gpt2", "-H", "t4", "-b", "1", "--w-bits", "8", "--w-bits", "16")
+    assert sweep.exit_code == 0 and "2 configurations" in sweep.output
+
+
+def test_quantize_embeddings_and_its_no_form():
+    def setting(*flags):
+        result = invoke("analyze", "llama-2-7b", "-H", "m2-ultra", "--quant", "q4_0", *flags, "-f", "json")
+        return json.loads(result.output)["settings"]["quantize_embeddings"]
+
+    assert setting() is True and setting("--no-quantize-embeddings") is False
+    assert setting("--quantize-embeddings") is True
+    both = invoke("analyze", "gpt2", "--quantize-embeddings", "--no-quantize-embeddings")
+    assert both.exit_code == 2 and "not both" in both.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compare", "[/x]"],
+        ["sweep", "[/x]", "-b", "1"],
+        ["plan", "[/x]"],
+        ["simulate", "[/x]", "-n", "5"],
+        ["plot", "[/x]", "--out", "x.html"],
+        ["analyze", "gpt2", "--w-bits", "[/x]"],
+        ["compare", "gpt2", "--variant", "[/x]"],
+        ["sweep", "gpt2", "-b", "[/x]"],
+        ["plan", "gpt2", "--tpot", "[/x]"],
+        ["analyze", "gpt2", "--format", "[/x]"],
+    ],
+)
+def test_brackets_in_any_argument_are_an_error_that_quotes_them(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2 and "[/x]" in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -5,20 +5,33 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import analysis
 from .errors import RooflensError
 from .hardware import list_hardware, load_hardware
 from .model import list_models
 from .plots import KINDS as PLOT_KINDS
-from .render import FORMATS, print_report, print_rows, report_csv, report_markdown, rows_csv, to_json
+from .render import (
+    FORMATS,
+    HARDWARE_DROP,
+    MODEL_DROP,
+    print_report,
+    print_rows,
+    report_csv,
+    report_markdown,
+    rows_csv,
+    to_json,
+)
 from .render.sweep import print_sweep_summary, write_frame
 from .render.views import hardware_columns, model_columns
 from .userfiles import write_user_text
@@ -36,16 +49,38 @@ ListFormat = Enum("ListFormat", {f: f for f in ("table", "json", "csv")}, type=s
 
 
 def _fail(err: Exception) -> None:
-    Console(stderr=True).print(f"error: {err}", style="red", highlight=False, soft_wrap=True)
+    # markup=False: the message quotes user text (a model name, a file name) and install hints such as
+    # 'rooflens[web]'; rich would read their square brackets as markup and drop them, or fail.
+    Console(stderr=True, markup=False).print(f"error: {err}", style="red", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
 def _console(file=None) -> Console:
-    """Rich wraps at 80 columns when it cannot see a terminal; tables need more to stay legible."""
-    console = Console(file=file)
-    if file is not None or not console.is_terminal:
-        console = Console(file=file, width=132)
+    """The console output goes through: markup off, and a width that tables fit.
+
+    The width is the terminal's, or COLUMNS where it is set (also when stdout is a pipe); a pipe without
+    COLUMNS, or a file (--output), gets 132 columns: rich would take 80, too few for the operator table.
+    Markup is off: everything printed is data (names, file names, figures), never rich markup.
+    """
+    console = Console(file=file, markup=False)
+    if file is not None or not (console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit()):
+        console = Console(file=file, width=132, markup=False)
     return console
+
+
+# Help text is shown through rich with markup on (typer's panels need it); escaping each text keeps its
+# square brackets ('[16]', '[the device's]') as written instead of read as markup tags.
+def _option(*decls: str, help: str | None = None, **kwargs) -> Any:
+    return typer.Option(*decls, help=None if help is None else escape(help), **kwargs)
+
+
+def _argument(*, help: str | None = None, **kwargs) -> Any:
+    return typer.Argument(help=None if help is None else escape(help), **kwargs)
+
+
+def _command(func: Callable) -> Callable:
+    """Registers a command; its docstring is its help, shown as written."""
+    return app.command(help=escape(inspect.getdoc(func) or ""))(func)
 
 
 def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
@@ -64,188 +99,473 @@ def _emit(text: str, output: Path | None) -> None:
         write_user_text(output, text)
 
 
-# Options several commands take with one meaning (one named format; compare and plan take lists).
-QuantOption = Annotated[
-    str | None,
-    typer.Option(
-        "--quant",
-        help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (rooflens formats)",
+# Help panels: analyze takes some fifty options; each command's help groups its options under these.
+WORKLOAD = "Workload"
+PRECISION = "Precision"
+PARALLELISM = "Parallelism and offload"
+TECHNIQUES = "Techniques"
+OUTPUT = "Output"
+SCHEDULER = "Scheduler"
+TARGETS = "Targets and search"
+
+# Options several commands take, declared once: one flag, one type, one help text. Each takes text that
+# the command reads: one value where it runs one analysis (analyze, plot, simulate, validate), several
+# (repeated, or listed as 1,2,4; whole numbers also as a doubling range 1:64) where it compares or
+# searches (compare, sweep, plan: their help says so). '_one'/'_one_int', '_many'/'_many_ints' read them.
+Values = list[str] | None
+
+
+def _values(*decls: str, metavar: str, help: str, panel: str) -> Any:
+    return _option(*decls, metavar=metavar, help=help, rich_help_panel=panel)
+
+
+HardwareOption = Annotated[
+    Values,
+    _values(
+        "--hardware", "-H", metavar="DEVICE", panel=WORKLOAD,
+        help="Catalog name (rooflens hardware) or a YAML/JSON spec, such as a rooflens calibrate profile.",
+    ),
+]  # fmt: skip
+BatchOption = Annotated[
+    Values, _values("--batch", "-b", metavar="N", panel=WORKLOAD, help="Sequences processed together.")
+]
+PromptOption = Annotated[
+    Values,
+    _values(
+        "--prompt",
+        "-p",
+        metavar="TOKENS",
+        panel=WORKLOAD,
+        help="Prompt tokens per sequence (simulate: mean).",
     ),
 ]
-KvFormatOption = Annotated[
-    str | None,
-    typer.Option("--kv-format", help="KV-cache format: bf16, fp8, fp8-head, int8-head, nvfp4."),
+GenOption = Annotated[
+    Values,
+    _values(
+        "--gen",
+        "-g",
+        metavar="TOKENS",
+        panel=WORKLOAD,
+        help="Generated tokens per sequence (simulate: mean).",
+    ),
 ]
+EngineOption = Annotated[
+    Values,
+    _values(
+        "--engine", "-e", metavar="ENGINE", panel=WORKLOAD,
+        help="Inference engine: vllm, sglang, tensorrt-llm, llama.cpp, mlx, transformers, tgi "
+        "[the device's].",
+    ),
+]  # fmt: skip
+QuantOption = Annotated[
+    Values,
+    _values(
+        "--quant", metavar="FORMAT", panel=PRECISION,
+        help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (rooflens formats).",
+    ),
+]  # fmt: skip
+KvFormatOption = Annotated[
+    Values,
+    _values(
+        "--kv-format",
+        metavar="FORMAT",
+        panel=PRECISION,
+        help="KV-cache format: bf16, fp8, fp8-head, int8-head, nvfp4.",
+    ),
+]
+_BITS = "1-8, 16 or 32 [the format's, else 16]"
+WBitsOption = Annotated[
+    Values, _values("--w-bits", metavar="BITS", panel=PRECISION, help=f"Weight bits: {_BITS}.")
+]
+ABitsOption = Annotated[
+    Values, _values("--a-bits", metavar="BITS", panel=PRECISION, help=f"Activation bits: {_BITS}.")
+]
+KvBitsOption = Annotated[
+    Values, _values("--kv-bits", metavar="BITS", panel=PRECISION, help=f"KV-cache bits: {_BITS}.")
+]
+TpOption = Annotated[
+    Values,
+    _values("--tp", metavar="N", panel=PARALLELISM, help="Tensor-parallel degree (devices per instance)."),
+]
+PpOption = Annotated[
+    Values, _values("--pp", metavar="N", panel=PARALLELISM, help="Pipeline-parallel stages.")
+]
+EpOption = Annotated[
+    Values,
+    _values(
+        "--ep", metavar="N", panel=PARALLELISM, help="Expert-parallel degree (MoE; attention data-parallel)."
+    ),
+]
+DraftModelOption = Annotated[
+    Values,
+    _values(
+        "--draft-model", metavar="MODEL", panel=TECHNIQUES,
+        help="Speculative decoding with this draft model ('none': without).",
+    ),
+]  # fmt: skip
+SparsityOption = Annotated[
+    Values,
+    _values(
+        "--sparsity", metavar="N:M", panel=TECHNIQUES, help="N:M weight sparsity, e.g. 2:4 ('none': dense)."
+    ),
+]
+KvBudgetOption = Annotated[
+    Values,
+    _values(
+        "--kv-budget", metavar="TOKENS", panel=TECHNIQUES,
+        help="Token eviction: cached tokens kept per layer ('none': no budget).",
+    ),
+]  # fmt: skip
+SetOption = Annotated[
+    list[str] | None,
+    _option(
+        "--set", metavar="KEY=VALUE", rich_help_panel=WORKLOAD,
+        help="Any setting (rooflens.Settings), applied to every analysis (repeat for several).",
+    ),
+]  # fmt: skip
+FormatOption = Annotated[Format, _option("--format", "-f", help="Output format.", rich_help_panel=OUTPUT)]
+ListFormatOption = Annotated[
+    ListFormat, _option("--format", "-f", help="Output format.", rich_help_panel=OUTPUT)
+]
+WideOption = Annotated[
+    bool,
+    _option(
+        "--wide", rich_help_panel=OUTPUT,
+        help="Tables with every column at full width, however narrow the terminal (else the columns "
+        "that do not fit are left out, and named).",
+    ),
+]  # fmt: skip
+DeviceOption = Annotated[str, _option("--device", help="cpu or cuda[:N].")]
 
 
-@app.command()
-def analyze(
+def _either(yes: bool, no: bool, flag: str) -> bool | None:
+    """A setting given as a flag and its --no- form: True, False, or None where neither is given."""
+    if yes and no:
+        raise RooflensError(f"give {flag} or {flag.replace('--', '--no-', 1)}, not both")
+    return True if yes else False if no else None
+
+
+def _items(values: Values, split: bool = True) -> list[str]:
+    return [p.strip() for v in values or [] for p in (v.split(",") if split else [v]) if p.strip()]
+
+
+def _one(values: Values, flag: str, split: bool = True) -> str | None:
+    """The value of an option this command takes once ('none' reads as no value)."""
+    items = _items(values, split)
+    if len(items) > 1:
+        raise RooflensError(
+            f"{flag} takes one value here, got {len(items)} ({', '.join(items)}); to compare several "
+            f"use rooflens compare (or sweep, plan)"
+        )
+    return None if not items or items[0].lower() == "none" else items[0]
+
+
+def _one_int(values: Values, flag: str) -> int | None:
+    text = _one(values, flag)
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        raise RooflensError(f"{flag} takes a whole number, got {text!r}") from None
+
+
+def _many(values: Values, split: bool = True) -> list[str | None]:
+    """Every value given ('none' reads as no value)."""
+    return [None if v.lower() == "none" else v for v in _items(values, split)]
+
+
+def _many_ints(values: Values, flag: str) -> list[int]:
+    return [n for v in values or [] for n in _ints(v, flag)]
+
+
+# The options of one analysis: analyze and plot take them all (each adds its own output options).
+def _analysis_options(
     model: Annotated[
-        str, typer.Argument(help="Catalog name, Hugging Face id (with --hf), or path to a config.json.")
+        str, _argument(help="Catalog name, Hugging Face id (with --hf), or path to a config.json.")
     ],
-    hardware: Annotated[
-        str, typer.Option("--hardware", "-H", help="Catalog name or path to a YAML/JSON spec.")
-    ] = "h100-sxm",
-    batch: Annotated[int, typer.Option("--batch", "-b", help="Sequences processed together.")] = 1,
-    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Prompt tokens per sequence.")] = 1024,
-    gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per sequence.")] = 128,
+    hardware: HardwareOption = ("h100-sxm",),
+    batch: BatchOption = ("1",),
+    prompt: PromptOption = ("1024",),
+    gen: GenOption = ("128",),
+    engine: EngineOption = None,
+    estimate: Annotated[
+        bool,
+        _option(
+            "--estimate/--no-estimate",
+            rich_help_panel=WORKLOAD,
+            help="Show the calibrated estimate beside the ideal.",
+        ),
+    ] = True,
+    overhead_gib: Annotated[
+        float | None,
+        _option(
+            "--overhead-gib",
+            rich_help_panel=WORKLOAD,
+            help="Runtime memory overhead (CUDA context, allocator) in GiB.",
+        ),
+    ] = None,
+    hf: Annotated[
+        bool,
+        _option(
+            "--hf", rich_help_panel=WORKLOAD, help="Fetch MODEL's config.json from the Hugging Face Hub."
+        ),
+    ] = False,
     quant: QuantOption = None,
-    w_bits: Annotated[int | None, typer.Option("--w-bits", help="Weight bits: 4, 8, 16 or 32 [16].")] = None,
-    a_bits: Annotated[
-        int | None, typer.Option("--a-bits", help="Activation bits: 4, 8, 16 or 32 [16].")
+    w_bits: WBitsOption = None,
+    a_bits: ABitsOption = None,
+    kv_bits: KvBitsOption = None,
+    kv_format: KvFormatOption = None,
+    expert_quant: Annotated[
+        str | None,
+        _option(
+            "--expert-quant",
+            rich_help_panel=PRECISION,
+            help="A format for the routed experts only (e.g. mxfp4).",
+        ),
     ] = None,
-    kv_bits: Annotated[
-        int | None, typer.Option("--kv-bits", help="KV-cache bits: 4, 8, 16 or 32 [16].")
-    ] = None,
-    flash_attention: Annotated[
-        bool, typer.Option("--flash-attention/--no-flash-attention", help="Fused attention.")
-    ] = True,
-    kv_cache: Annotated[
-        bool, typer.Option("--kv-cache/--no-kv-cache", help="Off: recompute the sequence every step.")
-    ] = True,
     dtype: Annotated[
-        str | None, typer.Option("--dtype", help="16-bit float format: fp16 or bf16 [fp16].")
+        str | None,
+        _option("--dtype", rich_help_panel=PRECISION, help="16-bit float format: fp16 or bf16 [fp16]."),
     ] = None,
     low_bit: Annotated[
         str | None,
-        typer.Option("--low-bit", help="8/4-bit math as int (int8/int4) or float (fp8/fp4) [int]."),
+        _option(
+            "--low-bit",
+            rich_help_panel=PRECISION,
+            help="8/4-bit math as int (int8/int4) or float (fp8/fp4) [int].",
+        ),
     ] = None,
     group_size: Annotated[
-        int | None, typer.Option("--group-size", help="Quantization group size for weights [128].")
+        int | None,
+        _option("--group-size", rich_help_panel=PRECISION, help="Quantization group size for weights [128]."),
     ] = None,
+    # A pair of flags as two options: as one, the pair's two names overflow 80 columns' help.
     quantize_embeddings: Annotated[
-        bool | None,
-        typer.Option(
-            "--quantize-embeddings/--no-quantize-embeddings",
-            help="Quantize the embedding table and LM head too (as llama.cpp does).",
+        bool,
+        _option(
+            "--quantize-embeddings",
+            rich_help_panel=PRECISION,
+            help="Quantize the embedding table and LM head too (as llama.cpp does) [the --quant format's].",
         ),
-    ] = None,
+    ] = False,
+    no_quantize_embeddings: Annotated[
+        bool,
+        _option(
+            "--no-quantize-embeddings",
+            rich_help_panel=PRECISION,
+            help="Keep the embedding table and LM head at 16 bits, whatever the --quant format does.",
+        ),
+    ] = False,
     symmetric: Annotated[
         bool | None,
-        typer.Option("--symmetric/--asymmetric", help="Quantization scales only, no zero points."),
-    ] = None,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="Inference engine the estimate assumes: vllm, sglang, tensorrt-llm, llama.cpp, mlx, "
-            "transformers, tgi (default: the device's; see README).",
+        _option(
+            "--symmetric/--asymmetric",
+            rich_help_panel=PRECISION,
+            help="Quantization scales only, no zero points.",
         ),
     ] = None,
-    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")] = 1,
-    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel stages.")] = 1,
-    ep: Annotated[
-        int, typer.Option("--ep", help="Expert-parallel degree (MoE; attention data-parallel).")
-    ] = 1,
+    wide_layers: Annotated[
+        int,
+        _option(
+            "--wide-layers",
+            rich_help_panel=PRECISION,
+            help="Keep the first and last N layers at 16 bits [0].",
+        ),
+    ] = 0,
+    tp: TpOption = ("1",),
+    pp: PpOption = ("1",),
+    ep: EpOption = ("1",),
     micro_batches: Annotated[
-        int | None, typer.Option("--micro-batches", help="Pipeline micro-batches, for the bubble [pp].")
+        int | None,
+        _option(
+            "--micro-batches",
+            rich_help_panel=PARALLELISM,
+            help="Pipeline micro-batches, for the bubble [pp].",
+        ),
     ] = None,
     devices_per_node: Annotated[
         int | None,
-        typer.Option("--devices-per-node", help="Devices on the fast interconnect [the device's domain]."),
+        _option(
+            "--devices-per-node",
+            rich_help_panel=PARALLELISM,
+            help="Devices on the fast interconnect [the device's domain].",
+        ),
     ] = None,
     offload_weights: Annotated[
-        float, typer.Option("--offload-weights", help="Share of the weights kept in host memory (0-1).")
+        float,
+        _option(
+            "--offload-weights",
+            rich_help_panel=PARALLELISM,
+            help="Share of the weights kept in host memory (0-1).",
+        ),
     ] = 0.0,
     offload_experts: Annotated[
-        float, typer.Option("--offload-experts", help="Share of the routed experts kept in host memory.")
+        float,
+        _option(
+            "--offload-experts",
+            rich_help_panel=PARALLELISM,
+            help="Share of the routed experts kept in host memory.",
+        ),
     ] = 0.0,
     offload_kv: Annotated[
-        float, typer.Option("--offload-kv", help="Share of the KV cache kept in host memory (0-1).")
+        float,
+        _option(
+            "--offload-kv",
+            rich_help_panel=PARALLELISM,
+            help="Share of the KV cache kept in host memory (0-1).",
+        ),
     ] = 0.0,
-    kv_format: KvFormatOption = None,
-    expert_quant: Annotated[
-        str | None, typer.Option("--expert-quant", help="A format for the routed experts only (e.g. mxfp4).")
-    ] = None,
-    wide_layers: Annotated[
-        int, typer.Option("--wide-layers", help="Keep the first and last N layers at 16 bits [0].")
-    ] = 0,
-    draft_model: Annotated[
-        str | None, typer.Option("--draft-model", help="Speculative decoding with this draft model.")
-    ] = None,
-    draft_tokens: Annotated[int, typer.Option("--draft-tokens", help="Draft tokens per round.")] = 4,
+    flash_attention: Annotated[
+        bool,
+        _option(
+            "--flash-attention/--no-flash-attention", rich_help_panel=TECHNIQUES, help="Fused attention."
+        ),
+    ] = True,
+    kv_cache: Annotated[
+        bool,
+        _option(
+            "--kv-cache/--no-kv-cache",
+            rich_help_panel=TECHNIQUES,
+            help="Off: recompute the sequence every step.",
+        ),
+    ] = True,
+    draft_model: DraftModelOption = None,
+    draft_tokens: Annotated[
+        int, _option("--draft-tokens", rich_help_panel=TECHNIQUES, help="Draft tokens per round.")
+    ] = 4,
     acceptance_rate: Annotated[
-        float, typer.Option("--acceptance-rate", help="Chance each draft token is accepted.")
+        float,
+        _option("--acceptance-rate", rich_help_panel=TECHNIQUES, help="Chance each draft token is accepted."),
     ] = 0.8,
     spec_heads: Annotated[
         str | None,
-        typer.Option(
-            "--spec-heads", help="Speculative decoding with heads on the model: mtp, eagle3 or medusa."
+        _option(
+            "--spec-heads",
+            rich_help_panel=TECHNIQUES,
+            help="Speculative decoding with heads on the model: mtp, eagle3 or medusa.",
         ),
     ] = None,
     verify_tokens: Annotated[
         int | None,
-        typer.Option("--verify-tokens", help="Tokens the target verifies per round (a tree) [draft+1]."),
+        _option(
+            "--verify-tokens",
+            rich_help_panel=TECHNIQUES,
+            help="Tokens the target verifies per round (a tree) [draft+1].",
+        ),
     ] = None,
     exit_fraction: Annotated[
-        float, typer.Option("--exit-fraction", help="Early exit: share of layers run per decoded token.")
+        float,
+        _option(
+            "--exit-fraction",
+            rich_help_panel=TECHNIQUES,
+            help="Early exit: share of layers run per decoded token.",
+        ),
     ] = 1.0,
     exit_distribution: Annotated[
         str | None,
-        typer.Option("--exit-distribution", help="Early exit: comma-separated exit probability per layer."),
+        _option(
+            "--exit-distribution",
+            rich_help_panel=TECHNIQUES,
+            help="Early exit: comma-separated exit probability per layer.",
+        ),
     ] = None,
-    sparsity: Annotated[str | None, typer.Option("--sparsity", help="N:M weight sparsity, e.g. 2:4.")] = None,
+    sparsity: SparsityOption = None,
     prompt_keep: Annotated[
-        float, typer.Option("--prompt-keep", help="Prompt compression: share of prompt tokens kept.")
+        float,
+        _option(
+            "--prompt-keep",
+            rich_help_panel=TECHNIQUES,
+            help="Prompt compression: share of prompt tokens kept.",
+        ),
     ] = 1.0,
     prompt_keep_after: Annotated[
-        int, typer.Option("--prompt-keep-after", help="Layers that see the whole prompt before compression.")
+        int,
+        _option(
+            "--prompt-keep-after",
+            rich_help_panel=TECHNIQUES,
+            help="Layers that see the whole prompt before compression.",
+        ),
     ] = 0,
-    kv_budget: Annotated[
-        int | None, typer.Option("--kv-budget", help="Token eviction: cached tokens kept per layer.")
-    ] = None,
+    kv_budget: KvBudgetOption = None,
     shared_prefix: Annotated[
-        int, typer.Option("--shared-prefix", help="Prompt tokens shared by every sequence of the batch.")
+        int,
+        _option(
+            "--shared-prefix",
+            rich_help_panel=TECHNIQUES,
+            help="Prompt tokens shared by every sequence of the batch.",
+        ),
     ] = 0,
     prefix_reads_once: Annotated[
-        bool, typer.Option("--prefix-reads-once", help="Attention reads the shared prefix once per step.")
+        bool,
+        _option(
+            "--prefix-reads-once",
+            rich_help_panel=TECHNIQUES,
+            help="Attention reads the shared prefix once per step.",
+        ),
     ] = False,
-    routing_skew: Annotated[
-        float, typer.Option("--routing-skew", help="MoE expert popularity skew (Zipf exponent; 0 uniform).")
-    ] = 0.0,
     routing: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--routing",
+            rich_help_panel=TECHNIQUES,
             help="MoE routing: uniform, zipf (skew --routing-skew, default 1) or identical (identical "
             "prompts pick the same experts).",
         ),
     ] = None,
+    routing_skew: Annotated[
+        float,
+        _option(
+            "--routing-skew",
+            rich_help_panel=TECHNIQUES,
+            help="MoE expert popularity skew (Zipf exponent; 0 uniform).",
+        ),
+    ] = 0.0,
     mla_absorb: Annotated[
-        str, typer.Option("--mla-absorb", help="Latent attention path: auto, always or never.")
+        str,
+        _option(
+            "--mla-absorb", rich_help_panel=TECHNIQUES, help="Latent attention path: auto, always or never."
+        ),
     ] = "auto",
-    estimate: Annotated[
-        bool, typer.Option("--estimate/--no-estimate", help="Show the calibrated estimate beside the ideal.")
-    ] = True,
-    overhead_gib: Annotated[
-        float | None,
-        typer.Option("--overhead-gib", help="Runtime memory overhead (CUDA context, allocator) in GiB."),
-    ] = None,
-    hf: Annotated[
-        bool, typer.Option("--hf", help="Fetch MODEL's config.json from the Hugging Face Hub.")
-    ] = False,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = "table",
+) -> None:
+    """Never called: its signature is the option list of analyze and plot (see _with_analysis_options)."""
+
+
+_ANALYSIS_PARAMETERS = list(inspect.signature(_analysis_options, eval_str=True).parameters.values())
+
+
+def _with_analysis_options(func: Callable) -> Callable:
+    """``func`` takes every analysis option as keyword arguments (``**analysis``), before its own."""
+    own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
+    func.__signature__ = inspect.Signature([*_ANALYSIS_PARAMETERS, *own])  # type: ignore[attr-defined]
+    return func
+
+
+@_command
+@_with_analysis_options
+def analyze(
+    fmt: FormatOption = "table",  # type: ignore[assignment]
+    wide: WideOption = False,
     per_layer: Annotated[
-        bool, typer.Option("--per-layer", help="List every layer's operators separately.")
+        bool, _option("--per-layer", rich_help_panel=OUTPUT, help="List every layer's operators separately.")
     ] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+        Path | None,
+        _option("--output", "-o", rich_help_panel=OUTPUT, help="Write to this file instead of stdout."),
     ] = None,
+    **analysis: Any,
 ) -> None:
     """Roofline analysis of prefill and decode, operator by operator."""
-    opts = {k: v for k, v in locals().items() if k not in _OUTPUT_OPTIONS}
     try:
-        report = _report(**opts)
+        report = _report(**analysis)
     except RooflensError as err:
         _fail(err)
         return
     try:
-        _write_report(report, fmt.value, per_layer, output)
+        _write_report(report, fmt.value, per_layer, wide, output)
     except RooflensError as err:
         _fail(err)
 
 
-def _write_report(report, kind: str, per_layer: bool, output: Path | None) -> None:
+def _write_report(report, kind: str, per_layer: bool, wide: bool, output: Path | None) -> None:
     if kind == "json":
         _emit(to_json(report.to_dict()), output)
     elif kind == "csv":
@@ -254,32 +574,41 @@ def _write_report(report, kind: str, per_layer: bool, output: Path | None) -> No
         _emit(report_markdown(report, per_layer), output)
     elif output is not None:
         buffer = io.StringIO()
-        print_report(report, _console(buffer), per_layer)
+        print_report(report, _console(buffer), per_layer, wide)
         write_user_text(output, buffer.getvalue())
     else:
-        print_report(report, _console(), per_layer)
-
-
-_OUTPUT_OPTIONS = ("fmt", "per_layer", "output")
+        print_report(report, _console(), per_layer, wide)
 
 
 def _report(
-    model, hardware, hf, quant, kv_format, w_bits, a_bits, kv_bits, dtype, low_bit, group_size,
-    quantize_embeddings, symmetric, overhead_gib, exit_distribution, routing, **settings
+    model, hardware, batch, prompt, gen, engine, hf, quant, kv_format, w_bits, a_bits, kv_bits, dtype,
+    low_bit, group_size, quantize_embeddings, no_quantize_embeddings, symmetric, tp, pp, ep, draft_model,
+    sparsity, kv_budget, overhead_gib, exit_distribution, routing, **settings
 ):  # fmt: skip
-    """The analysis that analyze's options (also plot's) describe."""
+    """The analysis that the analysis options (analyze's, plot's) describe."""
     # Precision options left unset take the --quant preset's value, else the default.
     given = {
-        "w_bits": w_bits, "a_bits": a_bits, "kv_bits": kv_bits, "dtype": dtype, "low_bit": low_bit,
-        "group_size": group_size, "quantize_embeddings": quantize_embeddings, "symmetric": symmetric,
-        "routing": routing,
+        "w_bits": _one_int(w_bits, "--w-bits"), "a_bits": _one_int(a_bits, "--a-bits"),
+        "kv_bits": _one_int(kv_bits, "--kv-bits"), "dtype": dtype, "low_bit": low_bit,
+        "group_size": group_size, "symmetric": symmetric, "routing": routing,
+        "quantize_embeddings": _either(quantize_embeddings, no_quantize_embeddings, "--quantize-embeddings"),
     }  # fmt: skip
     return analysis.analyze(
         model,
-        hardware,
+        _one(hardware, "--hardware", split=False),
         hub=hf,
-        quant=quant,
-        kv_format=kv_format,
+        batch=_one_int(batch, "--batch"),
+        prompt=_one_int(prompt, "--prompt"),
+        gen=_one_int(gen, "--gen"),
+        engine=_one(engine, "--engine"),
+        quant=_one(quant, "--quant"),
+        kv_format=_one(kv_format, "--kv-format"),
+        tp=_one_int(tp, "--tp"),
+        pp=_one_int(pp, "--pp"),
+        ep=_one_int(ep, "--ep"),
+        draft_model=_one(draft_model, "--draft-model"),
+        sparsity=_one(sparsity, "--sparsity"),
+        kv_budget=_one_int(kv_budget, "--kv-budget"),
         overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
         exit_distribution=_floats(exit_distribution, "--exit-distribution"),
         **settings,
@@ -290,21 +619,30 @@ def _report(
 PlotKind = Enum("PlotKind", {k: k for k in PLOT_KINDS}, type=str)  # type: ignore[misc]
 
 
+@_command
+@_with_analysis_options
 def plot(
     kind: Annotated[
-        PlotKind, typer.Option("--kind", "-k", help="roofline, breakdown, memory, timeline or block.")
+        PlotKind,
+        _option(
+            "--kind", "-k", rich_help_panel=OUTPUT, help="roofline, breakdown, memory, timeline or block."
+        ),
     ] = "roofline",  # type: ignore[assignment]
     out: Annotated[
         Path,
-        typer.Option("--out", help="File to write: .html (plotly.js inline, offline) or .png/.svg/.pdf."),
+        _option(
+            "--out",
+            rich_help_panel=OUTPUT,
+            help="File to write: .html (plotly.js inline, offline) or .png/.svg/.pdf.",
+        ),
     ] = Path("rooflens.html"),
-    **opts,
+    **analysis: Any,
 ) -> None:
     """A figure of the analysis: the roofline, time by operator kind, memory, decode timeline or block."""
     from . import plots
 
     try:
-        report = _report(**opts)
+        report = _report(**analysis)
         fig = plots.KINDS[kind.value](report)
         plots.write_figure(fig, out)
     except RooflensError as err:
@@ -313,60 +651,48 @@ def plot(
     _console().print(f"wrote {out} ({kind.value} of {report.model.name} on {report.hardware.name})")
 
 
-# plot takes every option analyze takes (bar the output ones): one list of options, two commands.
-plot.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [
-        *(
-            p
-            for p in inspect.signature(analyze, eval_str=True).parameters.values()
-            if p.name not in _OUTPUT_OPTIONS
-        ),
-        *list(inspect.signature(plot, eval_str=True).parameters.values())[:2],
-    ]
-)
-app.command()(plot)
-
-
-def _listing(fmt: str, rows: list[dict], columns: list[tuple[str, str]], title: str) -> None:
+def _listing(
+    fmt: str, rows: list[dict], columns: list[tuple[str, str]], title: str, drop: dict[str, int], wide: bool
+) -> None:
     if fmt == "json":
         _emit(to_json(rows), None)
     elif fmt == "csv":
         _emit(rows_csv(rows), None)
     else:
-        print_rows(rows, columns, _console(), title)
+        print_rows(rows, columns, _console(), title, drop, wide)
 
 
-@app.command()
+@_command
 def models(
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+    fmt: ListFormatOption = "table",  # type: ignore[assignment]
+    wide: WideOption = False,
 ) -> None:
     """List the bundled model catalog."""
     rows = [m.summary() for m in list_models()]
     title = f"{len(rows)} bundled models (add your own: pass a config.json path)"
-    _listing(fmt.value, rows, model_columns(rows), title)
+    _listing(fmt.value, rows, model_columns(rows), title, MODEL_DROP, wide)
 
 
-@app.command()
+@_command
 def hardware(
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+    fmt: ListFormatOption = "table",  # type: ignore[assignment]
+    wide: WideOption = False,
 ) -> None:
     """List the bundled hardware catalog (every figure has a source: see --format json)."""
     rows = [h.summary() for h in list_hardware()]
     title = f"{len(rows)} bundled devices (add your own: --hardware my_gpu.yaml)"
-    _listing(fmt.value, rows, hardware_columns(rows), title)
+    _listing(fmt.value, rows, hardware_columns(rows), title, HARDWARE_DROP, wide)
 
 
-@app.command()
+@_command
 def calibrate(
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")] = "cpu",
+    device: DeviceOption = "cpu",
     dtype: Annotated[
-        list[str] | None, typer.Option("--dtype", help="Dtypes to measure (repeatable): fp32, fp16, bf16.")
+        list[str] | None, _option("--dtype", help="Dtypes to measure (repeatable): fp32, fp16, bf16.")
     ] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Tiny shapes: seconds, for smoke tests.")] = False,
-    name: Annotated[
-        str | None, typer.Option("--name", help="Name of the profile (default: host name).")
-    ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Profile file to write (YAML).")] = Path(
+    quick: Annotated[bool, _option("--quick", help="Tiny shapes: seconds, for smoke tests.")] = False,
+    name: Annotated[str | None, _option("--name", help="Name of the profile (default: host name).")] = None,
+    output: Annotated[Path, _option("--output", "-o", help="Profile file to write (YAML).")] = Path(
         "profile.yaml"
     ),
 ) -> None:
@@ -379,7 +705,10 @@ def calibrate(
 
     try:
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+            SpinnerColumn(),
+            TextColumn("{task.description}", markup=False),
+            TimeElapsedColumn(),
+            transient=True,
         ) as bar:
             task = bar.add_task("starting", total=None)
             profile = run_calibration(
@@ -441,69 +770,72 @@ def _zip_variants(lists: dict[str, list]) -> list[dict[str, object]]:
     return [{k: (v[i] if len(v) > 1 else v[0]) for k, v in given.items()} for i in range(n)]
 
 
-@app.command()
+@_command
 def compare(
-    models: Annotated[list[str], typer.Argument(help="Model(s): one is shared, several are compared.")],
-    hardware: Annotated[
-        list[str] | None, typer.Option("--hardware", "-H", help="Device (repeat to compare).")
-    ] = None,
-    batch: Annotated[list[int] | None, typer.Option("--batch", "-b")] = None,
-    prompt: Annotated[list[int] | None, typer.Option("--prompt", "-p")] = None,
-    gen: Annotated[list[int] | None, typer.Option("--gen", "-g")] = None,
-    quant: Annotated[
-        list[str] | None, typer.Option("--quant", help="Named format (repeat to compare).")
-    ] = None,
-    kv_format: Annotated[
-        list[str] | None, typer.Option("--kv-format", help="Named KV-cache format (repeat to compare).")
-    ] = None,
-    w_bits: Annotated[list[int] | None, typer.Option("--w-bits")] = None,
-    a_bits: Annotated[list[int] | None, typer.Option("--a-bits")] = None,
-    kv_bits: Annotated[list[int] | None, typer.Option("--kv-bits")] = None,
-    tp: Annotated[list[int] | None, typer.Option("--tp")] = None,
-    pp: Annotated[list[int] | None, typer.Option("--pp")] = None,
-    ep: Annotated[list[int] | None, typer.Option("--ep")] = None,
-    draft_model: Annotated[
-        list[str] | None, typer.Option("--draft-model", help="'none' for no draft.")
-    ] = None,
-    sparsity: Annotated[list[str] | None, typer.Option("--sparsity", help="'none' for dense.")] = None,
-    kv_budget: Annotated[list[str] | None, typer.Option("--kv-budget", help="'none' for no budget.")] = None,
+    models: Annotated[list[str], _argument(help="Model(s): one is shared, several are compared.")],
+    hardware: HardwareOption = ("h100-sxm",),
+    batch: BatchOption = None,
+    prompt: PromptOption = None,
+    gen: GenOption = None,
+    quant: QuantOption = None,
+    kv_format: KvFormatOption = None,
+    w_bits: WBitsOption = None,
+    a_bits: ABitsOption = None,
+    kv_bits: KvBitsOption = None,
+    tp: TpOption = None,
+    pp: PpOption = None,
+    ep: EpOption = None,
+    draft_model: DraftModelOption = None,
+    sparsity: SparsityOption = None,
+    kv_budget: KvBudgetOption = None,
     variant: Annotated[
         list[str] | None,
-        typer.Option("--variant", help="One analysis as KEY=VALUE[;KEY=VALUE...] (repeat for several)."),
+        _option(
+            "--variant",
+            rich_help_panel=WORKLOAD,
+            help="One analysis as KEY=VALUE[;KEY=VALUE...] (repeat for several).",
+        ),
     ] = None,
-    setting: Annotated[
-        list[str] | None, typer.Option("--set", help="KEY=VALUE applied to every analysis (any setting).")
-    ] = None,
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
-    ops: Annotated[bool, typer.Option("--ops/--no-ops", help="Show the per-operator change.")] = True,
+    setting: SetOption = None,
+    fmt: ListFormatOption = "table",  # type: ignore[assignment]
+    wide: WideOption = False,
+    ops: Annotated[
+        bool, _option("--ops/--no-ops", rich_help_panel=OUTPUT, help="Show the per-operator change.")
+    ] = True,
     plot_out: Annotated[
         Path | None,
-        typer.Option("--plot", help="Also draw the comparison into this file (.html, .png, .svg)."),
+        _option(
+            "--plot",
+            rich_help_panel=OUTPUT,
+            help="Also draw the comparison into this file (.html, .png, .svg).",
+        ),
     ] = None,
 ) -> None:
-    """Two or more analyses side by side, e.g. --w-bits 16 --w-bits 4, or --tp 1 --tp 4."""
+    """Two or more analyses side by side, e.g. --w-bits 16 --w-bits 4 (or --w-bits 16,4), or --tp 1,4.
+
+    Options given several values (repeated or listed) form the analyses; those given one apply to all.
+    """
     from .compare import compare as line_up
     from .render.compare import print_comparison
 
     try:
-        none = lambda v: None if isinstance(v, str) and v.lower() == "none" else v  # noqa: E731
         lists = {
             "model": models,
-            "hardware": hardware or ["h100-sxm"],
-            "batch": batch,
-            "prompt": prompt,
-            "gen": gen,
-            "quant": quant,
-            "kv_format": kv_format,
-            "w_bits": w_bits,
-            "a_bits": a_bits,
-            "kv_bits": kv_bits,
-            "tp": tp,
-            "pp": pp,
-            "ep": ep,
-            "draft_model": [none(v) for v in draft_model or []],
-            "sparsity": [none(v) for v in sparsity or []],
-            "kv_budget": [none(v) for v in kv_budget or []],
+            "hardware": _many(hardware, split=False),
+            "batch": _many_ints(batch, "--batch"),
+            "prompt": _many_ints(prompt, "--prompt"),
+            "gen": _many_ints(gen, "--gen"),
+            "quant": _many(quant),
+            "kv_format": _many(kv_format),
+            "w_bits": _many_ints(w_bits, "--w-bits"),
+            "a_bits": _many_ints(a_bits, "--a-bits"),
+            "kv_bits": _many_ints(kv_bits, "--kv-bits"),
+            "tp": _many_ints(tp, "--tp"),
+            "pp": _many_ints(pp, "--pp"),
+            "ep": _many_ints(ep, "--ep"),
+            "draft_model": _many(draft_model),
+            "sparsity": _many(sparsity),
+            "kv_budget": _many(kv_budget),
         }
         variants = _zip_variants(lists)
         if variant:
@@ -540,7 +872,7 @@ def compare(
         ]
         _emit(rows_csv(rows), None)
     else:
-        print_comparison(cmp, _console(), ops)
+        print_comparison(cmp, _console(), ops, wide)
 
 
 def _workloads(batch: int, prompt: int, gen: int, specs: list[str] | None):
@@ -559,45 +891,46 @@ def _workloads(batch: int, prompt: int, gen: int, specs: list[str] | None):
     return out
 
 
-@app.command()
+@_command
 def validate(
     model: Annotated[
-        str | None, typer.Argument(help="Model to run for real (catalog name or config.json).")
+        str | None, _argument(help="Model to run for real (catalog name or config.json).")
     ] = None,
-    hardware: Annotated[
-        str, typer.Option("--hardware", "-H", help="Profile from `rooflens calibrate`, or a catalog device.")
-    ] = "profile.yaml",
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")] = "cpu",
-    dtype: Annotated[str, typer.Option("--dtype", help="fp32, fp16 or bf16.")] = "fp32",
-    batch: Annotated[int, typer.Option("--batch", "-b")] = 1,
-    prompt: Annotated[int, typer.Option("--prompt", "-p")] = 128,
-    gen: Annotated[int, typer.Option("--gen", "-g")] = 32,
+    hardware: HardwareOption = ("profile.yaml",),
+    device: DeviceOption = "cpu",
+    dtype: Annotated[str, _option("--dtype", help="fp32, fp16 or bf16.")] = "fp32",
+    batch: BatchOption = ("1",),
+    prompt: PromptOption = ("128",),
+    gen: GenOption = ("32",),
     workload: Annotated[
         list[str] | None,
-        typer.Option("--workload", "-w", help="BATCH,PROMPT,GEN (repeatable; overrides -b/-p/-g)."),
+        _option("--workload", "-w", help="BATCH,PROMPT,GEN (repeatable; overrides -b/-p/-g)."),
     ] = None,
-    repeats: Annotated[
-        int, typer.Option("--repeats", help="Timed runs per workload (after one warm-up).")
-    ] = 3,
+    repeats: Annotated[int, _option("--repeats", help="Timed runs per workload (after one warm-up).")] = 3,
     ops: Annotated[
-        bool, typer.Option("--ops", help="Attribute time to operators with the PyTorch profiler.")
+        bool, _option("--ops", help="Attribute time to operators with the PyTorch profiler.")
     ] = False,
     published: Annotated[
         bool,
-        typer.Option("--published", help="Compare with published measurements instead of running a model."),
+        _option("--published", help="Compare with published measurements instead of running a model."),
     ] = False,
-    split: Annotated[str, typer.Option("--split", help="Published split: report or calibration.")] = "report",
-    data: Annotated[Path | None, typer.Option("--data", help="Published dataset (CSV).")] = None,
-    rows: Annotated[bool, typer.Option("--rows", help="With --published: list every row.")] = False,
+    split: Annotated[str, _option("--split", help="Published split: report or calibration.")] = "report",
+    data: Annotated[Path | None, _option("--data", help="Published dataset (CSV).")] = None,
+    rows: Annotated[
+        bool, _option("--rows", rich_help_panel=OUTPUT, help="With --published: list every row.")
+    ] = False,
     plot: Annotated[
         Path | None,
-        typer.Option(
-            "--plot", help="With --published: write estimated against measured time (HTML or image)."
+        _option(
+            "--plot",
+            rich_help_panel=OUTPUT,
+            help="With --published: write estimated against measured time (HTML or image).",
         ),
     ] = None,
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
+    fmt: ListFormatOption = "table",  # type: ignore[assignment]
+    wide: WideOption = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Also write the results (CSV).")
+        Path | None, _option("--output", "-o", rich_help_panel=OUTPUT, help="Also write the results (CSV).")
     ] = None,
 ) -> None:
     """Compare rooflens with reality: a real model run here, or published measurements."""
@@ -614,9 +947,9 @@ def validate(
             summary = pub.error_summary(results)
             table_rows = [pub.result_dict(r) for r in results]
             if fmt.value == "table":
-                print_published(summary, console, split)
+                print_published(summary, console, split, wide)
                 if rows:
-                    print_published_rows(results, console)
+                    print_published_rows(results, console, wide)
             if plot is not None:
                 from .plots import published_scatter, write_figure
 
@@ -628,14 +961,17 @@ def validate(
                 )
             from .measure.validate import validate as run_validation
 
+            workloads = _workloads(
+                _one_int(batch, "--batch"), _one_int(prompt, "--prompt"), _one_int(gen, "--gen"), workload
+            )
             results = run_validation(
-                model, hardware, _workloads(batch, prompt, gen, workload),
+                model, _one(hardware, "--hardware", split=False), workloads,
                 device=device, dtype=dtype, repeats=repeats, with_ops=ops,
             )  # fmt: skip
             table_rows = [r.to_dict() for r in results]
             summary = table_rows
             if fmt.value == "table":
-                print_runs(results, console)
+                print_runs(results, console, wide)
     except RooflensError as err:
         _fail(err)
         return
@@ -667,47 +1003,53 @@ def _ints(text: str, flag: str) -> list[int]:
         ) from None
 
 
-@app.command()
+@_command
 def sweep(
-    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
-    hardware: Annotated[
-        list[str] | None, typer.Option("--hardware", "-H", help="Device (repeat for several).")
-    ] = None,
-    batch: Annotated[str, typer.Option("--batch", "-b", help="Batches: 1,8,64 or 1:1024.")] = "1:256",
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt lengths.")] = "1024",
-    gen: Annotated[str, typer.Option("--gen", "-g", help="Generation lengths.")] = "128",
-    w_bits: Annotated[
-        str | None, typer.Option("--w-bits", help="Weight bit widths [the checkpoint's, else 16].")
-    ] = None,
-    a_bits: Annotated[str | None, typer.Option("--a-bits", help="Activation bit widths.")] = None,
-    kv_bits: Annotated[str | None, typer.Option("--kv-bits", help="KV-cache bit widths [16].")] = None,
-    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel degrees.")] = "1",
-    pp: Annotated[str, typer.Option("--pp", help="Pipeline stages.")] = "1",
-    setting: Annotated[
-        list[str] | None, typer.Option("--set", help="KEY=VALUE applied to every configuration.")
-    ] = None,
+    model: Annotated[str, _argument(help="Catalog name or path to a config.json.")],
+    hardware: HardwareOption = ("h100-sxm",),
+    batch: BatchOption = ("1:256",),
+    prompt: PromptOption = ("1024",),
+    gen: GenOption = ("128",),
+    w_bits: WBitsOption = None,
+    a_bits: ABitsOption = None,
+    kv_bits: KvBitsOption = None,
+    tp: TpOption = ("1",),
+    pp: PpOption = ("1",),
+    setting: SetOption = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write every row: .csv or .parquet (else a summary).")
+        Path | None,
+        _option(
+            "--out", "-o", rich_help_panel=OUTPUT, help="Write every row: .csv or .parquet (else a summary)."
+        ),
     ] = None,
     plot_out: Annotated[
         Path | None,
-        typer.Option("--plot", help="Throughput per device against per-user TPOT, the frontier marked."),
+        _option(
+            "--plot",
+            rich_help_panel=OUTPUT,
+            help="Throughput per device against per-user TPOT, the frontier marked.",
+        ),
     ] = None,
+    wide: WideOption = False,
 ) -> None:
-    """Many configurations at once (vectorised): every combination of the listed values."""
+    """Many configurations at once (vectorised): every combination of the listed values.
+
+    Options take lists (1,8,64), whole numbers also doubling ranges (1:1024); repeat --hardware.
+    """
     from rich.progress import Progress
 
     from .sweep import sweep as run_sweep
 
     try:
         axes = {
-            "batch": _ints(batch, "--batch"), "prompt": _ints(prompt, "--prompt"), "gen": _ints(gen, "--gen"),
-            "tp": _ints(tp, "--tp"), "pp": _ints(pp, "--pp"),
+            name: _many_ints(values, flag)
+            for name, values, flag in (
+                ("batch", batch, "--batch"), ("prompt", prompt, "--prompt"), ("gen", gen, "--gen"),
+                ("tp", tp, "--tp"), ("pp", pp, "--pp"), ("w_bits", w_bits, "--w-bits"),
+                ("a_bits", a_bits, "--a-bits"), ("kv_bits", kv_bits, "--kv-bits"),
+            )
+            if values
         }  # fmt: skip
-        for name, given, flag in (("w_bits", w_bits, "--w-bits"), ("a_bits", a_bits, "--a-bits"),
-                                  ("kv_bits", kv_bits, "--kv-bits")):  # fmt: skip
-            if given is not None:
-                axes[name] = _ints(given, flag)
         fixed = _pairs(setting, "--set")
         clash = sorted(set(fixed) & {*axes, "hardware"})
         if clash:
@@ -716,7 +1058,7 @@ def sweep(
             task = bar.add_task("sweeping", total=None)
             result = run_sweep(
                 model,
-                hardware=hardware or ["h100-sxm"],
+                hardware=_many(hardware, split=False),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 **axes,
                 **fixed,
@@ -732,7 +1074,7 @@ def sweep(
         _fail(err)
         return
     console = _console()
-    print_sweep_summary(frame, result.skipped, console)
+    print_sweep_summary(frame, result.skipped, console, wide=wide)
     if out is not None:
         console.print(f"wrote {len(frame):,} rows to {out}")
 
@@ -746,46 +1088,65 @@ def _seconds(text: str, flag: str) -> float:
         raise RooflensError(f"{flag}: {err}") from None
 
 
-@app.command()
+@_command
 def plan(
-    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
-    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Prompt tokens per request.")] = 1024,
-    gen: Annotated[int, typer.Option("--gen", "-g", help="Generated tokens per request.")] = 256,
-    ttft: Annotated[str, typer.Option("--ttft", help="TTFT target, e.g. 0.5s or 500ms.")] = "1s",
-    tpot: Annotated[str, typer.Option("--tpot", help="TPOT target, e.g. 50ms.")] = "50ms",
+    model: Annotated[str, _argument(help="Catalog name or path to a config.json.")],
+    prompt: PromptOption = ("1024",),
+    gen: GenOption = ("256",),
+    ttft: Annotated[
+        str, _option("--ttft", rich_help_panel=TARGETS, help="TTFT target, e.g. 0.5s or 500ms.")
+    ] = "1s",
+    tpot: Annotated[str, _option("--tpot", rich_help_panel=TARGETS, help="TPOT target, e.g. 50ms.")] = "50ms",
     rate: Annotated[
-        float | None, typer.Option("--rate", help="Requests per second to serve (sizes replicas).")
+        float | None,
+        _option("--rate", rich_help_panel=TARGETS, help="Requests per second to serve (sizes replicas)."),
     ] = None,
-    hardware: Annotated[
-        list[str] | None, typer.Option("--hardware", "-H", help="Only these devices (repeat).")
-    ] = None,
+    hardware: HardwareOption = None,
     price: Annotated[
-        list[str] | None, typer.Option("--price", help="DEVICE=USD per device-hour, e.g. H100=2.5 (repeat).")
+        list[str] | None,
+        _option(
+            "--price", rich_help_panel=TARGETS, help="DEVICE=USD per device-hour, e.g. H100=2.5 (repeat)."
+        ),
     ] = None,
-    quant: Annotated[
-        str, typer.Option("--quant", help="Weight formats to try (rooflens formats).")
-    ] = "w16a16,fp8,w8a8,w4a16,nvfp4",
-    kv_format: Annotated[str, typer.Option("--kv-format", help="KV-cache formats to try.")] = "bf16,fp8",
-    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel degrees to try.")] = "1,2,4,8",
-    pp: Annotated[str, typer.Option("--pp", help="Pipeline stages to try.")] = "1",
-    ep: Annotated[str, typer.Option("--ep", help="Expert-parallel degrees to try (MoE).")] = "1",
+    quant: QuantOption = ("w16a16,fp8,w8a8,w4a16,nvfp4",),
+    kv_format: KvFormatOption = ("bf16,fp8",),
+    tp: TpOption = ("1,2,4,8",),
+    pp: PpOption = ("1",),
+    ep: EpOption = ("1",),
     allow_offload: Annotated[
-        bool, typer.Option("--allow-offload", help="Also try 25-75% of the weights in host memory.")
+        bool,
+        _option(
+            "--allow-offload", rich_help_panel=TARGETS, help="Also try 25-75% of the weights in host memory."
+        ),
     ] = False,
     ideal: Annotated[
-        bool, typer.Option("--ideal", help="Rank on the ideal roofline, not the estimate.")
+        bool,
+        _option("--ideal", rich_help_panel=TARGETS, help="Rank on the ideal roofline, not the estimate."),
     ] = False,
     every_batch: Annotated[
-        bool, typer.Option("--every-batch", help="List every passing batch, not the cheapest per set-up.")
+        bool,
+        _option(
+            "--every-batch",
+            rich_help_panel=TARGETS,
+            help="List every passing batch, not the cheapest per set-up.",
+        ),
     ] = False,
-    top: Annotated[int, typer.Option("--top", help="Rows in the table.")] = 10,
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    top: Annotated[int, _option("--top", rich_help_panel=OUTPUT, help="Rows in the table.")] = 10,
+    fmt: ListFormatOption = "table",  # type: ignore[assignment]
+    wide: WideOption = False,
     plot_out: Annotated[
         Path | None,
-        typer.Option("--plot", help="Cost against TPOT of every candidate that fits (.html/.png)."),
+        _option(
+            "--plot",
+            rich_help_panel=OUTPUT,
+            help="Cost against TPOT of every candidate that fits (.html/.png).",
+        ),
     ] = None,
 ) -> None:
-    """The cheapest hardware, device count, quantization and batch that meet latency targets."""
+    """The cheapest hardware, device count, quantization and batch that meet latency targets.
+
+    --quant, --kv-format, --tp, --pp and --ep list the values to try (1,2,4,8); repeat --hardware.
+    """
     from .hardware.prices import parse_price_overrides
     from .plan import plan as make_plan
     from .render.sweep import print_plan
@@ -793,18 +1154,18 @@ def plan(
     try:
         result = make_plan(
             model,
-            prompt=prompt,
-            gen=gen,
+            prompt=_one_int(prompt, "--prompt"),
+            gen=_one_int(gen, "--gen"),
             ttft=_seconds(ttft, "--ttft"),
             tpot=_seconds(tpot, "--tpot"),
             rate=rate,
-            hardware=hardware,
+            hardware=_many(hardware, split=False) or None,
             prices=parse_price_overrides(price),
-            quants=[q.strip() for q in quant.split(",")],
-            kv_formats=[k.strip() for k in kv_format.split(",")],
-            tp=_ints(tp, "--tp"),
-            pp=_ints(pp, "--pp"),
-            ep=_ints(ep, "--ep"),
+            quants=_many(quant),
+            kv_formats=_many(kv_format),
+            tp=_many_ints(tp, "--tp"),
+            pp=_many_ints(pp, "--pp"),
+            ep=_many_ints(ep, "--ep"),
             allow_offload=allow_offload,
             use_estimate=not ideal,
             every_batch=every_batch,
@@ -821,106 +1182,141 @@ def plan(
     elif fmt.value == "csv":
         _emit(result.entries.to_csv(index=False), None)
     else:
-        print_plan(result, _console(), top)
+        print_plan(result, _console(), top, wide)
 
 
-@app.command()
+@_command
 def simulate(
-    model: Annotated[str, typer.Argument(help="Catalog name or path to a config.json.")],
-    hardware: Annotated[str, typer.Option("--hardware", "-H", help="Device of every instance.")] = "h100-sxm",
+    model: Annotated[str, _argument(help="Catalog name or path to a config.json.")],
+    hardware: HardwareOption = ("h100-sxm",),
     rate: Annotated[
         float | None,
-        typer.Option(
-            "--rate", "-r", help="Requests per second, open loop (Poisson) [4 without --concurrency]."
+        _option(
+            "--rate",
+            "-r",
+            rich_help_panel=WORKLOAD,
+            help="Requests per second, open loop (Poisson) [4 without --concurrency].",
         ),
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option(
-            "--concurrency", "-c", help="Closed loop: users each sending a request when theirs ends."
+        _option(
+            "--concurrency",
+            "-c",
+            rich_help_panel=WORKLOAD,
+            help="Closed loop: users each sending a request when theirs ends.",
         ),
     ] = None,
     sweep: Annotated[
         str | None,
-        typer.Option("--sweep", help="concurrency=1,2,4,8 (or 1:64): one closed-loop run per value."),
-    ] = None,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            "-e",
-            help="vllm, sglang, tensorrt-llm, llama.cpp, mlx, transformers "
-            "[the device's default]: scheduler defaults and efficiency profile.",
+        _option(
+            "--sweep",
+            rich_help_panel=WORKLOAD,
+            help="concurrency=1,2,4,8 (or 1:64): one closed-loop run per value.",
         ),
     ] = None,
-    prompt: Annotated[int, typer.Option("--prompt", "-p", help="Mean prompt tokens.")] = 1024,
-    gen: Annotated[int, typer.Option("--gen", "-g", help="Mean generated tokens.")] = 256,
+    engine: EngineOption = None,
+    prompt: PromptOption = ("1024",),
+    gen: GenOption = ("256",),
     random_range_ratio: Annotated[
         float,
-        typer.Option(
-            "--random-range-ratio", help="Lengths uniform in [L(1-r), L(1+r)], vLLM's random dataset."
+        _option(
+            "--random-range-ratio",
+            rich_help_panel=WORKLOAD,
+            help="Lengths uniform in [L(1-r), L(1+r)], vLLM's random dataset.",
         ),
     ] = 0.0,
     requests: Annotated[
-        int, typer.Option("--requests", "-n", help="Requests to simulate (per sweep point).")
+        int,
+        _option("--requests", "-n", rich_help_panel=WORKLOAD, help="Requests to simulate (per sweep point)."),
     ] = 500,
     constant: Annotated[
-        bool, typer.Option("--constant", help="Evenly spaced arrivals, not Poisson.")
+        bool, _option("--constant", rich_help_panel=WORKLOAD, help="Evenly spaced arrivals, not Poisson.")
     ] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    tp: Annotated[int, typer.Option("--tp", help="Devices per instance (tensor parallel).")] = 1,
-    replicas: Annotated[int, typer.Option("--replicas", help="Instances sharing the traffic.")] = 1,
+    seed: Annotated[int, _option("--seed", rich_help_panel=WORKLOAD)] = 0,
+    tp: TpOption = ("1",),
+    replicas: Annotated[
+        int, _option("--replicas", rich_help_panel=PARALLELISM, help="Instances sharing the traffic.")
+    ] = 1,
     disaggregate: Annotated[
-        str | None, typer.Option("--disaggregate", help="P:D prefill and decode instances, e.g. 1:2.")
+        str | None,
+        _option(
+            "--disaggregate", rich_help_panel=PARALLELISM, help="P:D prefill and decode instances, e.g. 1:2."
+        ),
     ] = None,
     quant: QuantOption = None,
     kv_format: KvFormatOption = None,
-    w_bits: Annotated[int | None, typer.Option("--w-bits", help="[the checkpoint's, else 16]")] = None,
-    a_bits: Annotated[int | None, typer.Option("--a-bits")] = None,
-    kv_bits: Annotated[int | None, typer.Option("--kv-bits")] = None,
+    w_bits: WBitsOption = None,
+    a_bits: ABitsOption = None,
+    kv_bits: KvBitsOption = None,
     gpu_memory_utilization: Annotated[
         float | None,
-        typer.Option(
-            "--gpu-memory-utilization", help="Share of device memory the engine may use [engine's]."
+        _option(
+            "--gpu-memory-utilization",
+            rich_help_panel=SCHEDULER,
+            help="Share of device memory the engine may use [engine's].",
         ),
     ] = None,
     max_num_seqs: Annotated[
-        int | None, typer.Option("--max-num-seqs", help="Most sequences per step [engine's].")
+        int | None,
+        _option("--max-num-seqs", rich_help_panel=SCHEDULER, help="Most sequences per step [engine's]."),
     ] = None,
     max_batched_tokens: Annotated[
-        int | None, typer.Option("--max-batched-tokens", help="Token budget per step [engine's].")
+        int | None,
+        _option("--max-batched-tokens", rich_help_panel=SCHEDULER, help="Token budget per step [engine's]."),
     ] = None,
     chunked_prefill: Annotated[
-        bool | None,
-        typer.Option(
-            "--chunked-prefill/--no-chunked-prefill", help="Mix prompt chunks into decode steps [engine's]."
+        bool,
+        _option(
+            "--chunked-prefill",
+            rich_help_panel=SCHEDULER,
+            help="Mix prompt chunks into decode steps [engine's].",
         ),
-    ] = None,
+    ] = False,
+    no_chunked_prefill: Annotated[
+        bool,
+        _option(
+            "--no-chunked-prefill",
+            rich_help_panel=SCHEDULER,
+            help="Never mix prompt chunks into decode steps [engine's].",
+        ),
+    ] = False,
     block_size: Annotated[
-        int | None, typer.Option("--block-size", help="KV tokens per block [engine's].")
+        int | None, _option("--block-size", rich_help_panel=SCHEDULER, help="KV tokens per block [engine's].")
     ] = None,
     cuda_graph_max_batch: Annotated[
         int | None,
-        typer.Option(
-            "--cuda-graph-max-batch", help="Decode batches padded to CUDA-graph sizes up to this [engine's]."
+        _option(
+            "--cuda-graph-max-batch",
+            rich_help_panel=SCHEDULER,
+            help="Decode batches padded to CUDA-graph sizes up to this [engine's].",
         ),
     ] = None,
     recv_interval: Annotated[
         int | None,
-        typer.Option(
+        _option(
             "--recv-interval",
+            rich_help_panel=SCHEDULER,
             help="Decode steps between intakes of new requests (SGLang's --scheduler-recv-interval).",
         ),
     ] = None,
     prefix_hit: Annotated[
-        float, typer.Option("--prefix-hit", help="Share of each prompt found in the prefix cache.")
+        float,
+        _option(
+            "--prefix-hit", rich_help_panel=SCHEDULER, help="Share of each prompt found in the prefix cache."
+        ),
     ] = 0.0,
-    ideal: Annotated[bool, typer.Option("--ideal", help="Step costs from the ideal roofline.")] = False,
-    fmt: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = "table",
+    ideal: Annotated[
+        bool, _option("--ideal", rich_help_panel=WORKLOAD, help="Step costs from the ideal roofline.")
+    ] = False,
+    fmt: ListFormatOption = "table",  # type: ignore[assignment]
+    wide: WideOption = False,
     plot_out: Annotated[
         Path | None,
-        typer.Option(
-            "--plot", help="With --sweep: output tokens/s per device against tokens/s per user (.html/.png)."
+        _option(
+            "--plot",
+            rich_help_panel=OUTPUT,
+            help="With --sweep: output tokens/s per device against tokens/s per user (.html/.png).",
         ),
     ] = None,
 ) -> None:
@@ -932,6 +1328,13 @@ def simulate(
     from .serving import simulate as run_simulation
 
     try:
+        hardware_name, engine_name = _one(hardware, "--hardware", split=False), _one(engine, "--engine")
+        bits = {
+            "w_bits": (w_bits, "--w-bits"),
+            "a_bits": (a_bits, "--a-bits"),
+            "kv_bits": (kv_bits, "--kv-bits"),
+        }
+        given_bits = {k: _one_int(v, flag) for k, (v, flag) in bits.items()}
         split = None
         if disaggregate is not None:
             parts = disaggregate.split(":")
@@ -942,19 +1345,22 @@ def simulate(
             split = (int(parts[0]), int(parts[1]))
         knobs = {
             "gpu_memory_utilization": gpu_memory_utilization, "max_num_seqs": max_num_seqs,
-            "max_num_batched_tokens": max_batched_tokens, "chunked_prefill": chunked_prefill,
+            "max_num_batched_tokens": max_batched_tokens,
+            "chunked_prefill": _either(chunked_prefill, no_chunked_prefill, "--chunked-prefill"),
             "block_size": block_size, "cuda_graph_max_batch": cuda_graph_max_batch,
             "recv_interval": recv_interval, "prefix_cache_hit_rate": prefix_hit,
         }  # fmt: skip
         scheduler = replace(
-            scheduler_defaults(hardware, engine), **{k: v for k, v in knobs.items() if v is not None}
+            scheduler_defaults(hardware_name, engine_name),
+            **{k: v for k, v in knobs.items() if v is not None},
         )
         common = dict(
-            prompt=prompt, gen=gen, random_range_ratio=random_range_ratio, requests=requests, seed=seed,
-            replicas=replicas, disaggregate=split, engine=engine, scheduler=scheduler,
-            basis="ideal" if ideal else "estimate", tp=tp, quant=quant, kv_format=kv_format,
-            **{k: v for k, v in (("w_bits", w_bits), ("a_bits", a_bits), ("kv_bits", kv_bits))
-               if v is not None},
+            prompt=_one_int(prompt, "--prompt"), gen=_one_int(gen, "--gen"),
+            random_range_ratio=random_range_ratio, requests=requests, seed=seed, replicas=replicas,
+            disaggregate=split, engine=engine_name, scheduler=scheduler,
+            basis="ideal" if ideal else "estimate",
+            tp=_one_int(tp, "--tp"), quant=_one(quant, "--quant"), kv_format=_one(kv_format, "--kv-format"),
+            **{k: v for k, v in given_bits.items() if v is not None},
         )  # fmt: skip
         if sweep is not None:
             key, sep, values = sweep.partition("=")
@@ -966,7 +1372,9 @@ def simulate(
                 raise RooflensError(
                     "--sweep sets the concurrency of each run; leave out --rate, --concurrency, --constant"
                 )
-            rows = sweep_concurrency(model, hardware, _ints(values.strip(), "--sweep concurrency"), **common)
+            rows = sweep_concurrency(
+                model, hardware_name, _ints(values.strip(), "--sweep concurrency"), **common
+            )
             if plot_out is not None:
                 from .plots import serving_sweep, write_figure
 
@@ -979,7 +1387,7 @@ def simulate(
             if concurrency is not None and constant:
                 raise RooflensError("--constant spaces open-loop arrivals; with --concurrency leave it out")
             result = run_simulation(
-                model, hardware, rate=rate, concurrency=concurrency,
+                model, hardware_name, rate=rate, concurrency=concurrency,
                 arrival="constant" if constant else "poisson", **common,
             )  # fmt: skip
     except RooflensError as err:
@@ -989,13 +1397,13 @@ def simulate(
         if fmt.value == "json":
             _emit(to_json(rows), None)
         else:
-            print_concurrency_sweep(rows, _console())
+            print_concurrency_sweep(rows, _console(), wide)
             if plot_out is not None:
                 _console().print(f"wrote {plot_out}", markup=False, highlight=False)
     elif fmt.value == "json":
         _emit(to_json(result.to_dict()), None)
     else:
-        print_serving(result.summary, _console())
+        print_serving(result.summary, _console(), wide)
 
 
 @app.command()

@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from ..report import OP_COLUMNS, Report
+from .tables import Col, Row, cell, print_table
 from .views import (
     OP_HEADER,
     SUMMARY_HEADER,
@@ -79,38 +79,62 @@ def report_markdown(report: Report, per_layer: bool = False) -> str:
     return "\n".join(parts)
 
 
-def print_report(report: Report, console: Console, per_layer: bool = False) -> None:
+# How readily each column is left out of a narrow console (0: never; the highest numbers go first).
+_SUMMARY_DROP = {"FLOPs": 4, "Bytes": 3, "Estimate": 1, "Bound": 2, "Compute-bound share": 5}
+_OP_DROP = {"×": 5, "FLOP": 6, "Weight B": 8, "Act B": 9, "KV B": 7, "FLOP/B": 4, "Bound": 3, "Estimate": 1,
+            "Share": 2}  # fmt: skip
+
+
+# Catalog listings (rooflens models, rooflens hardware), by header.
+MODEL_DROP = {"Type": 3, "Layers": 2, "Hidden": 5, "Heads/KV": 6, "FFN": 7, "Vocab": 8, "Context": 1,
+              "Hugging Face id": 4}  # fmt: skip
+HARDWARE_DROP = {"Device": 5, "16-bit peak": 1, "8/4-bit peaks": 4, "Ridge FLOP/B": 2, "TDP": 3}
+
+
+def _cols(header: tuple[str, ...], drop: dict[str, int]) -> list[Col]:
+    return [Col(h, drop.get(h, 0)) for h in header]
+
+
+def print_report(report: Report, console: Console, per_layer: bool = False, wide: bool = False) -> None:
     for line in header_lines(report):
-        console.print(line, highlight=False)
-    summary = Table(*SUMMARY_HEADER, title="Phases (ideal roofline)", title_justify="left")
-    for row in summary_rows(report):
-        summary.add_row(*row)
-    console.print(summary)
+        console.print(line, markup=False, highlight=False)
+    print_table(
+        console,
+        "Phases (ideal roofline)",
+        _cols(SUMMARY_HEADER, _SUMMARY_DROP),
+        summary_rows(report),
+        wide=wide,
+    )
     for line in headline_lines(report):
-        console.print(line, highlight=False)
-    memory = Table("Memory", "Bytes", title="Memory footprint", title_justify="left")
-    for part, value in memory_rows(report):
-        memory.add_row(part, value, style="bold red" if value == "NO" else None)
-    console.print(memory)
+        console.print(line, markup=False, highlight=False)
+    memory = [
+        Row((cell(part, wrap=True), value), style="bold red" if value == "NO" else None)
+        for part, value in memory_rows(report)
+    ]
+    print_table(console, "Memory footprint", [Col("Memory"), Col("Bytes")], memory, wide=wide)
     for phase in report.phases():
         if not phase.steps:
             continue
-        table = Table(*OP_HEADER, title=phase_title(phase), title_justify="left")
+        rows = []
         for section in op_sections(report, phase, per_layer):
-            table.add_section()
-            table.add_row(f"[bold]{section.title}[/bold]")
-            for row in section.rows:
-                table.add_row(*row, style="cyan" if row[7] == "compute" else None)
-        console.print(table)
+            rows.append(Row((cell(section.title, style="bold", wrap=True),), section=True))
+            rows += [Row(row, style="cyan" if row[7] == "compute" else None) for row in section.rows]
+        print_table(console, phase_title(phase), _cols(OP_HEADER, _OP_DROP), rows, wide=wide)
     for note in report.notes:
-        console.print(f"note: {note}", style="yellow", highlight=False)
+        console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
 
 
 def print_rows(
-    rows: list[dict[str, Any]], columns: list[tuple[str, str]], console: Console, title: str
+    rows: list[dict[str, Any]],
+    columns: list[tuple[str, str]],
+    console: Console,
+    title: str,
+    drop: dict[str, int] | None = None,
+    wide: bool = False,
 ) -> None:
-    """A catalog listing: ``columns`` pairs a display header with an already-formatted field."""
-    table = Table(*[h for h, _ in columns], title=title, title_justify="left")
-    for row in rows:
-        table.add_row(*[str(row.get(key, "")) for _, key in columns])
-    console.print(table)
+    """A catalog listing: ``columns`` pairs a display header with an already-formatted field; ``drop``
+    says how readily a header's column is left out of a narrow console (see ``tables.Col``)."""
+    cols = [Col(h, (drop or {}).get(h, 0)) for h, _ in columns]
+    print_table(
+        console, title, cols, [[str(row.get(key, "")) for _, key in columns] for row in rows], wide=wide
+    )

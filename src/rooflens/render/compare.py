@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 
 from ..compare import Comparison
 from ..units import fmt_bytes, fmt_time
+from .tables import Col, cell, print_table
 
 
 def _value(key: str, value: float | None) -> str:
@@ -27,27 +27,30 @@ def _change(ratio: float | None) -> str:
     return "same" if abs(ratio - 1) < 5e-4 else f"{ratio:.2f}x"
 
 
-def print_comparison(cmp: Comparison, console: Console, ops: bool = True) -> None:
+def print_comparison(cmp: Comparison, console: Console, ops: bool = True, wide: bool = False) -> None:
     for i, name in enumerate(cmp.names):
-        console.print(f"[{chr(65 + i)}] {name}", highlight=False)
+        console.print(f"[{chr(65 + i)}] {name}", markup=False, highlight=False)
     columns = [chr(65 + i) for i in range(len(cmp.reports))]
-    table = Table(
-        "Figure", *columns, *[f"{c} / A" for c in columns[1:]], title="Side by side", title_justify="left"
-    )
-    for row in cmp.metric_rows():
-        values = [_value(row["metric"], v) for v in row["values"]]
-        table.add_row(row["title"], *values, *[_change(r) for r in row["ratio_to_first"][1:]])
-    console.print(table)
+    # A narrow console loses the ratio columns (rightmost first) before any analysis' own column.
+    ratios = [Col(f"{c} / A", 1) for c in columns[1:]]
+    rows = [
+        (
+            cell(row["title"], wrap=True),
+            *[_value(row["metric"], v) for v in row["values"]],
+            *[_change(r) for r in row["ratio_to_first"][1:]],
+        )
+        for row in cmp.metric_rows()
+    ]
+    print_table(console, "Side by side", [Col("Figure"), *map(Col, columns), *ratios], rows, wide=wide)
     if not ops:
         return
     for phase, title in (("prefill", "Prefill, per pass"), ("decode", "Decode, per generated token")):
-        op_table = Table(
-            "Op", *columns, *[f"{c} / A" for c in columns[1:]], title=title, title_justify="left"
-        )
-        for row in cmp.op_rows(phase):
-            op_table.add_row(
+        rows = [
+            (
                 row["op"],
                 *[fmt_time(v) for v in row["values"]],
                 *[_change(r) for r in row["ratio_to_first"][1:]],
             )
-        console.print(op_table)
+            for row in cmp.op_rows(phase)
+        ]
+        print_table(console, title, [Col("Op"), *map(Col, columns), *ratios], rows, wide=wide)

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..units import fmt_time
+from .tables import Col, cell, print_table
 
 DEFINITIONS = {
     "ttft": "arrival to first token",
@@ -20,6 +19,11 @@ DEFINITIONS = {
     "queue": "arrival to admission",
 }
 PERCENTILES = ("mean", "p50", "p90", "p95", "p99")
+# How readily a column is left out of a narrow console (0: never; the highest numbers go first).
+_PERCENTILE_DROP = {"mean": 3, "p90": 4, "p95": 5}
+_SWEEP_HEADER = ("Concurrency", "Output tok/s/device", "Tok/s/user", "TTFT p50", "TTFT p99", "TPOT p50",
+                 "E2E p50", "Requests/s")  # fmt: skip
+_SWEEP_DROP = {"TTFT p99": 2, "E2E p50": 3, "Requests/s": 1}
 
 
 def _time(value: float | None) -> str:
@@ -41,7 +45,7 @@ def _load(s: dict[str, Any]) -> str:
     )
 
 
-def print_serving(summary: dict[str, Any], console: Console) -> None:
+def print_serving(summary: dict[str, Any], console: Console, wide: bool = False) -> None:
     s = summary
     engine = s["engine"] or "the device's default engine"
     console.print(
@@ -55,14 +59,17 @@ def print_serving(summary: dict[str, Any], console: Console) -> None:
         markup=False,
         highlight=False,
     )
-    table = Table(title="Latency under load (seconds)")
-    for title in ("Metric", "Definition", *PERCENTILES):
-        table.add_column(title, justify="left" if title in ("Metric", "Definition") else "right")
-    for key, text in DEFINITIONS.items():
-        v = s[key]
-        name = key.upper() if key != "ttft_scheduled" else "TTFT (sched.)"
-        table.add_row(Text(name), Text(text), *(Text(_time(v[p])) for p in PERCENTILES))
-    console.print(table)
+    cols = [Col("Metric"), Col("Definition", 2)]
+    cols += [Col(p, _PERCENTILE_DROP.get(p, 0), "right") for p in PERCENTILES]
+    rows = [
+        (
+            key.upper() if key != "ttft_scheduled" else "TTFT (sched.)",
+            cell(text, wrap=True),
+            *(_time(s[key][p]) for p in PERCENTILES),
+        )
+        for key, text in DEFINITIONS.items()
+    ]
+    print_table(console, "Latency under load (seconds)", cols, rows, wide=wide)
     ranges = s.get("estimate_ranges")
     if ranges:
         ttft, tpot, tput = (
@@ -85,25 +92,23 @@ def print_serving(summary: dict[str, Any], console: Console) -> None:
         )
 
 
-def print_concurrency_sweep(rows: list[dict[str, Any]], console: Console) -> None:
+def print_concurrency_sweep(rows: list[dict[str, Any]], console: Console, wide: bool = False) -> None:
     """One row per concurrency: throughput per device against per-user speed and latency."""
-    table = Table(title="Closed-loop concurrency sweep")
-    columns = ("Concurrency", "Output tok/s/device", "Tok/s/user", "TTFT p50", "TTFT p99", "TPOT p50",
-               "E2E p50", "Requests/s")  # fmt: skip
-    for title in columns:
-        table.add_column(title, justify="right")
-    for s in rows:
-        table.add_row(
-            Text(str(s["concurrency"])),
-            Text(_rate(s["output_tokens_per_s_per_device"])),
-            Text(_rate(s["tokens_per_s_per_user"], ",.1f")),
-            Text(_time(s["ttft"]["p50"])),
-            Text(_time(s["ttft"]["p99"])),
-            Text(_time(s["tpot"]["p50"])),
-            Text(_time(s["e2e"]["p50"])),
-            Text(_rate(s["request_throughput"], ".3g")),
+    cols = [Col(title, _SWEEP_DROP.get(title, 0), "right") for title in _SWEEP_HEADER]
+    cells = [
+        (
+            str(s["concurrency"]),
+            _rate(s["output_tokens_per_s_per_device"]),
+            _rate(s["tokens_per_s_per_user"], ",.1f"),
+            _time(s["ttft"]["p50"]),
+            _time(s["ttft"]["p99"]),
+            _time(s["tpot"]["p50"]),
+            _time(s["e2e"]["p50"]),
+            _rate(s["request_throughput"], ".3g"),
         )
-    console.print(table)
+        for s in rows
+    ]
+    print_table(console, "Closed-loop concurrency sweep", cols, cells, wide=wide)
     if rows:
         engine = rows[0]["engine"] or "the device's default engine"
         console.print(

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from ..errors import RooflensError
 from ..units import fmt_bytes, fmt_time
+from .tables import Col, print_table
 
 
 def write_frame(frame: Any, out: Path) -> None:
@@ -27,22 +27,22 @@ def write_frame(frame: Any, out: Path) -> None:
         raise RooflensError(f"cannot write '{out}': {err.strerror or err}") from None
 
 
-def print_sweep_summary(frame: Any, skipped: list, console: Console, top: int = 10) -> None:
+def print_sweep_summary(
+    frame: Any, skipped: list, console: Console, top: int = 10, wide: bool = False
+) -> None:
     fitting = frame[frame["fits"]]
     console.print(
         f"{len(frame):,} configurations, {len(fitting):,} fit in memory; {len(skipped)} combinations "
         "skipped" + (f" (e.g. {skipped[0][1]})" if skipped else ""),
+        markup=False,
         highlight=False,
     )
     if fitting.empty:
         return
     best = fitting.sort_values("throughput_per_device", ascending=False).head(top)
-    table = Table(title=f"Highest throughput per device (ideal), top {len(best)} that fit")
-    for title in ("Hardware", "Devices", "W/A/KV bits", "Batch", "Prompt", "Gen", "TTFT", "TPOT",
-                  "Tokens/s/device", "Memory/device"):  # fmt: skip
-        table.add_column(title, justify="right")
-    for row in best.itertuples():
-        table.add_row(
+    cols = [Col(title, _SWEEP_DROP.get(title, 0), "right") for title in _SWEEP_HEADER]
+    rows = [
+        (
             row.hardware,
             str(row.devices),
             f"{row.w_bits}/{row.a_bits}/{row.kv_bits}",
@@ -54,18 +54,35 @@ def print_sweep_summary(frame: Any, skipped: list, console: Console, top: int = 
             f"{row.throughput_per_device:,.0f}",
             fmt_bytes(row.total_bytes),
         )
-    console.print(table)
+        for row in best.itertuples()
+    ]
+    print_table(
+        console, f"Highest throughput per device (ideal), top {len(best)} that fit", cols, rows, wide=wide
+    )
 
 
-def print_plan(plan: Any, console: Console, top: int = 10) -> None:
+_SWEEP_HEADER = ("Hardware", "Devices", "W/A/KV bits", "Batch", "Prompt", "Gen", "TTFT", "TPOT",
+                 "Tokens/s/device", "Memory/device")  # fmt: skip
+# How readily a column is left out of a narrow console (0: never; the highest numbers go first).
+_SWEEP_DROP = {"Devices": 3, "Prompt": 4, "Gen": 5, "Memory/device": 2}
+_PLAN_HEADER = ("#", "Hardware", "Devices", "Format", "KV", "Batch", "TTFT", "TPOT", "$/1M tokens", "J/token",
+                "Tokens/s/device", "Memory/device", "Replicas")  # fmt: skip
+_PLAN_DROP = {
+    "#": 7,
+    "KV": 4,
+    "TTFT": 1,
+    "J/token": 5,
+    "Tokens/s/device": 3,
+    "Memory/device": 6,
+    "Replicas": 2,
+}
+
+
+def print_plan(plan: Any, console: Console, top: int = 10, wide: bool = False) -> None:
     entries = plan.entries.head(top)
     if len(entries):
-        table = Table(title=f"Cheapest set-ups that fit and meet the targets ({len(plan.entries)} in all)")
-        for title in ("#", "Hardware", "Devices", "Format", "KV", "Batch", "TTFT", "TPOT", "$/1M tokens",
-                      "J/token", "Tokens/s/device", "Memory/device", "Replicas"):  # fmt: skip
-            table.add_column(title, justify="right")
-        for i, row in enumerate(entries.itertuples(), 1):
-            table.add_row(
+        rows = [
+            (
                 str(i),
                 row.hardware,
                 str(row.devices),
@@ -80,12 +97,17 @@ def print_plan(plan: Any, console: Console, top: int = 10) -> None:
                 fmt_bytes(row.memory_per_device_bytes),
                 "-" if row.replicas != row.replicas else f"{row.replicas:.0f}",
             )
-        console.print(table)
+            for i, row in enumerate(entries.itertuples(), 1)
+        ]
+        cols = [Col(title, _PLAN_DROP.get(title, 0), "right") for title in _PLAN_HEADER]
+        title = f"Cheapest set-ups that fit and meet the targets ({len(plan.entries)} in all)"
+        print_table(console, title, cols, rows, wide=wide)
     for line in plan.explanation:
-        console.print(line, highlight=False)
+        console.print(line, markup=False, highlight=False)
     if plan.excluded:
         console.print(
             f"Left out, no price (add --price NAME=USD_PER_HOUR): {', '.join(plan.excluded)}",
             style="dim",
+            markup=False,
             highlight=False,
         )
