@@ -301,3 +301,15 @@ def test_hostile_settings_never_get_a_5xx(client, changes):
         400,
         422,
     )
+
+
+def test_validation_errors_quote_a_short_excerpt_once():
+    """The sparsity check's own message quotes the value, so no second '(got ...)'; a huge value is
+    shown as an excerpt, not in full."""
+    with pytest.raises(RooflensError) as err:
+        rooflens.analyze("gpt2", "h100", sparsity="3:2")
+    assert str(err.value).count("'3:2'") == 1 and "Value error" not in str(err.value)
+    with pytest.raises(RooflensError) as err:
+        load_hardware({"name": "g", "memory_bytes": 80e9, "memory_bandwidth": 3.35e12,
+                       "peak_flops": {"fp16": 1e15}, "notes": ["x"] * 10_000})  # fmt: skip
+    assert len(str(err.value)) < 300

@@ -7,7 +7,9 @@ and, where it can, what to try instead. The CLI prints it on one line and exits 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,14 +31,25 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
     return " Did you mean " + ", ".join(repr(lowered[c]) for c in close) + "?"
 
 
+def excerpt(value: Any, width: int = 40) -> str:
+    """A short, printable rendering of an input value for an error message (never the whole of a
+    huge input)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit integer"  # repr: slow, or refused
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def explain_validation(err: ValidationError, what: str) -> RooflensError:
-    """Turn pydantic's multi-line report into one readable sentence per problem."""
+    """Turn pydantic's multi-line report into one readable sentence per problem, each quoting at most a
+    short excerpt of the value given, and only where the message does not already quote it."""
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or what
-        msg = e["msg"]
-        if "input" in e and e["type"] not in ("missing",):
-            parts.append(f"{loc}: {msg} (got {e['input']!r})")
+        msg = e["msg"].removeprefix("Value error, ")
+        shown = excerpt(e.get("input"))
+        if "input" in e and e["type"] != "missing" and shown not in msg:
+            parts.append(f"{loc}: {msg} (got {shown})")
         else:
             parts.append(f"{loc}: {msg}")
     return RooflensError(f"invalid {what}: " + "; ".join(parts))

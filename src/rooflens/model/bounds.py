@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import RooflensError
+from ..errors import RooflensError, excerpt
 
 MAX_LAYERS = 1024  # the deepest real decoder has under 200 layers
 MAX_EXPERTS = 4096  # the widest real MoE has 384 routed experts
@@ -111,14 +111,6 @@ INDEX_LISTS = ("mlp_only_layers", "moe_layers", "no_rope_layers", "attn_layer_in
 STRING_LISTS = ("layer_types",)
 PATTERNS = ("hybrid_override_pattern",)  # one character per layer
 NESTED = ("text_config",)  # a multimodal wrapper's language model: checked like the top level
-
-
-def excerpt(value: Any, width: int = 40) -> str:
-    """A short, printable rendering of an input value for an error message."""
-    if isinstance(value, int) and value.bit_length() > 64:  # repr of a huge int is slow, or refused
-        return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit integer"
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _fail(path: str, problem: str, where: str) -> RooflensError:

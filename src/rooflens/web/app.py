@@ -26,11 +26,10 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..analysis import analyze as run_analysis
 from ..compare import compare as line_up
-from ..errors import RooflensError
+from ..errors import RooflensError, excerpt
 from ..hardware import list_hardware
 from ..hardware.catalog import hardware_by_name, hardware_from_dict
 from ..model import list_models
-from ..model.bounds import excerpt
 from ..model.catalog import catalog_model
 from ..model.spec import ModelSpec
 from ..render import report_csv, to_json
