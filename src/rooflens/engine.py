@@ -13,10 +13,10 @@ import re
 from functools import cache
 from importlib import resources
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import RooflensError
+from .userfiles import load_bundled_yaml
 
 
 class EngineInfo(BaseModel):
@@ -43,7 +43,7 @@ class EngineInfo(BaseModel):
 
 @cache
 def _data() -> dict:
-    return yaml.safe_load((resources.files("rooflens") / "engines.yaml").read_text())
+    return load_bundled_yaml((resources.files("rooflens") / "engines.yaml").read_text())
 
 
 @cache

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import RooflensError, did_you_mean, explain_validation
-from ..userfiles import exists, is_file, load_yaml_text, read_user_text
+from ..userfiles import exists, is_file, load_bundled_yaml, load_yaml_text, read_user_text
 from .spec import HardwareSpec
 
 HardwareLike = HardwareSpec | dict[str, Any] | str | Path
@@ -25,7 +25,7 @@ HardwareLike = HardwareSpec | dict[str, Any] | str | Path
 @cache
 def _raw_catalog() -> dict[str, dict[str, Any]]:
     text = (resources.files("rooflens.hardware") / "catalog.yaml").read_text()
-    return yaml.safe_load(text)
+    return load_bundled_yaml(text)
 
 
 @cache

@@ -30,8 +30,9 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..userfiles import load_bundled_yaml
 
 KINDS = ("matmul", "attention", "vector")
 MIN_EFFICIENCY = 1e-4  # a factor below this is a typo (0.01% of peak), and would overflow times
@@ -250,7 +251,7 @@ class EfficiencyProfile(BaseModel):
 @cache
 def _published_profiles() -> dict:
     text = (resources.files("rooflens.hardware") / "efficiency.yaml").read_text()
-    return yaml.safe_load(text) or {}
+    return load_bundled_yaml(text) or {}
 
 
 def published_engines() -> list[str]:

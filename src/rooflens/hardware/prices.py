@@ -6,15 +6,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from ..errors import RooflensError
+from ..userfiles import load_bundled_yaml
 from .catalog import hardware_by_name
 
 
 @cache
 def _raw() -> dict[str, Any]:
-    return yaml.safe_load((resources.files("rooflens") / "hardware" / "prices.yaml").read_text())
+    return load_bundled_yaml((resources.files("rooflens") / "hardware" / "prices.yaml").read_text())
 
 
 def price_source(device: str | None = None) -> str:
