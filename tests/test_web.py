@@ -374,3 +374,16 @@ def test_worker_connections_send_answers_without_waiting_for_acks():
 
     # Nagle on would hold each answer's body ~40 ms for the client's delayed ACK of its headers.
     assert _accepted_nodelay(NoDelayHTTP) != 0
+
+
+def test_docs_pages_load_their_assets_from_this_server(client):
+    for path in ("/docs", "/redoc"):
+        html = client.get(path).text
+        assert "http://" not in html and "https://" not in html, path
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        res = client.get("/docs-assets/" + name)
+        assert res.status_code == 200 and len(res.content) > 10_000, name
+    res = client.get("/docs-assets/../app.py")
+    assert res.status_code == 404
+    res = client.get("/docs-assets/nope.js")
+    assert res.status_code == 404 and "swagger-ui.css" in res.json()["detail"]

@@ -58,6 +58,8 @@ STATIC = Path(str(resources.files("rooflens") / "web" / "static"))
 # the gain past it is a few percent for 2-6x the CPU: measured on a report with figures (90 kB ->
 # 12 kB in 0.6 ms), the heaviest answer within the caps (3.4 MB -> 1.1 MB in 50 ms, where level 9
 # takes 340 ms) and plotly.min.js (4.8 MB -> 1.5 MB in 70 ms).
+# The files the offline /docs and /redoc pages load (from the fastapi-offline package).
+DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"})
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 4
 
@@ -153,6 +155,8 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         version=__version__,
         description="Operator-level roofline analysis of LLM inference: memory, TTFT, TPOT, throughput. "
         "All quantities are SI base units (s, bytes, FLOPs); the report is the `--format json` contract.",
+        docs_url=None,  # FastAPI's own pages load Swagger UI and ReDoc from a CDN: blank offline
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
@@ -225,6 +229,39 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         import plotly
 
         return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="rooflens API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> Response:
+        from fastapi.openapi.docs import get_redoc_html
+
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="rooflens API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        # Swagger UI and ReDoc as bundled by the fastapi-offline package (the `web` extra).
+        if name not in DOCS_ASSETS:
+            return JSONResponse({"detail": f"no docs asset {name!r}; there are {sorted(DOCS_ASSETS)}"}, 404)
+        import fastapi_offline
+
+        return FileResponse(Path(fastapi_offline.__file__).parent / "static" / name)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
