@@ -75,6 +75,20 @@ def page(browser):
     assert not errors, errors
 
 
+WIDTHS = {"desktop": 1280, "phone": 360}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def sized(browser, request):
+    """A page at a desktop's width (1280 px) and at a phone's (360 px)."""
+    pg = browser.new_page(viewport={"width": WIDTHS[request.param], "height": 900})
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    pg.close()
+    assert not errors, errors
+
+
 def wait_render(page, n: int) -> None:
     """At least ``n`` renders, the last one of the state the URL now holds."""
     page.wait_for_function(
@@ -254,4 +268,53 @@ def test_docs_and_redoc_work_offline(server, page):
     # ReDoc's bundle asks for its branding logo from its CDN and drops the <img> when that fails
     # (onError in redoc.standalone.js): cosmetic, and the one request to another host.
     assert [u for u in blocked if u != "https://cdn.redoc.ly/redoc/logo-mini.svg"] == []
-    assert page.locator("img[alt='redocly logo']").count() == 0
+    page.wait_for_selector("img[alt='redocly logo']", state="detached", timeout=10_000)
+
+
+def test_deployment_controls(server, sized, browser):
+    page = sized
+    page.goto(server + "/?model=llama-3-70b&hardware=h100-sxm&batch=8")
+    wait_render(page, 1)
+    formats = httpx.get(server + "/api/formats", timeout=30).json()
+    options = page.locator("#quant option").evaluate_all("os => os.map(o => o.value)")
+    assert options == [""] + [f["name"] for f in formats["weights"]]
+    kv_options = page.locator("#kv-format option").evaluate_all("os => os.map(o => o.value)")
+    assert kv_options == [""] + [k["name"] for k in formats["kv"]]
+    # Every control has an accessible name.
+    for label in ("TP", "PP", "EP", "weight format", "KV format", "engine", "speculative decoding"):
+        assert page.get_by_label(label, exact=True).count() == 1, label
+
+    page.get_by_label("TP", exact=True).fill("2")
+    page.dispatch_event("#tp", "change")
+    wait_render(page, 2)
+    page.get_by_label("weight format", exact=True).select_option("fp8")
+    wait_render(page, 3)
+    assert page.is_disabled("#w-bits")  # the format sets the widths
+    page.get_by_label("engine", exact=True).select_option("sglang")
+    wait_render(page, 4)
+    body = {
+        "model": "llama-3-70b", "hardware": "h100-sxm", "batch": 8, "quant": "fp8",
+        "settings": {"tp": 2, "engine": "sglang"},
+    }  # fmt: skip
+    want = api(server, **body)
+    assert shown(page) == want
+    assert want != api(server, **{**body, "settings": {"engine": "sglang"}})  # TP changed the numbers
+    assert json.loads(page.get_attribute("body", "data-request"))["settings"] == body["settings"]
+    for part in ("tp=2", "quant=fp8", "engine=sglang"):
+        assert part in page.url
+
+    page.get_by_label("KV format", exact=True).select_option("fp8")
+    wait_render(page, 5)
+    page.get_by_label("speculative decoding", exact=True).select_option("draft:llama-3.2-1b")
+    wait_render(page, 6)
+    body["settings"] |= {"kv_format": "fp8", "draft_model": "llama-3.2-1b"}
+    assert shown(page) == api(server, **body)
+
+    # The link brings the deployment back.
+    other = browser.new_page()
+    other.goto(page.url)
+    wait_render(other, 1)
+    assert other.input_value("#tp") == "2" and other.input_value("#quant") == "fp8"
+    assert other.input_value("#spec") == "draft:llama-3.2-1b" and other.input_value("#kv-format") == "fp8"
+    assert shown(other) == shown(page)
+    other.close()

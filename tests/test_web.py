@@ -387,3 +387,20 @@ def test_docs_pages_load_their_assets_from_this_server(client):
     assert res.status_code == 404
     res = client.get("/docs-assets/nope.js")
     assert res.status_code == 404 and "swagger-ui.css" in res.json()["detail"]
+
+
+def test_formats_endpoint_is_the_shared_table(client):
+    from rooflens import formats
+
+    data = client.get("/api/formats").json()
+    assert [f["name"] for f in data["weights"]] == list(formats.FORMATS)
+    assert [k["name"] for k in data["kv"]] == list(formats.KV_FORMATS)
+    assert data["aliases"] == formats.ALIASES
+    nvfp4 = next(f for f in data["weights"] if f["name"] == "nvfp4")
+    assert nvfp4["bits_per_value"] == 4.5 and nvfp4["settings"]["group_size"] == 16  # 4 + 8/16
+    # Every listed name is accepted by /api/analyze.
+    for f in data["weights"]:
+        assert client.post("/api/analyze", json={"model": "gpt2", "quant": f["name"]}).status_code == 200
+    for k in data["kv"]:
+        body = {"model": "gpt2", "settings": {"kv_format": k["name"]}}
+        assert client.post("/api/analyze", json=body).status_code == 200, k

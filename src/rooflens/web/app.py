@@ -2,7 +2,8 @@
 
     rooflens serve            # http://127.0.0.1:8000/ (page), /docs (OpenAPI)
 
-Endpoints: GET /api/models, GET /api/hardware, POST /api/analyze, POST /api/compare. Bad input is a
+Endpoints: GET /api/models, GET /api/hardware, GET /api/engines, GET /api/formats, POST /api/analyze,
+POST /api/compare. Bad input is a
 400 (a rooflens error, one readable sentence) or a 422 (the request's shape), never a 5xx; bodies
 over ``MAX_BODY_BYTES`` get a 413. A request identical to a recent one is answered from a small
 cache (``cache.py``). Answers of ``GZIP_MIN_BYTES`` or more go gzip-compressed to clients that
@@ -191,6 +192,25 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         from ..engine import engines as all_engines
 
         return [e.model_dump() for e in all_engines().values()]
+
+    @app.get("/api/formats", summary="The number formats")
+    def formats() -> dict[str, Any]:
+        """The one format table every command shares: weight formats (for `quant`) with their settings
+        and stored bits per weight, their aliases, and the KV-cache formats (for `settings.kv_format`)."""
+        from .. import formats as table
+
+        return {
+            "weights": [
+                {"name": f.name, "description": f.description, "bits_per_value": f.bits_per_value,
+                 "settings": f.settings}
+                for f in table.FORMATS.values()
+            ],
+            "aliases": table.ALIASES,
+            "kv": [
+                {"name": k.name, "description": k.description, "kv_bits": k.kv_bits, "kv_scale": k.kv_scale}
+                for k in table.KV_FORMATS.values()
+            ],
+        }  # fmt: skip
 
     @app.post(
         "/api/analyze",

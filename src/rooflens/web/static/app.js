@@ -5,7 +5,9 @@
 const DEFAULTS = {
   model: "llama-3-8b", hardware: "h100-sxm", batch: 1, prompt: 1024, gen: 128,
   w: 16, a: 16, kv: 16, fa: 1, phase: "decode", engine: "",
+  tp: 1, pp: 1, ep: 1, quant: "", kvf: "", spec: "",
 };
+const PARALLEL = ["tp", "pp", "ep"];
 const CUSTOM_FIELDS = ["hw_name", "hw_mem", "hw_bw", "hw_fp16", "hw_int8"];
 const COLUMNS = [
   ["name", "operator"], ["phase", "phase"], ["block", "block"], ["kind", "kind"], ["count", "×"],
@@ -92,6 +94,13 @@ function showState() {
   $("w-bits").value = String(state.w);
   $("a-bits").value = String(state.a);
   $("kv-bits").value = String(state.kv);
+  $("quant").value = state.quant;
+  $("kv-format").value = state.kvf;
+  // A named format sets the bit widths itself: the bit selects are ignored while one is chosen.
+  $("w-bits").disabled = $("a-bits").disabled = !!state.quant;
+  $("kv-bits").disabled = !!state.kvf;
+  for (const k of PARALLEL) $(k).value = state[k];
+  $("spec").value = state.spec;
   $("flash").checked = !!Number(state.fa);
   $("engine").value = state.engine;
   $("block-phase").value = state.phase;
@@ -108,12 +117,15 @@ function customHardware() {
 }
 
 function requestBody() {
-  const body = {
-    batch: state.batch, prompt: state.prompt, gen: state.gen,
-    w_bits: Number(state.w), a_bits: Number(state.a), kv_bits: Number(state.kv),
-    flash_attention: !!Number(state.fa),
-  };
-  if (state.engine) body.settings = { engine: state.engine };
+  const body = { batch: state.batch, prompt: state.prompt, gen: state.gen, flash_attention: !!Number(state.fa) };
+  if (state.quant) body.quant = state.quant; else Object.assign(body, { w_bits: Number(state.w), a_bits: Number(state.a) });
+  const settings = {};
+  if (state.kvf) settings.kv_format = state.kvf; else body.kv_bits = Number(state.kv);
+  if (state.engine) settings.engine = state.engine;
+  for (const k of PARALLEL) if (Number(state[k]) !== 1) settings[k] = Number(state[k]);
+  if (state.spec.startsWith("heads:")) settings.spec_heads = state.spec.slice(6);
+  else if (state.spec.startsWith("draft:")) settings.draft_model = state.spec.slice(6);
+  if (Object.keys(settings).length) body.settings = settings;
   if (state.config) body.config = state.config; else body.model = state.model;
   if (state.custom) body.custom_hardware = customHardware(); else body.hardware = state.hardware;
   return body;
@@ -142,7 +154,9 @@ async function update() {
   if (inflight) inflight.abort();
   inflight = new AbortController();
   const started = performance.now();
-  const body = { ...requestBody(), figures: true };
+  const asked = requestBody();
+  document.body.dataset.request = JSON.stringify(asked);  // what the numbers shown answer
+  const body = { ...asked, figures: true };
   $("status").textContent = "updating…";
   let data;
   try {
@@ -312,6 +326,16 @@ function wire() {
   }
   $("flash").addEventListener("change", () => { state.fa = $("flash").checked ? 1 : 0; schedule(0); });
   $("engine").addEventListener("change", () => { state.engine = $("engine").value; schedule(0); });
+  for (const [id, key] of [["quant", "quant"], ["kv-format", "kvf"], ["spec", "spec"]]) {
+    $(id).addEventListener("change", () => { state[key] = $(id).value; showState(); schedule(0); });
+  }
+  for (const k of PARALLEL) {
+    $(k).addEventListener("change", () => {
+      state[k] = Math.max(1, Math.round(Number($(k).value) || 1));
+      $(k).value = state[k];
+      schedule(0);
+    });
+  }
   $("block-phase").addEventListener("change", () => { state.phase = $("block-phase").value; writeUrl(); drawBlock(); });
   $("op-table").tHead.addEventListener("click", (ev) => {
     const key = ev.target.closest("th")?.dataset.key;
@@ -332,10 +356,17 @@ function wire() {
 }
 
 async function loadCatalogs() {
-  const [models, hardware, engines] = await Promise.all([
+  const [models, hardware, engines, formats] = await Promise.all([
     fetch("/api/models").then((r) => r.json()), fetch("/api/hardware").then((r) => r.json()),
-    fetch("/api/engines").then((r) => r.json()),
+    fetch("/api/engines").then((r) => r.json()), fetch("/api/formats").then((r) => r.json()),
   ]);
+  $("quant").innerHTML = `<option value="">by bit widths below</option>` + formats.weights.map((f) =>
+    `<option value="${esc(f.name)}" title="${esc(f.description)}">${esc(f.name)} (${f.bits_per_value.toFixed(2)} bits/weight)</option>`).join("");
+  $("kv-format").innerHTML = `<option value="">by bit width below</option>` + formats.kv.map((k) =>
+    `<option value="${esc(k.name)}" title="${esc(k.description)}">${esc(k.name)}</option>`).join("");
+  $("spec-drafts").innerHTML = models.map((m) =>
+    `<option value="draft:${esc(m.name)}">${esc(m.name)}</option>`).join("");
+  showState();
   $("engine").innerHTML = `<option value="">the device's default</option>` + engines.map((e) =>
     `<option value="${esc(e.name)}">${esc(e.display_name)}</option>`).join("");
   $("engine").value = state.engine;
