@@ -318,3 +318,32 @@ def test_deployment_controls(server, sized, browser):
     assert other.input_value("#spec") == "draft:llama-3.2-1b" and other.input_value("#kv-format") == "fp8"
     assert shown(other) == shown(page)
     other.close()
+
+
+def test_does_not_fit_offers_a_way_out(server, sized):
+    page = sized
+    page.goto(server + "/?model=deepseek-v3&hardware=h200")
+    wait_render(page, 1)
+    assert page.get_attribute("#fits", "data-value") == "false"
+    body = {"model": "deepseek-v3", "hardware": "h200", "w_bits": 16, "a_bits": 16}
+    options = httpx.post(server + "/api/fit", json=body, timeout=30).json()["options"]
+    buttons = page.locator("#fit-options button")
+    assert buttons.count() == len(options) == 2
+    assert "TP 8 + fp8" in buttons.nth(0).inner_text()
+    buttons.nth(0).click()
+    wait_render(page, 2)
+    assert page.get_attribute("#fits", "data-value") == "true"
+    assert page.is_hidden("#fit-options")
+    assert page.input_value("#tp") == "8" and page.input_value("#quant") == "fp8"
+    want = api(server, model="deepseek-v3", hardware="h200", quant="fp8", settings={"tp": 8})
+    assert shown(page) == want and want["memory"] == options[0]["total_bytes"]
+
+    # The offload button, from the state that does not fit.
+    page.goto(server + "/?model=deepseek-v3&hardware=h200")
+    wait_render(page, 1)
+    page.locator("#fit-options button[data-kind=offload]").click()
+    wait_render(page, 2)
+    assert page.get_attribute("#fits", "data-value") == "true"
+    assert page.input_value("#offw") == "0.9" and page.input_value("#offe") == "0.9"
+    settings = {"offload_weights": 0.9, "offload_experts": 0.9}
+    assert shown(page) == api(server, **body, settings=settings)

@@ -404,3 +404,19 @@ def test_formats_endpoint_is_the_shared_table(client):
     for k in data["kv"]:
         body = {"model": "gpt2", "settings": {"kv_format": k["name"]}}
         assert client.post("/api/analyze", json=body).status_code == 200, k
+
+
+def test_fit_offers_ways_out(client):
+    from rooflens.analysis import fits_with
+
+    body = {"model": "deepseek-v3", "hardware": "h200", "w_bits": 16, "a_bits": 16}
+    data = client.post("/api/fit", json=body).json()
+    want = [o.to_dict() for o in fits_with("deepseek-v3", "h200", w_bits=16, a_bits=16)]
+    assert data == {"fits": False, "options": json.loads(json.dumps(want))}
+    assert data["options"][0]["change"] == {"quant": "fp8", "tp": 8}
+    # Applying an option through /api/analyze (the format replaces the explicit bits) fits.
+    applied = {"model": "deepseek-v3", "hardware": "h200", "quant": "fp8", "settings": {"tp": 8}}
+    assert client.post("/api/analyze", json=applied).json()["report"]["memory"]["fits"]
+    assert client.post("/api/fit", json={"model": "gpt2"}).json() == {"fits": True, "options": []}
+    res = client.post("/api/fit", json={"model": "gpt2", "hardware": "nope"})
+    assert res.status_code == 400 and "nope" in res.json()["detail"]

@@ -3,7 +3,7 @@
     rooflens serve            # http://127.0.0.1:8000/ (page), /docs (OpenAPI)
 
 Endpoints: GET /api/models, GET /api/hardware, GET /api/engines, GET /api/formats, POST /api/analyze,
-POST /api/compare. Bad input is a
+POST /api/fit, POST /api/compare. Bad input is a
 400 (a rooflens error, one readable sentence) or a 422 (the request's shape), never a 5xx; bodies
 over ``MAX_BODY_BYTES`` get a 413. A request identical to a recent one is answered from a small
 cache (``cache.py``). Answers of ``GZIP_MIN_BYTES`` or more go gzip-compressed to clients that
@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..analysis import analyze as run_analysis
+from ..analysis import fits_with
 from ..compare import compare as line_up
 from ..errors import RooflensError
 from ..hardware import list_hardware
@@ -74,6 +75,12 @@ def _model(req: AnalyzeRequest) -> ModelSpec:
 
 
 def _report(req: AnalyzeRequest) -> Report:
+    spec, hw, kwargs = _inputs(req)
+    return run_analysis(spec, hw, **kwargs)
+
+
+def _inputs(req: AnalyzeRequest) -> tuple[ModelSpec, Any, dict[str, Any]]:
+    """The model, the device and the analysis arguments a request names."""
     spec = _model(req)
     if req.custom_hardware is not None:
         hw = hardware_from_dict(req.custom_hardware, origin="custom_hardware")
@@ -86,18 +93,25 @@ def _report(req: AnalyzeRequest) -> Report:
             raise RooflensError("settings.draft_model must be a catalog model name")
         catalog_model(draft)  # names only: a draft is never read from a path
     given = {k: getattr(req, k) for k in ("w_bits", "a_bits", "kv_bits") if getattr(req, k) is not None}
-    return run_analysis(
-        spec,
-        hw,
-        quant=req.quant,
-        batch=req.batch,
-        prompt=req.prompt,
-        gen=req.gen,
-        flash_attention=req.flash_attention,
-        kv_cache=req.kv_cache,
+    kwargs = {
+        "quant": req.quant,
+        "batch": req.batch,
+        "prompt": req.prompt,
+        "gen": req.gen,
+        "flash_attention": req.flash_attention,
+        "kv_cache": req.kv_cache,
         **settings,
         **given,
-    )
+    }
+    return spec, hw, kwargs
+
+
+def _fit(req: AnalyzeRequest) -> tuple[bytes, str]:
+    """POST /api/fit's answer: `{fits, options}`."""
+    spec, hw, kwargs = _inputs(req)
+    options = fits_with(spec, hw, **kwargs)
+    fits = not options and run_analysis(spec, hw, **kwargs).memory.fits
+    return _json({"fits": json.dumps(fits), "options": to_json([o.to_dict() for o in options], indent=None)})
 
 
 def _figure_json(fig: Any) -> str:
@@ -226,6 +240,23 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
     )
     def analyze(req: AnalyzeRequest) -> Response:
         return answer("analyze", req, _analysis)
+
+    @app.post(
+        "/api/fit",
+        summary="Ways to make an analysis fit in memory",
+        responses={
+            200: {
+                "description": "`{fits, options}`: each option `{kind, change, total_bytes, "
+                "capacity_bytes}`, kind tp, quant or offload; `change` holds the arguments to set "
+                "(tp, quant, offload_weights, offload_experts), each verified by analysing with it"
+            },
+            **ERRORS,
+        },
+    )
+    def fit(req: AnalyzeRequest) -> Response:
+        """The smallest TP within the device's scale-up domain, a narrower format, or a weight offload
+        that would make this analysis fit (`rooflens.analysis.fits_with`); none when it fits already."""
+        return answer("fit", req, _fit)
 
     @app.post(
         "/api/compare",

@@ -5,9 +5,11 @@
 const DEFAULTS = {
   model: "llama-3-8b", hardware: "h100-sxm", batch: 1, prompt: 1024, gen: 128,
   w: 16, a: 16, kv: 16, fa: 1, phase: "decode", engine: "",
-  tp: 1, pp: 1, ep: 1, quant: "", kvf: "", spec: "",
+  tp: 1, pp: 1, ep: 1, quant: "", kvf: "", spec: "", offw: 0, offe: 0,
 };
 const PARALLEL = ["tp", "pp", "ep"];
+const OFFLOAD = { offw: "offload_weights", offe: "offload_experts" };
+const FIT_CHANGES = { tp: "tp", quant: "quant", offload_weights: "offw", offload_experts: "offe" };
 const CUSTOM_FIELDS = ["hw_name", "hw_mem", "hw_bw", "hw_fp16", "hw_int8"];
 const COLUMNS = [
   ["name", "operator"], ["phase", "phase"], ["block", "block"], ["kind", "kind"], ["count", "×"],
@@ -99,7 +101,7 @@ function showState() {
   // A named format sets the bit widths itself: the bit selects are ignored while one is chosen.
   $("w-bits").disabled = $("a-bits").disabled = !!state.quant;
   $("kv-bits").disabled = !!state.kvf;
-  for (const k of PARALLEL) $(k).value = state[k];
+  for (const k of [...PARALLEL, ...Object.keys(OFFLOAD)]) $(k).value = state[k];
   $("spec").value = state.spec;
   $("flash").checked = !!Number(state.fa);
   $("engine").value = state.engine;
@@ -123,6 +125,7 @@ function requestBody() {
   if (state.kvf) settings.kv_format = state.kvf; else body.kv_bits = Number(state.kv);
   if (state.engine) settings.engine = state.engine;
   for (const k of PARALLEL) if (Number(state[k]) !== 1) settings[k] = Number(state[k]);
+  for (const [k, name] of Object.entries(OFFLOAD)) if (Number(state[k]) > 0) settings[name] = Number(state[k]);
   if (state.spec.startsWith("heads:")) settings.spec_heads = state.spec.slice(6);
   else if (state.spec.startsWith("draft:")) settings.draft_model = state.spec.slice(6);
   if (Object.keys(settings).length) body.settings = settings;
@@ -132,8 +135,8 @@ function requestBody() {
 }
 
 // --- talking to the API ----------------------------------------------------------------------
-async function post(body) {
-  const res = await fetch("/api/analyze", {
+async function post(body, path = "/api/analyze") {
+  const res = await fetch(path, {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
     signal: inflight.signal,
   });
@@ -177,7 +180,9 @@ async function update() {
   report = data.report;
   figures = data.figures;
   showNumbers();
+  const fitting = report.memory.fits ? null : post(asked, "/api/fit").catch(() => null);
   await drawPlots();
+  showFitOptions(fitting ? await fitting : null);
   if (mine !== latest) return;  // superseded while drawing: the newer update renders
   drawTable();
   const ms = performance.now() - started;
@@ -218,6 +223,25 @@ function showNumbers() {
   $("model-info").textContent = `${m.name}: ${(m.params / 1e9).toFixed(2)} B params, ${m.layers} layers, ${m.num_heads} heads / ${m.num_kv_heads} KV heads`;
   const h = r.hardware;
   $("hardware-info").textContent = `${h.display_name}: ${bytes(h.memory_bytes)}, ${si(h.memory_bandwidth, "B/s")}`;
+}
+
+function fitText(o) {
+  const c = o.change;
+  const what = [];
+  if (c.tp) what.push(`TP ${c.tp}`);
+  if (c.quant) what.push(c.quant);
+  if (c.offload_weights !== undefined) {
+    what.push(`${Math.round(c.offload_weights * 100)}% of the weights` + (c.offload_experts !== undefined ? " and experts" : "") + " in host memory");
+  }
+  return `${what.join(" + ")}: ${bytes(o.total_bytes)} of ${bytes(o.capacity_bytes)}`;
+}
+
+function showFitOptions(data) {
+  const box = $("fit-options");
+  box.hidden = !data || !data.options || data.options.length === 0;
+  if (box.hidden) { box.innerHTML = ""; return; }
+  box.innerHTML = "Does not fit. It would with: " + data.options.map((o) =>
+    `<button type="button" class="fix" data-kind="${esc(o.kind)}" data-change="${esc(JSON.stringify(o.change))}">${esc(fitText(o))}</button>`).join(" ");
 }
 
 async function drawPlots() {
@@ -336,6 +360,16 @@ function wire() {
       schedule(0);
     });
   }
+  for (const k of Object.keys(OFFLOAD)) {
+    $(k).addEventListener("change", () => { state[k] = Number($(k).value) || 0; schedule(0); });
+  }
+  $("fit-options").addEventListener("click", (ev) => {
+    const change = ev.target.closest("button")?.dataset.change;
+    if (!change) return;
+    for (const [key, value] of Object.entries(JSON.parse(change))) state[FIT_CHANGES[key]] = value;
+    showState();
+    schedule(0);
+  });
   $("block-phase").addEventListener("change", () => { state.phase = $("block-phase").value; writeUrl(); drawBlock(); });
   $("op-table").tHead.addEventListener("click", (ev) => {
     const key = ev.target.closest("th")?.dataset.key;
