@@ -347,3 +347,54 @@ def test_does_not_fit_offers_a_way_out(server, sized):
     assert page.input_value("#offw") == "0.9" and page.input_value("#offe") == "0.9"
     settings = {"offload_weights": 0.9, "offload_experts": 0.9}
     assert shown(page) == api(server, **body, settings=settings)
+
+
+def test_readable_at_phone_and_desktop_widths(server, sized):
+    page = sized
+    width = page.viewport_size["width"]
+    page.goto(server + "/?model=llama-3-8b&hardware=h100-sxm&batch=8")
+    wait_render(page, 1)
+    # The four headline numbers are shown whole: inside the viewport, and not clipped.
+    for key in ("ttft", "tpot", "throughput", "memory"):
+        box = page.locator(f"#{key}").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (key, box)
+        assert page.evaluate(f"(e => e.scrollWidth <= e.clientWidth)(document.getElementById('{key}'))"), key
+        card = page.locator(f"#{key}").locator("xpath=..").bounding_box()
+        assert box["x"] + box["width"] <= card["x"] + card["width"], key
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+    # Times in ms / µs, intensities written out.
+    assert page.inner_text("#tpot").endswith(" ms")
+    report = httpx.post(server + "/api/analyze", json={"model": "llama-3-8b", "batch": 8}, timeout=30).json()
+    big = max((o for o in report["report"]["ops"] if o["intensity"]), key=lambda o: o["intensity"])
+    page.click("#op-table th[data-key=intensity]")
+    cell = page.inner_text("#op-table tbody tr:first-child td:nth-child(8)")
+    want = float(f"{big['intensity']:.3g}")
+    assert "e+" not in cell and cell == f"{want:,.0f}"
+    ticks = page.locator("#plot-timeline .ytick text").evaluate_all("ts => ts.map(t => t.textContent)")
+    assert ticks and all(t == "0s" or t.endswith(("ms", "µs")) for t in ticks), ticks
+    # Plotly's mode bar, shown on hover, does not cover a chart's title.
+    for name in ("roofline", "breakdown", "memory", "timeline", "block"):
+        page.hover(f"#plot-{name} .nsewdrag")
+        bar = page.locator(f"#plot-{name} .modebar").bounding_box()
+        title = page.locator(f"#plot-{name} .gtitle").bounding_box()
+        apart = title["y"] >= bar["y"] + bar["height"] or title["x"] + title["width"] <= bar["x"]
+        assert apart, (name, bar, title)
+
+
+def test_stale_numbers_are_dimmed(server, sized):
+    page = sized
+    page.goto(server + "/?model=llama-3-8b")
+    wait_render(page, 1)
+    assert "stale" not in (page.get_attribute("#headline", "class") or "")
+    before = shown(page)
+    page.fill("#model", "no-such-model")
+    page.dispatch_event("#model", "change")
+    page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+    assert "no-such-model" in page.inner_text("#error")
+    for el in ("#headline", "#plots", "#op-table"):
+        assert "stale" in page.get_attribute(el, "class"), el
+    assert shown(page) == before  # the old numbers stay, dimmed
+    page.fill("#model", "llama-3-8b")
+    page.dispatch_event("#model", "change")
+    wait_render(page, 2)
+    assert "stale" not in (page.get_attribute("#headline", "class") or "")

@@ -38,6 +38,9 @@ function si(v, unit) {
   return v.toPrecision(3) + " " + unit;
 }
 const secs = (v) => si(v, "s");
+// Three significant digits written out: 2,290 (not 2.29e+3), 0.125.
+const plain = (v) => (v === null || v === undefined || !isFinite(v)) ? "–"
+  : Math.abs(v) >= 100 ? Number(v.toPrecision(3)).toLocaleString("en-US") : v.toPrecision(3);
 const esc = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const bytes = (v) => si(v, "B");
 
@@ -161,6 +164,7 @@ async function update() {
   document.body.dataset.request = JSON.stringify(asked);  // what the numbers shown answer
   const body = { ...asked, figures: true };
   $("status").textContent = "updating…";
+  setStale(true);  // the numbers shown answer the previous request until this one is answered
   let data;
   try {
     data = await post(body);
@@ -177,6 +181,7 @@ async function update() {
     return;
   }
   $("error").hidden = true;
+  setStale(false);
   report = data.report;
   figures = data.figures;
   showNumbers();
@@ -195,6 +200,22 @@ async function update() {
 }
 
 // --- drawing ---------------------------------------------------------------------------------
+const RESULTS = ["headline", "notes", "fit-options", "plots", "op-table"];
+function setStale(stale) {
+  for (const id of RESULTS) $(id).classList.toggle("stale", stale && report !== null);
+}
+
+// Plotly's mode bar (shown on hover) sits in the top 30 px at the right: titles go below it.
+const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: "hover" };
+function clearOfModeBar(layout) {
+  const title = typeof layout.title === "string" ? { text: layout.title } : { ...(layout.title || {}) };
+  return {
+    ...layout,
+    title: { ...title, x: 0.02, xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 34 } },
+    margin: { ...(layout.margin || {}), t: 80 },
+  };
+}
+
 function setFigure(id, value, text) {
   const el = $(id);
   el.dataset.value = value === null || value === undefined ? "" : String(value);
@@ -247,7 +268,7 @@ function showFitOptions(data) {
 async function drawPlots() {
   const jobs = PLOTS.map((name) => {
     const fig = figures[name];
-    return Plotly.react("plot-" + name, fig.data, fig.layout, { responsive: true, displaylogo: false });
+    return Plotly.react("plot-" + name, fig.data, clearOfModeBar(fig.layout), PLOT_CONFIG);
   });
   jobs.push(drawBlock());
   await Promise.all(jobs);
@@ -257,7 +278,7 @@ async function drawBlock() {
   const phase = figures["block_" + state.phase] ? state.phase : "prefill";
   const fig = figures["block_" + phase];
   const el = $("plot-block");
-  await Plotly.react(el, fig.data, fig.layout, { displaylogo: false });
+  await Plotly.react(el, fig.data, clearOfModeBar(fig.layout), PLOT_CONFIG);
   el.dataset.phase = phase;
   if (!el.dataset.bound) {
     el.dataset.bound = "1";
@@ -274,7 +295,7 @@ function showOp(phase, index) {
   $("op-detail").dataset.op = op.name;
   $("op-detail").innerHTML = `<b>${esc(op.name)}</b> (${phase}, ${esc(op.block)}, ×${op.count}): ` +
     `${si(op.flops, "FLOP")}, ${bytes(op.bytes)} (weights ${bytes(op.weight_bytes)}, ` +
-    `KV read ${bytes(op.kv_read_bytes)}), intensity ${op.intensity === null ? "–" : op.intensity.toPrecision(3)} FLOP/B, ` +
+    `KV read ${bytes(op.kv_read_bytes)}), intensity ${plain(op.intensity)} FLOP/B, ` +
     `<b>${op.bound}</b>-bound, ideal ${secs(op.time_s)}` + (op.estimate_s === null ? "" : `, estimate ${secs(op.estimate_s)}`);
 }
 
@@ -294,7 +315,7 @@ function drawTable() {
     if (["flops"].includes(key)) return si(v, "");
     if (key.endsWith("bytes")) return bytes(v);
     if (key.endsWith("_s")) return secs(v);
-    if (key === "intensity") return v === null ? "–" : v.toPrecision(3);
+    if (key === "intensity") return plain(v);
     return esc(v);
   };
   $("op-table").tBodies[0].innerHTML = rows.map((op) =>
