@@ -398,3 +398,41 @@ def test_stale_numbers_are_dimmed(server, sized):
     page.dispatch_event("#model", "change")
     wait_render(page, 2)
     assert "stale" not in (page.get_attribute("#headline", "class") or "")
+
+
+def test_operator_graph_search_and_layer_groups(server, sized):
+    page = sized
+    page.goto(server + "/?model=deepseek-v3&hardware=h200&quant=fp8&tp=8")
+    wait_render(page, 1)
+    body = {"model": "deepseek-v3", "hardware": "h200", "quant": "fp8", "settings": {"tp": 8}}
+    report = httpx.post(server + "/api/analyze", json=body, timeout=30).json()["report"]
+    decode = [o for o in report["ops"] if o["phase"] == "decode"]
+    # Nodes carry FLOPs, bytes and time in their hover text, and a click shows the op's figures.
+    nodes = page.evaluate("document.getElementById('plot-block').data.find(t => t.customdata)")
+    first = decode[nodes["customdata"][0]]
+    assert all(w in nodes["hovertext"][0] for w in ("FLOPs", "bytes", "time", first["name"]))
+    assert "(mla, moe layers)" in plot_title(page, "block")  # the group most layers share
+    page.locator("#plot-block .scatterlayer .trace").nth(1).locator("path.point").first.click(force=True)
+    page.wait_for_function("document.getElementById('op-detail').dataset.op !== undefined", timeout=5000)
+    assert page.get_attribute("#op-detail", "data-op") == first["name"]
+    detail = page.inner_text("#op-detail")
+    assert "FLOP" in detail and "ideal" in detail and first["bound"] in detail
+
+    # The layer-group selector lists the report's groups and redraws the block for the one chosen.
+    groups = page.locator("#block-group option").evaluate_all("os => os.map(o => o.value)")
+    assert groups == ["", "mla", "mla, moe"]
+    page.get_by_label("layer group", exact=True).select_option("mla")
+    wait_render(page, 2)
+    assert "(mla layers)" in plot_title(page, "block") and "group=mla" in page.url
+    names = page.evaluate("document.getElementById('plot-block').data.find(t => t.customdata).text")
+    assert set(names) == {
+        o["name"] for o in decode if o["group"] == "mla" and o["block"] in ("attention", "mlp")
+    }
+
+    # The search box keeps the matching operator rows and dims the other nodes.
+    page.get_by_label("find operator", exact=True).fill("norm")
+    page.wait_for_function("document.getElementById('plot-block').dataset.found", timeout=5000)
+    rows = page.locator("#op-table tbody tr:not([hidden]) td:first-child").all_inner_texts()
+    assert rows and all("norm" in r for r in rows)
+    assert len(rows) == sum("norm" in o["name"] for o in report["ops"])
+    assert int(page.get_attribute("#plot-block", "data-found")) == sum("norm" in n for n in names)

@@ -420,3 +420,11 @@ def test_fit_offers_ways_out(client):
     assert client.post("/api/fit", json={"model": "gpt2"}).json() == {"fits": True, "options": []}
     res = client.post("/api/fit", json={"model": "gpt2", "hardware": "nope"})
     assert res.status_code == 400 and "nope" in res.json()["detail"]
+
+
+def test_block_graph_layer_group(client):
+    body = {"model": "deepseek-v3", "hardware": "h200", "figures": True, "block_group": "mla"}
+    fig = client.post("/api/analyze", json=body).json()["figures"]["block_decode"]
+    assert "(mla layers)" in fig["layout"]["title"]["text"]
+    res = client.post("/api/analyze", json={**body, "block_group": "nope"})
+    assert res.status_code == 400 and "'mla, moe'" in res.json()["detail"]

@@ -290,6 +290,9 @@ def block_graph(report: Report, phase: str = "decode", group: str | None = None)
     layers: dict[str, float] = {}
     for _, op in layer_ops:
         layers[op.group] = max(layers.get(op.group, 0.0), op.count)
+    if group is not None and group not in layers:
+        known = ", ".join(repr(g) for g in layers) or "none"
+        raise RooflensError(f"no layer group {group!r} in {report.model.name}; its groups: {known}")
     chosen = max(layers, key=layers.__getitem__) if group is None and layers else group
     rows = block_rows([(i, op) for i, op in layer_ops if op.group == chosen])
     total = result.time_s or 1.0

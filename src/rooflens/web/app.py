@@ -144,10 +144,10 @@ def _analysis(req: AnalyzeRequest) -> tuple[bytes, str]:
             "breakdown": plots.breakdown(report),
             "memory": plots.memory(report),
             "timeline": plots.timeline(report),
-            "block_prefill": plots.block_graph(report, "prefill"),
+            "block_prefill": plots.block_graph(report, "prefill", req.block_group),
         }
         if report.decode.steps:
-            figures["block_decode"] = plots.block_graph(report, "decode")
+            figures["block_decode"] = plots.block_graph(report, "decode", req.block_group)
         parts["figures"] = _figures_json(figures)
     return _json(parts)
 

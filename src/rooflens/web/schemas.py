@@ -100,6 +100,12 @@ class AnalyzeRequest(BaseModel):
         description="any other analysis setting by name (tp, pp, ep, draft_model, sparsity, kv_budget, ...)",
     )
     figures: bool = Field(False, description="also return the plotly figures the web page draws")
+    block_group: str | None = Field(
+        None,
+        max_length=64,
+        description="the layer group the block-graph figures draw (an op's `group`, e.g. 'mla, moe'); "
+        "default: the group most layers share",
+    )
     timeline: bool = Field(False, description="include every decode step in report.decode.timeline")
     format: Literal["json", "csv"] = Field("json", description="csv: the per-operator table as CSV")
 

@@ -5,7 +5,7 @@
 const DEFAULTS = {
   model: "llama-3-8b", hardware: "h100-sxm", batch: 1, prompt: 1024, gen: 128,
   w: 16, a: 16, kv: 16, fa: 1, phase: "decode", engine: "",
-  tp: 1, pp: 1, ep: 1, quant: "", kvf: "", spec: "", offw: 0, offe: 0,
+  tp: 1, pp: 1, ep: 1, quant: "", kvf: "", spec: "", offw: 0, offe: 0, group: "",
 };
 const PARALLEL = ["tp", "pp", "ep"];
 const OFFLOAD = { offw: "offload_weights", offe: "offload_experts" };
@@ -163,6 +163,7 @@ async function update() {
   const asked = requestBody();
   document.body.dataset.request = JSON.stringify(asked);  // what the numbers shown answer
   const body = { ...asked, figures: true };
+  if (state.group) body.block_group = state.group;
   $("status").textContent = "updating…";
   setStale(true);  // the numbers shown answer the previous request until this one is answered
   let data;
@@ -189,7 +190,9 @@ async function update() {
   await drawPlots();
   showFitOptions(fitting ? await fitting : null);
   if (mine !== latest) return;  // superseded while drawing: the newer update renders
+  showGroups();
   drawTable();
+  findOps();
   const ms = performance.now() - started;
   renders += 1;
   document.body.dataset.renders = String(renders);
@@ -287,6 +290,28 @@ async function drawBlock() {
       if (point) showOp(el.dataset.phase, point.customdata);
     });
   }
+}
+
+// The layer groups the report's block ops come in (DeepSeek: dense "mla" and "mla, moe" layers).
+function showGroups() {
+  const groups = [...new Set(report.ops.filter((o) => o.block === "attention" || o.block === "mlp").map((o) => o.group))];
+  $("block-group").innerHTML = `<option value="">the most common</option>` + groups.map((g) =>
+    `<option value="${esc(g)}">${esc(g || "every layer")}</option>`).join("");
+  $("block-group").value = groups.includes(state.group) ? state.group : "";
+  $("block-group-label").hidden = groups.length < 2;
+}
+
+// The search box: the operator table keeps the rows whose name matches, the block graph dims the rest.
+function findOps() {
+  const q = $("op-search").value.trim().toLowerCase();
+  const match = (name) => !q || name.toLowerCase().includes(q);
+  for (const tr of $("op-table").tBodies[0].rows) tr.hidden = !match(tr.cells[0].textContent);
+  const el = $("plot-block");
+  const nodes = el.data ? el.data.findIndex((t) => t.customdata !== undefined && t.customdata !== null) : -1;
+  if (nodes < 0) return;
+  const opacity = el.data[nodes].text.map((name) => (match(name) ? 1 : 0.15));
+  Plotly.restyle(el, { "marker.opacity": [opacity] }, [nodes]);
+  el.dataset.found = String(q ? opacity.filter((v) => v === 1).length : "");
 }
 
 function showOp(phase, index) {
@@ -391,13 +416,21 @@ function wire() {
     showState();
     schedule(0);
   });
-  $("block-phase").addEventListener("change", () => { state.phase = $("block-phase").value; writeUrl(); drawBlock(); });
+  $("block-phase").addEventListener("change", async () => {
+    state.phase = $("block-phase").value;
+    writeUrl();
+    await drawBlock();
+    findOps();
+  });
+  $("block-group").addEventListener("change", () => { state.group = $("block-group").value; schedule(0); });
+  $("op-search").addEventListener("input", findOps);
   $("op-table").tHead.addEventListener("click", (ev) => {
     const key = ev.target.closest("th")?.dataset.key;
     if (!key) return;
     sortDir = key === sortKey ? -sortDir : -1;
     sortKey = key;
     drawTable();
+    findOps();
   });
   $("copy-link").addEventListener("click", () => navigator.clipboard?.writeText(location.href));
   $("export-json").addEventListener("click", () => {
