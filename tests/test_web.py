@@ -428,3 +428,54 @@ def test_block_graph_layer_group(client):
     assert "(mla layers)" in fig["layout"]["title"]["text"]
     res = client.post("/api/analyze", json={**body, "block_group": "nope"})
     assert res.status_code == 400 and "'mla, moe'" in res.json()["detail"]
+
+
+def test_plan_endpoint_is_the_python_plan(client):
+    from rooflens.plan import plan
+
+    body = {"model": "llama-3-8b", "ttft": 0.5, "tpot": 0.05, "hardware": ["h100-sxm", "a100"], "top": 3}
+    data = client.post("/api/plan", json=body).json()
+    want = plan("llama-3-8b", prompt=1024, gen=256, ttft=0.5, tpot=0.05, hardware=["h100-sxm", "a100"])
+    want = json.loads(rooflens.render.to_json(want.to_dict(), indent=None))
+    assert data["entries"] == want["entries"][:3] and data["explanation"] == want["explanation"]
+    # Bounds: 422 with the field, and a rooflens error as a 400 sentence.
+    bad = [
+        {**body, "hardware": ["h100-sxm"] * 17},
+        {**body, "tp": [128]},
+        {**body, "ttft": 0},
+        {**body, "top": 1000},
+        {**body, "prices": {"h100-sxm": -1}},
+    ]
+    for b in bad:
+        assert client.post("/api/plan", json=b).status_code == 422, b
+    res = client.post("/api/plan", json={**body, "quants": ["fp7"]})
+    assert res.status_code == 400 and "fp7" in res.json()["detail"]
+
+
+def test_simulate_endpoint_is_the_python_simulation(client):
+    from rooflens.serving import simulate, sweep_concurrency
+
+    body = {"model": "llama-3-8b", "hardware": "h100-sxm", "rate": 4, "requests": 100, "settings": {"tp": 2}}
+    data = client.post("/api/simulate", json=body).json()
+    want = simulate("llama-3-8b", "h100-sxm", rate=4, requests=100, tp=2).summary
+    assert data["summary"] == json.loads(rooflens.render.to_json(want, indent=None))
+    sweep = {"model": "llama-3-8b", "concurrencies": [1, 4], "requests": 40, "gen": 64}
+    got = client.post("/api/simulate", json=sweep).json()["sweep"]
+    want = sweep_concurrency("llama-3-8b", "h100-sxm", [1, 4], requests=40, gen=64)
+    assert got == json.loads(rooflens.render.to_json(want, indent=None))
+    bad = [
+        {"model": "llama-3-8b"},  # no load
+        {"model": "llama-3-8b", "rate": 1, "concurrency": 2},  # two
+        {"model": "llama-3-8b", "rate": 1, "requests": 5000},
+        {"model": "llama-3-8b", "concurrencies": [1] * 17},
+        {"model": "llama-3-8b", "concurrencies": [1, 2, 4, 8, 16], "requests": 2000},  # 10,000 in all
+        {"model": "llama-3-8b", "concurrency": 5000},
+        {"model": "llama-3-8b", "rate": 1, "settings": {"requests": 3}},
+    ]
+    for b in bad:
+        res = client.post("/api/simulate", json=b)
+        assert res.status_code == 422 and res.json()["detail"], b
+    res = client.post("/api/simulate", json={"model": "./secret.json", "rate": 1})
+    assert res.status_code == 400
+    res = client.post("/api/simulate", json={"model": "llama-3-8b", "hardware": "nope", "rate": 1})
+    assert res.status_code == 400 and "nope" in res.json()["detail"]

@@ -3,7 +3,7 @@
     rooflens serve            # http://127.0.0.1:8000/ (page), /docs (OpenAPI)
 
 Endpoints: GET /api/models, GET /api/hardware, GET /api/engines, GET /api/formats, POST /api/analyze,
-POST /api/fit, POST /api/compare. Bad input is a
+POST /api/fit, POST /api/compare, POST /api/plan, POST /api/simulate. Bad input is a
 400 (a rooflens error, one readable sentence) or a 422 (the request's shape), never a 5xx; bodies
 over ``MAX_BODY_BYTES`` get a 413. A request identical to a recent one is answered from a small
 cache (``cache.py``). Answers of ``GZIP_MIN_BYTES`` or more go gzip-compressed to clients that
@@ -45,6 +45,8 @@ from .schemas import (
     CompareRequest,
     ErrorBody,
     ErrorItem,
+    PlanRequest,
+    SimulateRequest,
     ValidationErrorBody,
 )
 
@@ -163,6 +165,62 @@ def _comparison(req: CompareRequest) -> tuple[bytes, str]:
     return _json(parts)
 
 
+def _plan(req: PlanRequest) -> tuple[bytes, str]:
+    """POST /api/plan's answer: the plan's `--format json` (entries cut to `top`)."""
+    from ..plan import KV_FORMATS, QUANTS, TP_DEGREES
+    from ..plan import plan as make_plan
+
+    result = make_plan(
+        req.model,
+        prompt=req.prompt,
+        gen=req.gen,
+        ttft=req.ttft,
+        tpot=req.tpot,
+        rate=req.rate,
+        hardware=req.hardware,
+        prices=req.prices or None,
+        quants=req.quants or QUANTS,
+        tp=req.tp or TP_DEGREES,
+        kv_formats=req.kv_formats or KV_FORMATS,
+        allow_offload=req.allow_offload,
+    )
+    data = result.to_dict()
+    data["entries"] = data["entries"][: req.top]
+    return to_json(data, indent=None).encode(), "application/json"
+
+
+def _simulation(req: SimulateRequest) -> tuple[bytes, str]:
+    """POST /api/simulate's answer: `{summary}`, or `{sweep: [summary, ...]}` for concurrencies."""
+    from ..serving import simulate, sweep_concurrency
+
+    for name in (req.model, req.settings.get("draft_model")):
+        if name is not None:
+            if not isinstance(name, str):
+                raise RooflensError("settings.draft_model must be a catalog model name")
+            catalog_model(name)  # names only: never a path on the server
+    hw = hardware_by_name(req.hardware)
+    common = dict(
+        prompt=req.prompt,
+        gen=req.gen,
+        random_range_ratio=req.random_range_ratio,
+        requests=req.requests,
+        seed=req.seed,
+        replicas=req.replicas,
+        engine=req.engine,
+        basis=req.basis,
+        quant=req.quant,
+        **req.settings,
+    )
+    if req.concurrencies is not None:
+        data: dict[str, Any] = {"sweep": sweep_concurrency(req.model, hw, req.concurrencies, **common)}
+    else:
+        run = simulate(
+            req.model, hw, rate=req.rate, concurrency=req.concurrency, arrival=req.arrival, **common
+        )
+        data = {"summary": run.summary}
+    return to_json(data, indent=None).encode(), "application/json"
+
+
 def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES) -> FastAPI:
     """The app; ``cache_entries`` and ``cache_bytes`` bound the cache of answers (0: no cache)."""
     app = FastAPI(
@@ -257,6 +315,29 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         """The smallest TP within the device's scale-up domain, a narrower format, or a weight offload
         that would make this analysis fit (`rooflens.analysis.fits_with`); none when it fits already."""
         return answer("fit", req, _fit)
+
+    @app.post(
+        "/api/plan",
+        summary="The cheapest set-ups that meet latency targets",
+        responses={200: {"description": "the plan: `{entries, explanation, excluded, ...}`"}, **ERRORS},
+    )
+    def plan(req: PlanRequest) -> Response:
+        """`rooflens.plan.plan`: hardware x TP x format x batch that fit and meet `ttft` and `tpot`,
+        cheapest first (USD per million generated tokens)."""
+        return answer("plan", req, _plan)
+
+    @app.post(
+        "/api/simulate",
+        summary="A serving simulation: requests over time on an engine's scheduler",
+        responses={
+            200: {"description": "`{summary}` or, for `concurrencies`, `{sweep: [summary...]}`"},
+            **ERRORS,
+        },
+    )
+    def simulate(req: SimulateRequest) -> Response:
+        """`rooflens.serving.simulate` (or `sweep_concurrency` for a list of concurrencies): TTFT, TPOT,
+        ITL and end-to-end percentiles, throughput, KV use and preemptions."""
+        return answer("simulate", req, _simulation)
 
     @app.post(
         "/api/compare",
