@@ -436,3 +436,75 @@ def test_operator_graph_search_and_layer_groups(server, sized):
     assert rows and all("norm" in r for r in rows)
     assert len(rows) == sum("norm" in o["name"] for o in report["ops"])
     assert int(page.get_attribute("#plot-block", "data-found")) == sum("norm" in n for n in names)
+
+
+def test_compare_plan_and_serve_modes(server, sized, browser):
+    page = sized
+    page.goto(server + "/?model=llama-3-8b&hardware=h100-sxm&batch=4&gen=64")
+    wait_render(page, 1)
+    base = {"model": "llama-3-8b", "hardware": "h100-sxm", "batch": 4, "gen": 64}
+
+    # Compare: pin two set-ups; the table shows /api/compare's numbers.
+    page.get_by_role("tab", name="Compare").click()
+    assert page.is_hidden("#analysis") and page.is_visible("#mode-compare") and "mode=compare" in page.url
+    page.click("#compare-add")
+    page.get_by_label("weight format", exact=True).select_option("fp8")
+    wait_render(page, 2)
+    page.click("#compare-add")
+    page.wait_for_function("document.body.dataset.compared === '1'", timeout=20_000)
+    pins = [{**base, "w_bits": 16, "a_bits": 16, "kv_bits": 16}, {**base, "quant": "fp8", "kv_bits": 16}]
+    want = httpx.post(server + "/api/compare", json={"analyses": pins}, timeout=30).json()["comparison"]
+    cells = page.locator("#compare-table tbody tr td[data-value]").evaluate_all(
+        "ts => ts.map(t => Number(t.dataset.value))"
+    )
+    figures = [(r["ttft_s"], r["decode"]["tpot_s"], r["throughput_tokens_per_s"]) for r in want["analyses"]]
+    memory = [r["memory"]["total_bytes"] for r in want["analyses"]]
+    assert cells == [v for f, m in zip(figures, memory, strict=True) for v in (*f, m)]
+    assert page.evaluate("document.getElementById('plot-compare').data.length") > 0
+    # The pins travel in the link.
+    other = browser.new_page()
+    other.goto(page.url)
+    other.wait_for_function("document.body.dataset.compared === '1'", timeout=20_000)
+    assert other.locator("#compare-pins li").count() == 2
+    other.close()
+
+    # Plan: the table is /api/plan's entries.
+    page.get_by_role("tab", name="Plan").click()
+    page.fill("#plan-ttft", "500")
+    page.fill("#plan-tpot", "50")
+    page.get_by_label("devices to plan on", exact=True).fill("h100-sxm, a100")
+    page.click("#plan-run")
+    page.wait_for_function("document.body.dataset.planned === '1'", timeout=60_000)
+    body = {"model": "llama-3-8b", "prompt": 1024, "gen": 64, "ttft": 0.5, "tpot": 0.05, "top": 20,
+            "hardware": ["h100-sxm", "a100"]}  # fmt: skip
+    assert json.loads(page.get_attribute("body", "data-plan-request")) == body
+    plan = httpx.post(server + "/api/plan", json=body, timeout=60).json()
+    first = page.locator("#plan-table tbody tr").first.locator("td").all_inner_texts()
+    assert first[0] == plan["entries"][0]["hardware"] and first[3] == plan["entries"][0]["quant"]
+    assert page.locator("#plan-table tbody tr").count() == len(plan["entries"])
+    assert page.inner_text("#plan-explain") == " ".join(plan["explanation"])
+
+    # Serve: the summary is /api/simulate's, with the deployment on the left (fp8).
+    page.get_by_role("tab", name="Serve").click()
+    page.fill("#serve-value", "4")
+    page.fill("#serve-requests", "100")
+    page.click("#serve-run")
+    page.wait_for_function("document.body.dataset.served === '1'", timeout=60_000)
+    sim = {"model": "llama-3-8b", "hardware": "h100-sxm", "prompt": 1024, "gen": 64, "requests": 100,
+           "rate": 4, "quant": "fp8", "settings": {"kv_bits": 16, "flash_attention": True}}  # fmt: skip
+    assert json.loads(page.get_attribute("body", "data-serve-request")) == sim
+    summary = httpx.post(server + "/api/simulate", json=sim, timeout=60).json()["summary"]
+    assert float(page.get_attribute("#serve-throughput", "data-value")) == summary["output_tokens_per_s"]
+    assert float(page.get_attribute("#serve-ttft-p99", "data-value")) == summary["ttft"]["p99"]
+    assert float(page.get_attribute("#serve-tpot-p50", "data-value")) == summary["tpot"]["p50"]
+    # Bad input is a readable message.
+    page.fill("#serve-requests", "99999")
+    page.click("#serve-run")
+    page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+    assert "requests" in page.inner_text("#error")
+
+    # Back to Analyze: the plots are drawn at the page's width.
+    page.get_by_role("tab", name="Analyze").click()
+    assert page.is_visible("#headline")
+    width = page.locator("#plot-roofline .main-svg").first.bounding_box()["width"]
+    assert width > 200

@@ -5,8 +5,9 @@
 const DEFAULTS = {
   model: "llama-3-8b", hardware: "h100-sxm", batch: 1, prompt: 1024, gen: 128,
   w: 16, a: 16, kv: 16, fa: 1, phase: "decode", engine: "",
-  tp: 1, pp: 1, ep: 1, quant: "", kvf: "", spec: "", offw: 0, offe: 0, group: "",
+  tp: 1, pp: 1, ep: 1, quant: "", kvf: "", spec: "", offw: 0, offe: 0, group: "", mode: "analyze",
 };
+const MODES = ["analyze", "compare", "plan", "serve"];
 const PARALLEL = ["tp", "pp", "ep"];
 const OFFLOAD = { offw: "offload_weights", offe: "offload_experts" };
 const FIT_CHANGES = { tp: "tp", quant: "quant", offload_weights: "offw", offload_experts: "offe" };
@@ -19,7 +20,7 @@ const COLUMNS = [
 const PLOTS = ["roofline", "breakdown", "memory", "timeline"];
 
 const $ = (id) => document.getElementById(id);
-const state = { ...DEFAULTS, config: null, custom: null };
+const state = { ...DEFAULTS, config: null, custom: null, pins: [] };
 let report = null;
 let figures = null;
 let sortKey = "time_s";
@@ -61,6 +62,10 @@ function readUrl() {
   if (q.has("config")) {
     try { state.config = JSON.parse(b64decode(q.get("config"))); } catch { state.config = null; }
   }
+  if (q.has("pins")) {
+    try { state.pins = JSON.parse(b64decode(q.get("pins"))); } catch { state.pins = []; }
+  }
+  if (!MODES.includes(state.mode)) state.mode = "analyze";
   if (q.has("hw_name")) {
     state.custom = {};
     for (const f of CUSTOM_FIELDS) state.custom[f] = q.get(f) || "";
@@ -72,6 +77,7 @@ function writeUrl() {
   for (const [key, def] of Object.entries(DEFAULTS)) if (String(state[key]) !== String(def)) q.set(key, state[key]);
   if (state.config) q.set("config", b64encode(JSON.stringify(state.config)));
   if (state.custom) for (const f of CUSTOM_FIELDS) q.set(f, state.custom[f]);
+  if (state.pins.length) q.set("pins", b64encode(JSON.stringify(state.pins)));
   const search = q.toString();
   history.replaceState(null, "", search ? "?" + search : location.pathname);
 }
@@ -347,6 +353,120 @@ function drawTable() {
     `<tr class="${op.bound}">` + COLUMNS.map(([k]) => `<td>${cell(op, k)}</td>`).join("") + "</tr>").join("");
 }
 
+// --- modes: Compare, Plan, Serve (each a thin call of its API endpoint) ------------------------
+async function callApi(path, body) {
+  try {
+    const res = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const data = await res.json();
+    return res.ok ? data : { error: typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail) };
+  } catch (err) {
+    return { error: String(err) };
+  }
+}
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").hidden = !text;
+}
+
+function bump(key) {
+  document.body.dataset[key] = String(Number(document.body.dataset[key] || 0) + 1);
+}
+
+function showMode() {
+  for (const b of document.querySelectorAll("#modes button")) b.setAttribute("aria-selected", String(b.dataset.mode === state.mode));
+  for (const m of MODES.slice(1)) $("mode-" + m).hidden = state.mode !== m;
+  $("analysis").hidden = state.mode !== "analyze";
+  if (state.mode === "analyze") {
+    for (const name of [...PLOTS, "block"]) if ($("plot-" + name).data) Plotly.Plots.resize($("plot-" + name));
+  }
+  if (state.mode === "compare") showPins();
+}
+
+function showPins() {
+  $("compare-pins").innerHTML = state.pins.map((b, i) =>
+    `<li>${esc(b.model || "pasted config")} on ${esc(b.hardware || "custom device")}, batch ${b.batch}` +
+    `${b.quant ? ", " + esc(b.quant) : ""}${b.settings?.tp ? ", TP " + b.settings.tp : ""} ` +
+    `<button type="button" data-unpin="${i}" aria-label="unpin set-up ${i + 1}">unpin</button></li>`).join("");
+}
+
+async function runCompare() {
+  showPins();
+  writeUrl();
+  const tbody = $("compare-table").tBodies[0];
+  if (state.pins.length < 2) {
+    tbody.innerHTML = `<tr><td colspan="6">pin at least two set-ups</td></tr>`;
+    return;
+  }
+  const data = await callApi("/api/compare", { analyses: state.pins, figures: true });
+  if (data.error) { showError(data.error); return; }
+  showError("");
+  tbody.innerHTML = data.comparison.analyses.map((r) =>
+    `<tr><td>${esc(r.label)}</td><td data-value="${r.ttft_s}">${secs(r.ttft_s)}</td>` +
+    `<td data-value="${r.decode.tpot_s}">${secs(r.decode.tpot_s)}</td>` +
+    `<td data-value="${r.throughput_tokens_per_s}">${plain(r.throughput_tokens_per_s)}</td>` +
+    `<td data-value="${r.memory.total_bytes}">${bytes(r.memory.total_bytes)}</td><td>${r.memory.fits ? "yes" : "no"}</td></tr>`).join("");
+  await Plotly.react("plot-compare", data.figure.data, clearOfModeBar(data.figure.layout), PLOT_CONFIG);
+  bump("compared");
+}
+
+async function runPlan() {
+  if (state.config) { showError("Plan takes a catalog model: pick one on the left"); return; }
+  const hardware = $("plan-hw").value.split(",").map((h) => h.trim()).filter(Boolean);
+  const body = {
+    model: state.model, prompt: state.prompt, gen: Math.max(2, state.gen),
+    ttft: Number($("plan-ttft").value) / 1e3, tpot: Number($("plan-tpot").value) / 1e3, top: 20,
+  };
+  if (hardware.length) body.hardware = hardware;
+  document.body.dataset.planRequest = JSON.stringify(body);
+  $("plan-run").disabled = true;
+  $("plan-explain").textContent = "planning…";
+  const data = await callApi("/api/plan", body);
+  $("plan-run").disabled = false;
+  if (data.error) { showError(data.error); $("plan-explain").textContent = ""; return; }
+  showError("");
+  $("plan-explain").textContent = data.explanation.join(" ");
+  $("plan-table").tBodies[0].innerHTML = data.entries.map((e) =>
+    `<tr><td>${esc(e.hardware)}</td><td>${e.devices}</td><td>${e.tp}</td><td>${esc(e.quant)}</td><td>${esc(e.kv_format)}</td>` +
+    `<td>${e.batch}</td><td data-value="${e.ttft_s}">${secs(e.ttft_s)}</td><td data-value="${e.tpot_s}">${secs(e.tpot_s)}</td>` +
+    `<td data-value="${e.usd_per_million_tokens}">${plain(e.usd_per_million_tokens)}</td></tr>`).join("");
+  bump("planned");
+}
+
+async function runServe() {
+  if (state.config || state.custom) { showError("Serve takes a catalog model and device: pick them on the left"); return; }
+  const asked = requestBody();
+  const settings = { ...(asked.settings || {}) };
+  delete settings.engine;
+  for (const k of ["w_bits", "a_bits", "kv_bits", "flash_attention"]) if (asked[k] !== undefined) settings[k] = asked[k];
+  const body = {
+    model: state.model, hardware: state.hardware, prompt: state.prompt, gen: state.gen,
+    requests: Math.round(Number($("serve-requests").value) || 1), settings,
+  };
+  const load = $("serve-load").value;
+  body[load] = load === "rate" ? Number($("serve-value").value) : Math.round(Number($("serve-value").value));
+  if (state.engine) body.engine = state.engine;
+  if (asked.quant) body.quant = asked.quant;
+  document.body.dataset.serveRequest = JSON.stringify(body);
+  $("serve-run").disabled = true;
+  const data = await callApi("/api/simulate", body);
+  $("serve-run").disabled = false;
+  if (data.error) { showError(data.error); return; }
+  showError("");
+  const m = data.summary;
+  const card = (id, label, value, text) =>
+    `<div class="figure"><span class="label">${label}</span><span id="${id}" class="value" data-value="${value}">${text}</span></div>`;
+  $("serve-summary").innerHTML = [
+    card("serve-throughput", "output tokens/s", m.output_tokens_per_s, plain(m.output_tokens_per_s)),
+    card("serve-ttft-p50", "TTFT p50", m.ttft.p50, secs(m.ttft.p50)),
+    card("serve-ttft-p99", "TTFT p99", m.ttft.p99, secs(m.ttft.p99)),
+    card("serve-tpot-p50", "TPOT p50", m.tpot.p50, secs(m.tpot.p50)),
+    card("serve-tpot-p99", "TPOT p99", m.tpot.p99, secs(m.tpot.p99)),
+    card("serve-saturated", "keeps up", String(!m.saturated), m.saturated ? "no: the queue grows" : "yes"),
+  ].join("");
+  bump("served");
+}
+
 // --- exports ---------------------------------------------------------------------------------
 function download(name, text, type) {
   const a = document.createElement("a");
@@ -432,6 +552,19 @@ function wire() {
     drawTable();
     findOps();
   });
+  for (const b of document.querySelectorAll("#modes button")) {
+    b.addEventListener("click", () => { state.mode = b.dataset.mode; writeUrl(); showMode(); if (state.mode === "compare") runCompare(); });
+  }
+  $("compare-add").addEventListener("click", () => { state.pins.push(requestBody()); runCompare(); });
+  $("compare-clear").addEventListener("click", () => { state.pins = []; runCompare(); });
+  $("compare-pins").addEventListener("click", (ev) => {
+    const i = ev.target.closest("button")?.dataset.unpin;
+    if (i === undefined) return;
+    state.pins.splice(Number(i), 1);
+    runCompare();
+  });
+  $("plan-run").addEventListener("click", runPlan);
+  $("serve-run").addEventListener("click", runServe);
   $("copy-link").addEventListener("click", () => navigator.clipboard?.writeText(location.href));
   $("export-json").addEventListener("click", () => {
     if (report) download("rooflens-report.json", JSON.stringify(report, null, 2), "application/json");
@@ -467,4 +600,6 @@ async function loadCatalogs() {
 readUrl();
 showState();
 wire();
+showMode();
+if (state.mode === "compare") runCompare();
 loadCatalogs().then(update);
