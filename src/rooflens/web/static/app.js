@@ -411,7 +411,7 @@ async function runCompare() {
 }
 
 async function runPlan() {
-  if (state.config) { showError("Plan takes a catalog model: pick one on the left"); return; }
+  if (state.config) { showError("Plan takes a catalog model: pick one in the Model control"); return; }
   const hardware = $("plan-hw").value.split(",").map((h) => h.trim()).filter(Boolean);
   const body = {
     model: state.model, prompt: state.prompt, gen: Math.max(2, state.gen),
@@ -434,7 +434,7 @@ async function runPlan() {
 }
 
 async function runServe() {
-  if (state.config || state.custom) { showError("Serve takes a catalog model and device: pick them on the left"); return; }
+  if (state.config || state.custom) { showError("Serve takes a catalog model and device: pick them in the Model and Hardware controls"); return; }
   const asked = requestBody();
   const settings = { ...(asked.settings || {}) };
   delete settings.engine;
