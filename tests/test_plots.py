@@ -120,3 +120,19 @@ def test_static_export_png_and_svg(tmp_path):
     )
     assert cmp.exit_code == 0, cmp.output
     assert "<svg" in svg.read_text()[:500]
+
+
+def test_readable_numbers_in_figures(report):
+    from rooflens.units import fmt_plain
+
+    assert [fmt_plain(v) for v in (2290.4, 123_456, 99.94, 0.1254, float("inf"))] == [
+        "2,290", "123,000", "99.9", "0.125", "-",
+    ]  # fmt: skip
+    hovers = [
+        h for t in plots.roofline(report).data for h in (t.hovertext or t.text or []) if "intensity" in h
+    ]
+    assert hovers and not any("e+" in h for h in hovers)
+    # The timeline keeps seconds in its data and shows them with SI prefixes (ms, µs) and an "s".
+    tl = plots.timeline(report)
+    assert tl.layout.yaxis.tickformat == "~s" and tl.layout.yaxis.ticksuffix == "s"
+    assert "%{y:.3s}s" in _trace(tl, "ideal").hovertemplate

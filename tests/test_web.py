@@ -374,3 +374,108 @@ def test_worker_connections_send_answers_without_waiting_for_acks():
 
     # Nagle on would hold each answer's body ~40 ms for the client's delayed ACK of its headers.
     assert _accepted_nodelay(NoDelayHTTP) != 0
+
+
+def test_docs_pages_load_their_assets_from_this_server(client):
+    for path in ("/docs", "/redoc"):
+        html = client.get(path).text
+        assert "http://" not in html and "https://" not in html, path
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        res = client.get("/docs-assets/" + name)
+        assert res.status_code == 200 and len(res.content) > 10_000, name
+    res = client.get("/docs-assets/../app.py")
+    assert res.status_code == 404
+    res = client.get("/docs-assets/nope.js")
+    assert res.status_code == 404 and "swagger-ui.css" in res.json()["detail"]
+
+
+def test_formats_endpoint_is_the_shared_table(client):
+    from rooflens import formats
+
+    data = client.get("/api/formats").json()
+    assert [f["name"] for f in data["weights"]] == list(formats.FORMATS)
+    assert [k["name"] for k in data["kv"]] == list(formats.KV_FORMATS)
+    assert data["aliases"] == formats.ALIASES
+    nvfp4 = next(f for f in data["weights"] if f["name"] == "nvfp4")
+    assert nvfp4["bits_per_value"] == 4.5 and nvfp4["settings"]["group_size"] == 16  # 4 + 8/16
+    # Every listed name is accepted by /api/analyze.
+    for f in data["weights"]:
+        assert client.post("/api/analyze", json={"model": "gpt2", "quant": f["name"]}).status_code == 200
+    for k in data["kv"]:
+        body = {"model": "gpt2", "settings": {"kv_format": k["name"]}}
+        assert client.post("/api/analyze", json=body).status_code == 200, k
+
+
+def test_fit_offers_ways_out(client):
+    from rooflens.analysis import fits_with
+
+    body = {"model": "deepseek-v3", "hardware": "h200", "w_bits": 16, "a_bits": 16}
+    data = client.post("/api/fit", json=body).json()
+    want = [o.to_dict() for o in fits_with("deepseek-v3", "h200", w_bits=16, a_bits=16)]
+    assert data == {"fits": False, "options": json.loads(json.dumps(want))}
+    assert data["options"][0]["change"] == {"quant": "fp8", "tp": 8}
+    # Applying an option through /api/analyze (the format replaces the explicit bits) fits.
+    applied = {"model": "deepseek-v3", "hardware": "h200", "quant": "fp8", "settings": {"tp": 8}}
+    assert client.post("/api/analyze", json=applied).json()["report"]["memory"]["fits"]
+    assert client.post("/api/fit", json={"model": "gpt2"}).json() == {"fits": True, "options": []}
+    res = client.post("/api/fit", json={"model": "gpt2", "hardware": "nope"})
+    assert res.status_code == 400 and "nope" in res.json()["detail"]
+
+
+def test_block_graph_layer_group(client):
+    body = {"model": "deepseek-v3", "hardware": "h200", "figures": True, "block_group": "mla"}
+    fig = client.post("/api/analyze", json=body).json()["figures"]["block_decode"]
+    assert "(mla layers)" in fig["layout"]["title"]["text"]
+    res = client.post("/api/analyze", json={**body, "block_group": "nope"})
+    assert res.status_code == 400 and "'mla, moe'" in res.json()["detail"]
+
+
+def test_plan_endpoint_is_the_python_plan(client):
+    from rooflens.plan import plan
+
+    body = {"model": "llama-3-8b", "ttft": 0.5, "tpot": 0.05, "hardware": ["h100-sxm", "a100"], "top": 3}
+    data = client.post("/api/plan", json=body).json()
+    want = plan("llama-3-8b", prompt=1024, gen=256, ttft=0.5, tpot=0.05, hardware=["h100-sxm", "a100"])
+    want = json.loads(rooflens.render.to_json(want.to_dict(), indent=None))
+    assert data["entries"] == want["entries"][:3] and data["explanation"] == want["explanation"]
+    # Bounds: 422 with the field, and a rooflens error as a 400 sentence.
+    bad = [
+        {**body, "hardware": ["h100-sxm"] * 17},
+        {**body, "tp": [128]},
+        {**body, "ttft": 0},
+        {**body, "top": 1000},
+        {**body, "prices": {"h100-sxm": -1}},
+    ]
+    for b in bad:
+        assert client.post("/api/plan", json=b).status_code == 422, b
+    res = client.post("/api/plan", json={**body, "quants": ["fp7"]})
+    assert res.status_code == 400 and "fp7" in res.json()["detail"]
+
+
+def test_simulate_endpoint_is_the_python_simulation(client):
+    from rooflens.serving import simulate, sweep_concurrency
+
+    body = {"model": "llama-3-8b", "hardware": "h100-sxm", "rate": 4, "requests": 100, "settings": {"tp": 2}}
+    data = client.post("/api/simulate", json=body).json()
+    want = simulate("llama-3-8b", "h100-sxm", rate=4, requests=100, tp=2).summary
+    assert data["summary"] == json.loads(rooflens.render.to_json(want, indent=None))
+    sweep = {"model": "llama-3-8b", "concurrencies": [1, 4], "requests": 40, "gen": 64}
+    got = client.post("/api/simulate", json=sweep).json()["sweep"]
+    want = sweep_concurrency("llama-3-8b", "h100-sxm", [1, 4], requests=40, gen=64)
+    assert got == json.loads(rooflens.render.to_json(want, indent=None))
+    bad = [
+        {"model": "llama-3-8b"},  # no load
+        {"model": "llama-3-8b", "rate": 1, "concurrency": 2},  # two
+        {"model": "llama-3-8b", "rate": 1, "requests": 5000},
+        {"model": "llama-3-8b", "concurrencies": [1] * 17},
+        {"model": "llama-3-8b", "concurrencies": [1, 2, 4, 8, 16], "requests": 2000},  # 10,000 in all
+        {"model": "llama-3-8b", "concurrency": 5000},
+        {"model": "llama-3-8b", "rate": 1, "settings": {"requests": 3}},
+    ]
+    for b in bad:
+        res = client.post("/api/simulate", json=b)
+        assert res.status_code == 422 and res.json()["detail"], b
+    res = client.post("/api/simulate", json={"model": "./secret.json", "rate": 1})
+    assert res.status_code == 400
+    res = client.post("/api/simulate", json={"model": "llama-3-8b", "hardware": "nope", "rate": 1})
+    assert res.status_code == 400 and "nope" in res.json()["detail"]

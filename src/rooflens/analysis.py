@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .errors import RooflensError, explain_validation
+from .formats import FORMATS
 from .hardware.catalog import HardwareLike, load_hardware
 from .hardware.efficiency import EfficiencyProfile
 from .hardware.spec import HardwareSpec, resolve_profile
@@ -475,6 +476,112 @@ def ways_to_fit(r: Report) -> str:
     if not ideas:
         return "no single change of TP, format or offload fits"
     return "would fit with " + " or ".join(ideas)
+
+
+# What fits_with tries, in order: narrower weight formats (names of rooflens.formats) and the step
+# of a suggested offload share (a share a person would type: 0.05, 0.10, ...).
+FIT_FORMATS = ("fp8", "nvfp4", "awq")
+OFFLOAD_STEP = 0.05
+
+
+@dataclass(frozen=True)
+class FitOption:
+    """One change that makes an analysis fit: ``change`` holds the analysis arguments to set
+    (``tp``, ``quant``, ``offload_weights``, ``offload_experts``); ``total_bytes`` is the footprint
+    per device with it, found by running the analysis with the change (not by extrapolation)."""
+
+    kind: str  # "tp", "quant" or "offload"
+    change: dict[str, Any]
+    total_bytes: float
+    capacity_bytes: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "change": self.change,
+            "total_bytes": self.total_bytes,
+            "capacity_bytes": self.capacity_bytes,
+        }
+
+
+def fits_with(
+    model: ModelLike,
+    hardware: HardwareLike,
+    *,
+    quant: str | None = None,
+    kv_format: str | None = None,
+    **settings: Any,
+) -> list[FitOption]:
+    """The ways out when an analysis (same arguments as :func:`analyze`) does not fit: at most one
+    option of each kind, each verified by analysing with it.
+
+    - ``tp``: the smallest power-of-two tensor-parallel degree above the current one that fits, with
+      all devices (tp x pp x ep) within the device's scale-up domain (``devices_per_node``, else the
+      hardware's ``scale_up_domain``, else 8);
+    - ``quant``: the first of FIT_FORMATS narrower than the current weights that fits at the current
+      TP or at a larger one within the domain (the smallest; the change then sets both);
+    - ``offload``: the smallest share (in OFFLOAD_STEP steps) of the weights in host memory that fits,
+      the same share of non-expert weights and routed experts; only on a device with a host link.
+
+    Empty when the analysis already fits.
+    """
+    spec, hw = load_model(model), load_hardware(hardware)
+    base = analyze(spec, hw, quant=quant, kv_format=kv_format, **settings)
+    if base.memory.fits:
+        return []
+    s = base.settings
+    domain = s.devices_per_node or hw.scale_up_domain or 8
+    degrees = [tp for tp in (2**i for i in range(1, 11)) if tp > s.tp and tp * s.pp * s.ep <= domain]
+    if hw.interconnect is None:
+        degrees = []
+
+    def fitting(**change: Any) -> Report | None:
+        args = {"quant": quant, "kv_format": kv_format, **settings, **change}
+        if "quant" in change:  # the format's own bit widths and layout replace the explicit ones
+            for key in {k for f in FORMATS.values() for k in f.settings}:
+                args.pop(key, None)
+        try:
+            r = analyze(spec, hw, **args)
+        except RooflensError:
+            return None  # a change this model or device cannot take (e.g. a format it refuses)
+        return r if r.memory.fits else None
+
+    def option(kind: str, change: dict[str, Any], r: Report) -> FitOption:
+        return FitOption(kind, change, r.memory.total_bytes, r.memory.capacity_bytes)
+
+    options = []
+    for tp in degrees:
+        if r := fitting(tp=tp):
+            options.append(option("tp", {"tp": tp}, r))
+            break
+    bits = base.precision.w_bits if base.precision is not None else s.w_bits
+    narrower = [name for name in FIT_FORMATS if FORMATS[name].bits_per_value < bits]
+    found = False
+    for name in narrower:  # the gentlest format first, at the fewest devices it fits on
+        for tp in [s.tp, *degrees]:
+            change = {"quant": name} if tp == s.tp else {"quant": name, "tp": tp}
+            if r := fitting(**change):
+                options.append(option("quant", change, r))
+                found = True
+                break
+        if found:
+            break
+    if hw.host_link is not None:
+        m = base.memory
+        over = m.total_bytes - m.capacity_bytes
+        weights = m.weights_bytes + m.host_bytes  # all of them, wherever they are now
+        already = max(s.offload_weights, s.offload_experts if spec.num_experts else 0.0)
+        share = max(already, math.ceil(round(over / weights / OFFLOAD_STEP, 9)) * OFFLOAD_STEP)
+        while share <= 1.0 + 1e-9:
+            share = round(min(share, 1.0), 2)
+            change = {"offload_weights": share}
+            if spec.num_experts:
+                change["offload_experts"] = share
+            if r := fitting(**change):
+                options.append(option("offload", change, r))
+                break
+            share += OFFLOAD_STEP
+    return options
 
 
 def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import RooflensError
 from .layers import REGISTRY
-from .units import fmt_bytes, fmt_flops, fmt_time
+from .units import fmt_bytes, fmt_flops, fmt_plain, fmt_time
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -42,7 +42,7 @@ def _hover(op: OpResult, phase: str) -> str:
     return (
         f"<b>{op.name}</b> ({phase}, {op.block})<br>"
         f"FLOPs {fmt_flops(op.flops)}<br>bytes {fmt_bytes(op.bytes)}<br>"
-        f"intensity {op.intensity:.3g} FLOP/B<br>time {fmt_time(op.time_s)}<br>bound: {op.bound}"
+        f"intensity {fmt_plain(op.intensity)} FLOP/B<br>time {fmt_time(op.time_s)}<br>bound: {op.bound}"
     )
 
 
@@ -217,15 +217,31 @@ def timeline(report: Report) -> go.Figure:
         if idx[-1] != d.steps - 1:
             idx.append(d.steps - 1)
         ctx = [float(d.context[i]) for i in idx]
-        fig.add_trace(go.Scatter(x=ctx, y=[float(d.step_time_s[i]) for i in idx], mode="lines", name="ideal"))
+        # Seconds in the data; ticks and hover in ms / µs (SI prefixes with an "s" suffix).
+        hover = "context %{x:,.0f}: %{y:.3s}s<extra>%{fullData.name}</extra>"
+        fig.add_trace(
+            go.Scatter(
+                x=ctx,
+                y=[float(d.step_time_s[i]) for i in idx],
+                mode="lines",
+                name="ideal",
+                hovertemplate=hover,
+            )
+        )
         if d.step_estimate_s is not None:
             fig.add_trace(
-                go.Scatter(x=ctx, y=[float(d.step_estimate_s[i]) for i in idx], mode="lines", name="estimate")
+                go.Scatter(
+                    x=ctx,
+                    y=[float(d.step_estimate_s[i]) for i in idx],
+                    mode="lines",
+                    name="estimate",
+                    hovertemplate=hover,
+                )
             )
     fig.update_layout(
         title="Decode step time over the generation",
         xaxis={"title": "context (tokens attended)"},
-        yaxis={"title": "seconds per step", "rangemode": "tozero"},
+        yaxis={"title": "time per step", "rangemode": "tozero", "tickformat": "~s", "ticksuffix": "s"},
         margin={"t": 50, "b": 10},
     )
     return fig
@@ -274,6 +290,9 @@ def block_graph(report: Report, phase: str = "decode", group: str | None = None)
     layers: dict[str, float] = {}
     for _, op in layer_ops:
         layers[op.group] = max(layers.get(op.group, 0.0), op.count)
+    if group is not None and group not in layers:
+        known = ", ".join(repr(g) for g in layers) or "none"
+        raise RooflensError(f"no layer group {group!r} in {report.model.name}; its groups: {known}")
     chosen = max(layers, key=layers.__getitem__) if group is None and layers else group
     rows = block_rows([(i, op) for i, op in layer_ops if op.group == chosen])
     total = result.time_s or 1.0

@@ -89,6 +89,15 @@ def fmt_si(value: float | None) -> str:
     return _scaled(value, "").rstrip()
 
 
+def fmt_plain(value: float) -> str:
+    """Three significant digits written out, never in exponent form: 2,290 (not 2.29e+03), 0.125."""
+    if not math.isfinite(value):
+        return "-"
+    if abs(value) >= 100:
+        return f"{float(f'{value:.3g}'):,.0f}"
+    return f"{value:.3g}"
+
+
 def fmt_bytes(value: float) -> str:
     """Bytes with decimal prefixes (GB = 1e9 B), as spec sheets and the JSON contract use."""
     return _scaled(value, "B")

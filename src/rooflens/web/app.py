@@ -2,7 +2,8 @@
 
     rooflens serve            # http://127.0.0.1:8000/ (page), /docs (OpenAPI)
 
-Endpoints: GET /api/models, GET /api/hardware, POST /api/analyze, POST /api/compare. Bad input is a
+Endpoints: GET /api/models, GET /api/hardware, GET /api/engines, GET /api/formats, POST /api/analyze,
+POST /api/fit, POST /api/compare, POST /api/plan, POST /api/simulate. Bad input is a
 400 (a rooflens error, one readable sentence) or a 422 (the request's shape), never a 5xx; bodies
 over ``MAX_BODY_BYTES`` get a 413. A request identical to a recent one is answered from a small
 cache (``cache.py``). Answers of ``GZIP_MIN_BYTES`` or more go gzip-compressed to clients that
@@ -25,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..analysis import analyze as run_analysis
+from ..analysis import fits_with
 from ..compare import compare as line_up
 from ..errors import RooflensError, excerpt
 from ..hardware import list_hardware
@@ -42,6 +44,8 @@ from .schemas import (
     CompareRequest,
     ErrorBody,
     ErrorItem,
+    PlanRequest,
+    SimulateRequest,
     ValidationErrorBody,
 )
 
@@ -57,6 +61,8 @@ STATIC = Path(str(resources.files("rooflens") / "web" / "static"))
 # the gain past it is a few percent for 2-6x the CPU: measured on a report with figures (90 kB ->
 # 12 kB in 0.6 ms), the heaviest answer within the caps (3.4 MB -> 1.1 MB in 50 ms, where level 9
 # takes 340 ms) and plotly.min.js (4.8 MB -> 1.5 MB in 70 ms).
+# The files the offline /docs and /redoc pages load (from the fastapi-offline package).
+DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"})
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 4
 
@@ -70,6 +76,12 @@ def _model(req: AnalyzeRequest) -> ModelSpec:
 
 
 def _report(req: AnalyzeRequest) -> Report:
+    spec, hw, kwargs = _inputs(req)
+    return run_analysis(spec, hw, **kwargs)
+
+
+def _inputs(req: AnalyzeRequest) -> tuple[ModelSpec, Any, dict[str, Any]]:
+    """The model, the device and the analysis arguments a request names."""
     spec = _model(req)
     if req.custom_hardware is not None:
         hw = hardware_from_dict(req.custom_hardware, origin="custom_hardware")
@@ -82,18 +94,25 @@ def _report(req: AnalyzeRequest) -> Report:
             raise RooflensError("settings.draft_model must be a catalog model name")
         catalog_model(draft)  # names only: a draft is never read from a path
     given = {k: getattr(req, k) for k in ("w_bits", "a_bits", "kv_bits") if getattr(req, k) is not None}
-    return run_analysis(
-        spec,
-        hw,
-        quant=req.quant,
-        batch=req.batch,
-        prompt=req.prompt,
-        gen=req.gen,
-        flash_attention=req.flash_attention,
-        kv_cache=req.kv_cache,
+    kwargs = {
+        "quant": req.quant,
+        "batch": req.batch,
+        "prompt": req.prompt,
+        "gen": req.gen,
+        "flash_attention": req.flash_attention,
+        "kv_cache": req.kv_cache,
         **settings,
         **given,
-    )
+    }
+    return spec, hw, kwargs
+
+
+def _fit(req: AnalyzeRequest) -> tuple[bytes, str]:
+    """POST /api/fit's answer: `{fits, options}`."""
+    spec, hw, kwargs = _inputs(req)
+    options = fits_with(spec, hw, **kwargs)
+    fits = not options and run_analysis(spec, hw, **kwargs).memory.fits
+    return _json({"fits": json.dumps(fits), "options": to_json([o.to_dict() for o in options], indent=None)})
 
 
 def _figure_json(fig: Any) -> str:
@@ -126,10 +145,10 @@ def _analysis(req: AnalyzeRequest) -> tuple[bytes, str]:
             "breakdown": plots.breakdown(report),
             "memory": plots.memory(report),
             "timeline": plots.timeline(report),
-            "block_prefill": plots.block_graph(report, "prefill"),
+            "block_prefill": plots.block_graph(report, "prefill", req.block_group),
         }
         if report.decode.steps:
-            figures["block_decode"] = plots.block_graph(report, "decode")
+            figures["block_decode"] = plots.block_graph(report, "decode", req.block_group)
         parts["figures"] = _figures_json(figures)
     return _json(parts)
 
@@ -145,6 +164,62 @@ def _comparison(req: CompareRequest) -> tuple[bytes, str]:
     return _json(parts)
 
 
+def _plan(req: PlanRequest) -> tuple[bytes, str]:
+    """POST /api/plan's answer: the plan's `--format json` (entries cut to `top`)."""
+    from ..plan import KV_FORMATS, QUANTS, TP_DEGREES
+    from ..plan import plan as make_plan
+
+    result = make_plan(
+        req.model,
+        prompt=req.prompt,
+        gen=req.gen,
+        ttft=req.ttft,
+        tpot=req.tpot,
+        rate=req.rate,
+        hardware=req.hardware,
+        prices=req.prices or None,
+        quants=req.quants or QUANTS,
+        tp=req.tp or TP_DEGREES,
+        kv_formats=req.kv_formats or KV_FORMATS,
+        allow_offload=req.allow_offload,
+    )
+    data = result.to_dict()
+    data["entries"] = data["entries"][: req.top]
+    return to_json(data, indent=None).encode(), "application/json"
+
+
+def _simulation(req: SimulateRequest) -> tuple[bytes, str]:
+    """POST /api/simulate's answer: `{summary}`, or `{sweep: [summary, ...]}` for concurrencies."""
+    from ..serving import simulate, sweep_concurrency
+
+    for name in (req.model, req.settings.get("draft_model")):
+        if name is not None:
+            if not isinstance(name, str):
+                raise RooflensError("settings.draft_model must be a catalog model name")
+            catalog_model(name)  # names only: never a path on the server
+    hw = hardware_by_name(req.hardware)
+    common = dict(
+        prompt=req.prompt,
+        gen=req.gen,
+        random_range_ratio=req.random_range_ratio,
+        requests=req.requests,
+        seed=req.seed,
+        replicas=req.replicas,
+        engine=req.engine,
+        basis=req.basis,
+        quant=req.quant,
+        **req.settings,
+    )
+    if req.concurrencies is not None:
+        data: dict[str, Any] = {"sweep": sweep_concurrency(req.model, hw, req.concurrencies, **common)}
+    else:
+        run = simulate(
+            req.model, hw, rate=req.rate, concurrency=req.concurrency, arrival=req.arrival, **common
+        )
+        data = {"summary": run.summary}
+    return to_json(data, indent=None).encode(), "application/json"
+
+
 def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES) -> FastAPI:
     """The app; ``cache_entries`` and ``cache_bytes`` bound the cache of answers (0: no cache)."""
     app = FastAPI(
@@ -152,6 +227,8 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         version=__version__,
         description="Operator-level roofline analysis of LLM inference: memory, TTFT, TPOT, throughput. "
         "All quantities are SI base units (s, bytes, FLOPs); the report is the `--format json` contract.",
+        docs_url=None,  # FastAPI's own pages load Swagger UI and ReDoc from a CDN: blank offline
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
@@ -187,6 +264,25 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
 
         return [e.model_dump() for e in all_engines().values()]
 
+    @app.get("/api/formats", summary="The number formats")
+    def formats() -> dict[str, Any]:
+        """The one format table every command shares: weight formats (for `quant`) with their settings
+        and stored bits per weight, their aliases, and the KV-cache formats (for `settings.kv_format`)."""
+        from .. import formats as table
+
+        return {
+            "weights": [
+                {"name": f.name, "description": f.description, "bits_per_value": f.bits_per_value,
+                 "settings": f.settings}
+                for f in table.FORMATS.values()
+            ],
+            "aliases": table.ALIASES,
+            "kv": [
+                {"name": k.name, "description": k.description, "kv_bits": k.kv_bits, "kv_scale": k.kv_scale}
+                for k in table.KV_FORMATS.values()
+            ],
+        }  # fmt: skip
+
     @app.post(
         "/api/analyze",
         summary="Analyse one model on one device",
@@ -201,6 +297,46 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
     )
     def analyze(req: AnalyzeRequest) -> Response:
         return answer("analyze", req, _analysis)
+
+    @app.post(
+        "/api/fit",
+        summary="Ways to make an analysis fit in memory",
+        responses={
+            200: {
+                "description": "`{fits, options}`: each option `{kind, change, total_bytes, "
+                "capacity_bytes}`, kind tp, quant or offload; `change` holds the arguments to set "
+                "(tp, quant, offload_weights, offload_experts), each verified by analysing with it"
+            },
+            **ERRORS,
+        },
+    )
+    def fit(req: AnalyzeRequest) -> Response:
+        """The smallest TP within the device's scale-up domain, a narrower format, or a weight offload
+        that would make this analysis fit (`rooflens.analysis.fits_with`); none when it fits already."""
+        return answer("fit", req, _fit)
+
+    @app.post(
+        "/api/plan",
+        summary="The cheapest set-ups that meet latency targets",
+        responses={200: {"description": "the plan: `{entries, explanation, excluded, ...}`"}, **ERRORS},
+    )
+    def plan(req: PlanRequest) -> Response:
+        """`rooflens.plan.plan`: hardware x TP x format x batch that fit and meet `ttft` and `tpot`,
+        cheapest first (USD per million generated tokens)."""
+        return answer("plan", req, _plan)
+
+    @app.post(
+        "/api/simulate",
+        summary="A serving simulation: requests over time on an engine's scheduler",
+        responses={
+            200: {"description": "`{summary}` or, for `concurrencies`, `{sweep: [summary...]}`"},
+            **ERRORS,
+        },
+    )
+    def simulate(req: SimulateRequest) -> Response:
+        """`rooflens.serving.simulate` (or `sweep_concurrency` for a list of concurrencies): TTFT, TPOT,
+        ITL and end-to-end percentiles, throughput, KV use and preemptions."""
+        return answer("simulate", req, _simulation)
 
     @app.post(
         "/api/compare",
@@ -224,6 +360,39 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         import plotly
 
         return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="rooflens API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> Response:
+        from fastapi.openapi.docs import get_redoc_html
+
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="rooflens API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        # Swagger UI and ReDoc as bundled by the fastapi-offline package (the `web` extra).
+        if name not in DOCS_ASSETS:
+            return JSONResponse({"detail": f"no docs asset {name!r}; there are {sorted(DOCS_ASSETS)}"}, 404)
+        import fastapi_offline
+
+        return FileResponse(Path(fastapi_offline.__file__).parent / "static" / name)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

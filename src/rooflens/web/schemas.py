@@ -100,6 +100,12 @@ class AnalyzeRequest(BaseModel):
         description="any other analysis setting by name (tp, pp, ep, draft_model, sparsity, kv_budget, ...)",
     )
     figures: bool = Field(False, description="also return the plotly figures the web page draws")
+    block_group: str | None = Field(
+        None,
+        max_length=64,
+        description="the layer group the block-graph figures draw (an op's `group`, e.g. 'mla, moe'); "
+        "default: the group most layers share",
+    )
     timeline: bool = Field(False, description="include every decode step in report.decode.timeline")
     format: Literal["json", "csv"] = Field("json", description="csv: the per-operator table as CSV")
 
@@ -129,3 +135,111 @@ class CompareRequest(BaseModel):
 
     analyses: list[AnalyzeRequest] = Field(min_length=2, max_length=MAX_COMPARE)
     figures: bool = Field(False, description="also return the comparison figure")
+
+
+# Plans and serving simulations: bounded tighter than the Python API so one request stays within a
+# few seconds (a plan over 2 devices: ~1 s; a simulation of 2,000 requests: ~1 s).
+MAX_PLAN_DEVICES = 16
+MAX_PLAN_ENTRIES = 100
+MAX_SIM_REQUESTS = 2_000
+MAX_SIM_CONCURRENCY = 1_024
+MAX_SIM_POINTS = 16
+MAX_SIM_TOTAL = 8_000  # requests x concurrency points of one sweep
+
+
+class PlanRequest(BaseModel):
+    """The cheapest set-ups that fit and meet TTFT and TPOT targets (`rooflens.plan.plan`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200, description="catalog model name")
+    prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
+    gen: int = Field(256, ge=2, le=MAX_GEN)
+    ttft: float = Field(gt=0, le=3600, description="TTFT target, seconds")
+    tpot: float = Field(gt=0, le=60, description="TPOT target, seconds")
+    rate: float | None = Field(None, gt=0, le=1e6, description="requests per second to keep up with")
+    hardware: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_PLAN_DEVICES,
+        description="device names (default: every priced one)",
+    )
+    prices: dict[str, float] = Field(
+        default_factory=dict, max_length=MAX_PLAN_DEVICES, description="device name -> USD per device-hour"
+    )
+    quants: list[str] | None = Field(None, min_length=1, max_length=8, description="weight formats to try")
+    tp: list[int] | None = Field(
+        None, min_length=1, max_length=8, description="TP degrees to try (each 1-64)"
+    )
+    kv_formats: list[str] | None = Field(None, min_length=1, max_length=5)
+    allow_offload: bool = False
+    top: int = Field(20, ge=1, le=MAX_PLAN_ENTRIES, description="entries returned, cheapest first")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        return _valid_text(data)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> PlanRequest:
+        if any(len(n) > 64 for n in [*(self.hardware or []), *(self.quants or []), *(self.kv_formats or [])]):
+            raise ValueError("device and format names are at most 64 characters")
+        if any(not 1 <= t <= 64 for t in self.tp or []):
+            raise ValueError("tp degrees go from 1 to 64")
+        if any(not 0 < p <= 1e6 for p in self.prices.values()):
+            raise ValueError("prices are positive USD per device-hour, at most 1e6")
+        return self
+
+
+class SimulateRequest(BaseModel):
+    """A serving simulation (`rooflens.serving.simulate`): requests arriving at ``rate`` per second,
+    or ``concurrency`` users; ``concurrencies`` sweeps several (`sweep_concurrency`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200, description="catalog model name")
+    hardware: str = Field("h100-sxm", min_length=1, max_length=64, description="catalog device name")
+    rate: float | None = Field(None, gt=0, le=1e5, description="requests per second (open loop)")
+    concurrency: int | None = Field(None, ge=1, le=MAX_SIM_CONCURRENCY, description="users (closed loop)")
+    concurrencies: list[int] | None = Field(
+        None, min_length=1, max_length=MAX_SIM_POINTS, description="a sweep of closed-loop concurrencies"
+    )
+    prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
+    gen: int = Field(256, ge=1, le=MAX_GEN)
+    random_range_ratio: float = Field(0.0, ge=0, le=1, description="lengths drawn within +-ratio")
+    requests: int = Field(200, ge=1, le=MAX_SIM_REQUESTS, description="requests (per sweep point)")
+    arrival: Literal["poisson", "constant"] = "poisson"
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    replicas: int = Field(1, ge=1, le=16)
+    engine: str | None = Field(None, max_length=64)
+    basis: Literal["estimate", "ideal"] = "estimate"
+    quant: str | None = Field(None, max_length=32)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, max_length=64, description="analysis settings of one instance (tp, ep, ...)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        return _valid_text(data)
+
+    @model_validator(mode="after")
+    def _one_load(self) -> SimulateRequest:
+        given = [k for k in ("rate", "concurrency", "concurrencies") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of rate (requests per second), concurrency (users) or concurrencies "
+                f"(a sweep); got {', '.join(given) or 'none'}"
+            )
+        points = self.concurrencies or []
+        if any(not 1 <= c <= MAX_SIM_CONCURRENCY for c in points):
+            raise ValueError(f"concurrencies go from 1 to {MAX_SIM_CONCURRENCY}")
+        if self.requests * max(1, len(points)) > MAX_SIM_TOTAL:
+            raise ValueError(
+                f"requests x sweep points is at most {MAX_SIM_TOTAL:,}; got {self.requests} x {len(points)}"
+            )
+        own = {"rate", "concurrency", "prompt", "gen", "requests", "engine", "quant", "model", "hardware"}
+        doubled = sorted(set(self.settings) & (own | {"replicas", "hub", "arrival", "seed", "basis"}))
+        if doubled:
+            raise ValueError(f"give {', '.join(doubled)} as top-level fields, not inside `settings`")
+        return self

@@ -5,7 +5,12 @@
 const DEFAULTS = {
   model: "llama-3-8b", hardware: "h100-sxm", batch: 1, prompt: 1024, gen: 128,
   w: 16, a: 16, kv: 16, fa: 1, phase: "decode", engine: "",
+  tp: 1, pp: 1, ep: 1, quant: "", kvf: "", spec: "", offw: 0, offe: 0, group: "", mode: "analyze",
 };
+const MODES = ["analyze", "compare", "plan", "serve"];
+const PARALLEL = ["tp", "pp", "ep"];
+const OFFLOAD = { offw: "offload_weights", offe: "offload_experts" };
+const FIT_CHANGES = { tp: "tp", quant: "quant", offload_weights: "offw", offload_experts: "offe" };
 const CUSTOM_FIELDS = ["hw_name", "hw_mem", "hw_bw", "hw_fp16", "hw_int8"];
 const COLUMNS = [
   ["name", "operator"], ["phase", "phase"], ["block", "block"], ["kind", "kind"], ["count", "×"],
@@ -15,7 +20,7 @@ const COLUMNS = [
 const PLOTS = ["roofline", "breakdown", "memory", "timeline"];
 
 const $ = (id) => document.getElementById(id);
-const state = { ...DEFAULTS, config: null, custom: null };
+const state = { ...DEFAULTS, config: null, custom: null, pins: [] };
 let report = null;
 let figures = null;
 let sortKey = "time_s";
@@ -34,6 +39,9 @@ function si(v, unit) {
   return v.toPrecision(3) + " " + unit;
 }
 const secs = (v) => si(v, "s");
+// Three significant digits written out: 2,290 (not 2.29e+3), 0.125.
+const plain = (v) => (v === null || v === undefined || !isFinite(v)) ? "–"
+  : Math.abs(v) >= 100 ? Number(v.toPrecision(3)).toLocaleString("en-US") : v.toPrecision(3);
 const esc = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const bytes = (v) => si(v, "B");
 
@@ -54,6 +62,10 @@ function readUrl() {
   if (q.has("config")) {
     try { state.config = JSON.parse(b64decode(q.get("config"))); } catch { state.config = null; }
   }
+  if (q.has("pins")) {
+    try { state.pins = JSON.parse(b64decode(q.get("pins"))); } catch { state.pins = []; }
+  }
+  if (!MODES.includes(state.mode)) state.mode = "analyze";
   if (q.has("hw_name")) {
     state.custom = {};
     for (const f of CUSTOM_FIELDS) state.custom[f] = q.get(f) || "";
@@ -65,6 +77,7 @@ function writeUrl() {
   for (const [key, def] of Object.entries(DEFAULTS)) if (String(state[key]) !== String(def)) q.set(key, state[key]);
   if (state.config) q.set("config", b64encode(JSON.stringify(state.config)));
   if (state.custom) for (const f of CUSTOM_FIELDS) q.set(f, state.custom[f]);
+  if (state.pins.length) q.set("pins", b64encode(JSON.stringify(state.pins)));
   const search = q.toString();
   history.replaceState(null, "", search ? "?" + search : location.pathname);
 }
@@ -92,6 +105,13 @@ function showState() {
   $("w-bits").value = String(state.w);
   $("a-bits").value = String(state.a);
   $("kv-bits").value = String(state.kv);
+  $("quant").value = state.quant;
+  $("kv-format").value = state.kvf;
+  // A named format sets the bit widths itself: the bit selects are ignored while one is chosen.
+  $("w-bits").disabled = $("a-bits").disabled = !!state.quant;
+  $("kv-bits").disabled = !!state.kvf;
+  for (const k of [...PARALLEL, ...Object.keys(OFFLOAD)]) $(k).value = state[k];
+  $("spec").value = state.spec;
   $("flash").checked = !!Number(state.fa);
   $("engine").value = state.engine;
   $("block-phase").value = state.phase;
@@ -108,20 +128,24 @@ function customHardware() {
 }
 
 function requestBody() {
-  const body = {
-    batch: state.batch, prompt: state.prompt, gen: state.gen,
-    w_bits: Number(state.w), a_bits: Number(state.a), kv_bits: Number(state.kv),
-    flash_attention: !!Number(state.fa),
-  };
-  if (state.engine) body.settings = { engine: state.engine };
+  const body = { batch: state.batch, prompt: state.prompt, gen: state.gen, flash_attention: !!Number(state.fa) };
+  if (state.quant) body.quant = state.quant; else Object.assign(body, { w_bits: Number(state.w), a_bits: Number(state.a) });
+  const settings = {};
+  if (state.kvf) settings.kv_format = state.kvf; else body.kv_bits = Number(state.kv);
+  if (state.engine) settings.engine = state.engine;
+  for (const k of PARALLEL) if (Number(state[k]) !== 1) settings[k] = Number(state[k]);
+  for (const [k, name] of Object.entries(OFFLOAD)) if (Number(state[k]) > 0) settings[name] = Number(state[k]);
+  if (state.spec.startsWith("heads:")) settings.spec_heads = state.spec.slice(6);
+  else if (state.spec.startsWith("draft:")) settings.draft_model = state.spec.slice(6);
+  if (Object.keys(settings).length) body.settings = settings;
   if (state.config) body.config = state.config; else body.model = state.model;
   if (state.custom) body.custom_hardware = customHardware(); else body.hardware = state.hardware;
   return body;
 }
 
 // --- talking to the API ----------------------------------------------------------------------
-async function post(body) {
-  const res = await fetch("/api/analyze", {
+async function post(body, path = "/api/analyze") {
+  const res = await fetch(path, {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
     signal: inflight.signal,
   });
@@ -142,8 +166,12 @@ async function update() {
   if (inflight) inflight.abort();
   inflight = new AbortController();
   const started = performance.now();
-  const body = { ...requestBody(), figures: true };
+  const asked = requestBody();
+  document.body.dataset.request = JSON.stringify(asked);  // what the numbers shown answer
+  const body = { ...asked, figures: true };
+  if (state.group) body.block_group = state.group;
   $("status").textContent = "updating…";
+  setStale(true);  // the numbers shown answer the previous request until this one is answered
   let data;
   try {
     data = await post(body);
@@ -160,12 +188,17 @@ async function update() {
     return;
   }
   $("error").hidden = true;
+  setStale(false);
   report = data.report;
   figures = data.figures;
   showNumbers();
+  const fitting = report.memory.fits ? null : post(asked, "/api/fit").catch(() => null);
   await drawPlots();
+  showFitOptions(fitting ? await fitting : null);
   if (mine !== latest) return;  // superseded while drawing: the newer update renders
+  showGroups();
   drawTable();
+  findOps();
   const ms = performance.now() - started;
   renders += 1;
   document.body.dataset.renders = String(renders);
@@ -176,6 +209,22 @@ async function update() {
 }
 
 // --- drawing ---------------------------------------------------------------------------------
+const RESULTS = ["headline", "notes", "fit-options", "plots", "op-table"];
+function setStale(stale) {
+  for (const id of RESULTS) $(id).classList.toggle("stale", stale && report !== null);
+}
+
+// Plotly's mode bar (shown on hover) sits in the top 30 px at the right: titles go below it.
+const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: "hover" };
+function clearOfModeBar(layout) {
+  const title = typeof layout.title === "string" ? { text: layout.title } : { ...(layout.title || {}) };
+  return {
+    ...layout,
+    title: { ...title, x: 0.02, xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 34 } },
+    margin: { ...(layout.margin || {}), t: 80 },
+  };
+}
+
 function setFigure(id, value, text) {
   const el = $(id);
   el.dataset.value = value === null || value === undefined ? "" : String(value);
@@ -206,10 +255,29 @@ function showNumbers() {
   $("hardware-info").textContent = `${h.display_name}: ${bytes(h.memory_bytes)}, ${si(h.memory_bandwidth, "B/s")}`;
 }
 
+function fitText(o) {
+  const c = o.change;
+  const what = [];
+  if (c.tp) what.push(`TP ${c.tp}`);
+  if (c.quant) what.push(c.quant);
+  if (c.offload_weights !== undefined) {
+    what.push(`${Math.round(c.offload_weights * 100)}% of the weights` + (c.offload_experts !== undefined ? " and experts" : "") + " in host memory");
+  }
+  return `${what.join(" + ")}: ${bytes(o.total_bytes)} of ${bytes(o.capacity_bytes)}`;
+}
+
+function showFitOptions(data) {
+  const box = $("fit-options");
+  box.hidden = !data || !data.options || data.options.length === 0;
+  if (box.hidden) { box.innerHTML = ""; return; }
+  box.innerHTML = "Does not fit. It would with: " + data.options.map((o) =>
+    `<button type="button" class="fix" data-kind="${esc(o.kind)}" data-change="${esc(JSON.stringify(o.change))}">${esc(fitText(o))}</button>`).join(" ");
+}
+
 async function drawPlots() {
   const jobs = PLOTS.map((name) => {
     const fig = figures[name];
-    return Plotly.react("plot-" + name, fig.data, fig.layout, { responsive: true, displaylogo: false });
+    return Plotly.react("plot-" + name, fig.data, clearOfModeBar(fig.layout), PLOT_CONFIG);
   });
   jobs.push(drawBlock());
   await Promise.all(jobs);
@@ -219,7 +287,7 @@ async function drawBlock() {
   const phase = figures["block_" + state.phase] ? state.phase : "prefill";
   const fig = figures["block_" + phase];
   const el = $("plot-block");
-  await Plotly.react(el, fig.data, fig.layout, { displaylogo: false });
+  await Plotly.react(el, fig.data, clearOfModeBar(fig.layout), PLOT_CONFIG);
   el.dataset.phase = phase;
   if (!el.dataset.bound) {
     el.dataset.bound = "1";
@@ -230,13 +298,35 @@ async function drawBlock() {
   }
 }
 
+// The layer groups the report's block ops come in (DeepSeek: dense "mla" and "mla, moe" layers).
+function showGroups() {
+  const groups = [...new Set(report.ops.filter((o) => o.block === "attention" || o.block === "mlp").map((o) => o.group))];
+  $("block-group").innerHTML = `<option value="">the most common</option>` + groups.map((g) =>
+    `<option value="${esc(g)}">${esc(g || "every layer")}</option>`).join("");
+  $("block-group").value = groups.includes(state.group) ? state.group : "";
+  $("block-group-label").hidden = groups.length < 2;
+}
+
+// The search box: the operator table keeps the rows whose name matches, the block graph dims the rest.
+function findOps() {
+  const q = $("op-search").value.trim().toLowerCase();
+  const match = (name) => !q || name.toLowerCase().includes(q);
+  for (const tr of $("op-table").tBodies[0].rows) tr.hidden = !match(tr.cells[0].textContent);
+  const el = $("plot-block");
+  const nodes = el.data ? el.data.findIndex((t) => t.customdata !== undefined && t.customdata !== null) : -1;
+  if (nodes < 0) return;
+  const opacity = el.data[nodes].text.map((name) => (match(name) ? 1 : 0.15));
+  Plotly.restyle(el, { "marker.opacity": [opacity] }, [nodes]);
+  el.dataset.found = String(q ? opacity.filter((v) => v === 1).length : "");
+}
+
 function showOp(phase, index) {
   const op = report.ops.filter((o) => o.phase === phase)[index];
   if (!op) return;
   $("op-detail").dataset.op = op.name;
   $("op-detail").innerHTML = `<b>${esc(op.name)}</b> (${phase}, ${esc(op.block)}, ×${op.count}): ` +
     `${si(op.flops, "FLOP")}, ${bytes(op.bytes)} (weights ${bytes(op.weight_bytes)}, ` +
-    `KV read ${bytes(op.kv_read_bytes)}), intensity ${op.intensity === null ? "–" : op.intensity.toPrecision(3)} FLOP/B, ` +
+    `KV read ${bytes(op.kv_read_bytes)}), intensity ${plain(op.intensity)} FLOP/B, ` +
     `<b>${op.bound}</b>-bound, ideal ${secs(op.time_s)}` + (op.estimate_s === null ? "" : `, estimate ${secs(op.estimate_s)}`);
 }
 
@@ -256,11 +346,125 @@ function drawTable() {
     if (["flops"].includes(key)) return si(v, "");
     if (key.endsWith("bytes")) return bytes(v);
     if (key.endsWith("_s")) return secs(v);
-    if (key === "intensity") return v === null ? "–" : v.toPrecision(3);
+    if (key === "intensity") return plain(v);
     return esc(v);
   };
   $("op-table").tBodies[0].innerHTML = rows.map((op) =>
     `<tr class="${op.bound}">` + COLUMNS.map(([k]) => `<td>${cell(op, k)}</td>`).join("") + "</tr>").join("");
+}
+
+// --- modes: Compare, Plan, Serve (each a thin call of its API endpoint) ------------------------
+async function callApi(path, body) {
+  try {
+    const res = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const data = await res.json();
+    return res.ok ? data : { error: typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail) };
+  } catch (err) {
+    return { error: String(err) };
+  }
+}
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").hidden = !text;
+}
+
+function bump(key) {
+  document.body.dataset[key] = String(Number(document.body.dataset[key] || 0) + 1);
+}
+
+function showMode() {
+  for (const b of document.querySelectorAll("#modes button")) b.setAttribute("aria-selected", String(b.dataset.mode === state.mode));
+  for (const m of MODES.slice(1)) $("mode-" + m).hidden = state.mode !== m;
+  $("analysis").hidden = state.mode !== "analyze";
+  if (state.mode === "analyze") {
+    for (const name of [...PLOTS, "block"]) if ($("plot-" + name).data) Plotly.Plots.resize($("plot-" + name));
+  }
+  if (state.mode === "compare") showPins();
+}
+
+function showPins() {
+  $("compare-pins").innerHTML = state.pins.map((b, i) =>
+    `<li>${esc(b.model || "pasted config")} on ${esc(b.hardware || "custom device")}, batch ${b.batch}` +
+    `${b.quant ? ", " + esc(b.quant) : ""}${b.settings?.tp ? ", TP " + b.settings.tp : ""} ` +
+    `<button type="button" data-unpin="${i}" aria-label="unpin set-up ${i + 1}">unpin</button></li>`).join("");
+}
+
+async function runCompare() {
+  showPins();
+  writeUrl();
+  const tbody = $("compare-table").tBodies[0];
+  if (state.pins.length < 2) {
+    tbody.innerHTML = `<tr><td colspan="6">pin at least two set-ups</td></tr>`;
+    return;
+  }
+  const data = await callApi("/api/compare", { analyses: state.pins, figures: true });
+  if (data.error) { showError(data.error); return; }
+  showError("");
+  tbody.innerHTML = data.comparison.analyses.map((r) =>
+    `<tr><td>${esc(r.label)}</td><td data-value="${r.ttft_s}">${secs(r.ttft_s)}</td>` +
+    `<td data-value="${r.decode.tpot_s}">${secs(r.decode.tpot_s)}</td>` +
+    `<td data-value="${r.throughput_tokens_per_s}">${plain(r.throughput_tokens_per_s)}</td>` +
+    `<td data-value="${r.memory.total_bytes}">${bytes(r.memory.total_bytes)}</td><td>${r.memory.fits ? "yes" : "no"}</td></tr>`).join("");
+  await Plotly.react("plot-compare", data.figure.data, clearOfModeBar(data.figure.layout), PLOT_CONFIG);
+  bump("compared");
+}
+
+async function runPlan() {
+  if (state.config) { showError("Plan takes a catalog model: pick one in the Model control"); return; }
+  const hardware = $("plan-hw").value.split(",").map((h) => h.trim()).filter(Boolean);
+  const body = {
+    model: state.model, prompt: state.prompt, gen: Math.max(2, state.gen),
+    ttft: Number($("plan-ttft").value) / 1e3, tpot: Number($("plan-tpot").value) / 1e3, top: 20,
+  };
+  if (hardware.length) body.hardware = hardware;
+  document.body.dataset.planRequest = JSON.stringify(body);
+  $("plan-run").disabled = true;
+  $("plan-explain").textContent = "planning…";
+  const data = await callApi("/api/plan", body);
+  $("plan-run").disabled = false;
+  if (data.error) { showError(data.error); $("plan-explain").textContent = ""; return; }
+  showError("");
+  $("plan-explain").textContent = data.explanation.join(" ");
+  $("plan-table").tBodies[0].innerHTML = data.entries.map((e) =>
+    `<tr><td>${esc(e.hardware)}</td><td>${e.devices}</td><td>${e.tp}</td><td>${esc(e.quant)}</td><td>${esc(e.kv_format)}</td>` +
+    `<td>${e.batch}</td><td data-value="${e.ttft_s}">${secs(e.ttft_s)}</td><td data-value="${e.tpot_s}">${secs(e.tpot_s)}</td>` +
+    `<td data-value="${e.usd_per_million_tokens}">${plain(e.usd_per_million_tokens)}</td></tr>`).join("");
+  bump("planned");
+}
+
+async function runServe() {
+  if (state.config || state.custom) { showError("Serve takes a catalog model and device: pick them in the Model and Hardware controls"); return; }
+  const asked = requestBody();
+  const settings = { ...(asked.settings || {}) };
+  delete settings.engine;
+  for (const k of ["w_bits", "a_bits", "kv_bits", "flash_attention"]) if (asked[k] !== undefined) settings[k] = asked[k];
+  const body = {
+    model: state.model, hardware: state.hardware, prompt: state.prompt, gen: state.gen,
+    requests: Math.round(Number($("serve-requests").value) || 1), settings,
+  };
+  const load = $("serve-load").value;
+  body[load] = load === "rate" ? Number($("serve-value").value) : Math.round(Number($("serve-value").value));
+  if (state.engine) body.engine = state.engine;
+  if (asked.quant) body.quant = asked.quant;
+  document.body.dataset.serveRequest = JSON.stringify(body);
+  $("serve-run").disabled = true;
+  const data = await callApi("/api/simulate", body);
+  $("serve-run").disabled = false;
+  if (data.error) { showError(data.error); return; }
+  showError("");
+  const m = data.summary;
+  const card = (id, label, value, text) =>
+    `<div class="figure"><span class="label">${label}</span><span id="${id}" class="value" data-value="${value}">${text}</span></div>`;
+  $("serve-summary").innerHTML = [
+    card("serve-throughput", "output tokens/s", m.output_tokens_per_s, plain(m.output_tokens_per_s)),
+    card("serve-ttft-p50", "TTFT p50", m.ttft.p50, secs(m.ttft.p50)),
+    card("serve-ttft-p99", "TTFT p99", m.ttft.p99, secs(m.ttft.p99)),
+    card("serve-tpot-p50", "TPOT p50", m.tpot.p50, secs(m.tpot.p50)),
+    card("serve-tpot-p99", "TPOT p99", m.tpot.p99, secs(m.tpot.p99)),
+    card("serve-saturated", "keeps up", String(!m.saturated), m.saturated ? "no: the queue grows" : "yes"),
+  ].join("");
+  bump("served");
 }
 
 // --- exports ---------------------------------------------------------------------------------
@@ -312,14 +516,55 @@ function wire() {
   }
   $("flash").addEventListener("change", () => { state.fa = $("flash").checked ? 1 : 0; schedule(0); });
   $("engine").addEventListener("change", () => { state.engine = $("engine").value; schedule(0); });
-  $("block-phase").addEventListener("change", () => { state.phase = $("block-phase").value; writeUrl(); drawBlock(); });
+  for (const [id, key] of [["quant", "quant"], ["kv-format", "kvf"], ["spec", "spec"]]) {
+    $(id).addEventListener("change", () => { state[key] = $(id).value; showState(); schedule(0); });
+  }
+  for (const k of PARALLEL) {
+    $(k).addEventListener("change", () => {
+      state[k] = Math.max(1, Math.round(Number($(k).value) || 1));
+      $(k).value = state[k];
+      schedule(0);
+    });
+  }
+  for (const k of Object.keys(OFFLOAD)) {
+    $(k).addEventListener("change", () => { state[k] = Number($(k).value) || 0; schedule(0); });
+  }
+  $("fit-options").addEventListener("click", (ev) => {
+    const change = ev.target.closest("button")?.dataset.change;
+    if (!change) return;
+    for (const [key, value] of Object.entries(JSON.parse(change))) state[FIT_CHANGES[key]] = value;
+    showState();
+    schedule(0);
+  });
+  $("block-phase").addEventListener("change", async () => {
+    state.phase = $("block-phase").value;
+    writeUrl();
+    await drawBlock();
+    findOps();
+  });
+  $("block-group").addEventListener("change", () => { state.group = $("block-group").value; schedule(0); });
+  $("op-search").addEventListener("input", findOps);
   $("op-table").tHead.addEventListener("click", (ev) => {
     const key = ev.target.closest("th")?.dataset.key;
     if (!key) return;
     sortDir = key === sortKey ? -sortDir : -1;
     sortKey = key;
     drawTable();
+    findOps();
   });
+  for (const b of document.querySelectorAll("#modes button")) {
+    b.addEventListener("click", () => { state.mode = b.dataset.mode; writeUrl(); showMode(); if (state.mode === "compare") runCompare(); });
+  }
+  $("compare-add").addEventListener("click", () => { state.pins.push(requestBody()); runCompare(); });
+  $("compare-clear").addEventListener("click", () => { state.pins = []; runCompare(); });
+  $("compare-pins").addEventListener("click", (ev) => {
+    const i = ev.target.closest("button")?.dataset.unpin;
+    if (i === undefined) return;
+    state.pins.splice(Number(i), 1);
+    runCompare();
+  });
+  $("plan-run").addEventListener("click", runPlan);
+  $("serve-run").addEventListener("click", runServe);
   $("copy-link").addEventListener("click", () => navigator.clipboard?.writeText(location.href));
   $("export-json").addEventListener("click", () => {
     if (report) download("rooflens-report.json", JSON.stringify(report, null, 2), "application/json");
@@ -332,10 +577,17 @@ function wire() {
 }
 
 async function loadCatalogs() {
-  const [models, hardware, engines] = await Promise.all([
+  const [models, hardware, engines, formats] = await Promise.all([
     fetch("/api/models").then((r) => r.json()), fetch("/api/hardware").then((r) => r.json()),
-    fetch("/api/engines").then((r) => r.json()),
+    fetch("/api/engines").then((r) => r.json()), fetch("/api/formats").then((r) => r.json()),
   ]);
+  $("quant").innerHTML = `<option value="">by bit widths below</option>` + formats.weights.map((f) =>
+    `<option value="${esc(f.name)}" title="${esc(f.description)}">${esc(f.name)} (${f.bits_per_value.toFixed(2)} bits/weight)</option>`).join("");
+  $("kv-format").innerHTML = `<option value="">by bit width below</option>` + formats.kv.map((k) =>
+    `<option value="${esc(k.name)}" title="${esc(k.description)}">${esc(k.name)}</option>`).join("");
+  $("spec-drafts").innerHTML = models.map((m) =>
+    `<option value="draft:${esc(m.name)}">${esc(m.name)}</option>`).join("");
+  showState();
   $("engine").innerHTML = `<option value="">the device's default</option>` + engines.map((e) =>
     `<option value="${esc(e.name)}">${esc(e.display_name)}</option>`).join("");
   $("engine").value = state.engine;
@@ -348,4 +600,6 @@ async function loadCatalogs() {
 readUrl();
 showState();
 wire();
+showMode();
+if (state.mode === "compare") runCompare();
 loadCatalogs().then(update);
