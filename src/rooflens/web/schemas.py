@@ -150,7 +150,7 @@ MAX_SIM_TOTAL = 8_000  # requests x concurrency points of one sweep
 class PlanRequest(BaseModel):
     """The cheapest set-ups that fit and meet TTFT and TPOT targets (`rooflens.plan.plan`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=200, description="catalog model name")
     prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
@@ -195,7 +195,7 @@ class SimulateRequest(BaseModel):
     """A serving simulation (`rooflens.serving.simulate`): requests arriving at ``rate`` per second,
     or ``concurrency`` users; ``concurrencies`` sweeps several (`sweep_concurrency`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=200, description="catalog model name")
     hardware: str = Field("h100-sxm", min_length=1, max_length=64, description="catalog device name")
