@@ -7,7 +7,8 @@
 - the heaviest analysis inside every cap the web API sets: an MoE config with 4,096 experts (the cap),
   batch 65,536, a 1,048,576-token prompt, 65,536 generated tokens and no KV cache (every decode step
   recomputes the whole sequence): its time and the peak memory of a fresh process running it alone,
-  and the same request posted to /api/analyze and to /api/compare (6 copies, the cap).
+  and the same request posted to /api/analyze and to /api/compare (6 copies, the cap); the heaviest
+  simulation /api/simulate takes (1,000,000 generated tokens) and the default /api/plan search.
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ def main() -> None:
     cfg = {**hf_config("mixtral-8x7b"), "num_local_experts": 4096, "num_experts_per_tok": 8}
     one = {"config": cfg, "hardware": "h100-sxm", "batch": 65_536, "prompt": 1_048_576, "gen": 65_536,
            "kv_cache": False}  # fmt: skip
-    for path, body in (("/api/analyze", one), ("/api/compare", {"analyses": [one] * 6})):
+    # The heaviest simulation the server takes: 1,000,000 generated tokens (2,000 requests x 500), and
+    # the plan search over every priced device (the default).
+    simulate = {"model": "llama-3-8b", "concurrency": 256, "requests": 2000, "gen": 500}
+    plan = {"model": "llama-3-8b", "prompt": 1024, "gen": 256, "ttft": 1.0, "tpot": 0.05}
+    for path, body in (("/api/analyze", one), ("/api/compare", {"analyses": [one] * 6}),
+                       ("/api/simulate", simulate), ("/api/plan", plan)):  # fmt: skip
         t = time.perf_counter()
         res = client.post(path, json=body)
         print(f"  {path} {res.status_code}: {time.perf_counter() - t:.2f} s")

@@ -471,10 +471,13 @@ def test_simulate_endpoint_is_the_python_simulation(client):
         {"model": "llama-3-8b", "concurrencies": [1, 2, 4, 8, 16], "requests": 2000},  # 10,000 in all
         {"model": "llama-3-8b", "concurrency": 5000},
         {"model": "llama-3-8b", "rate": 1, "settings": {"requests": 3}},
+        # 2,000 requests x 1,024 tokens = 2,048,000 generated tokens: past the 1,000,000 a request may take
+        {"model": "llama-3-8b", "rate": 1, "requests": 2000, "gen": 1024},
     ]
     for b in bad:
         res = client.post("/api/simulate", json=b)
         assert res.status_code == 422 and res.json()["detail"], b
+    assert "2,048,000 generated tokens" in res.json()["detail"]
     res = client.post("/api/simulate", json={"model": "./secret.json", "rate": 1})
     assert res.status_code == 400
     res = client.post("/api/simulate", json={"model": "llama-3-8b", "hardware": "nope", "rate": 1})

@@ -145,6 +145,7 @@ MAX_SIM_REQUESTS = 2_000
 MAX_SIM_CONCURRENCY = 1_024
 MAX_SIM_POINTS = 16
 MAX_SIM_TOTAL = 8_000  # requests x concurrency points of one sweep
+MAX_SIM_TOKENS = 1_000_000  # generated tokens per simulate request: about a second of work
 
 
 class PlanRequest(BaseModel):
@@ -237,6 +238,13 @@ class SimulateRequest(BaseModel):
         if self.requests * max(1, len(points)) > MAX_SIM_TOTAL:
             raise ValueError(
                 f"requests x sweep points is at most {MAX_SIM_TOTAL:,}; got {self.requests} x {len(points)}"
+            )
+        tokens = self.requests * max(1, len(points)) * self.gen
+        if tokens > MAX_SIM_TOKENS:
+            raise ValueError(
+                f"requests x sweep points x gen is {tokens:,} generated tokens to simulate; this server "
+                f"takes at most {MAX_SIM_TOKENS:,} per request (about a second): fewer requests or shorter "
+                "outputs, or rooflens simulate on your machine"
             )
         own = {"rate", "concurrency", "prompt", "gen", "requests", "engine", "quant", "model", "hardware"}
         doubled = sorted(set(self.settings) & (own | {"replicas", "hub", "arrival", "seed", "basis"}))
