@@ -15,7 +15,7 @@ All decode steps are evaluated at once with NumPy arrays over ``t``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -496,12 +496,7 @@ class FitOption:
     capacity_bytes: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "change": self.change,
-            "total_bytes": self.total_bytes,
-            "capacity_bytes": self.capacity_bytes,
-        }
+        return asdict(self)
 
 
 def fits_with(

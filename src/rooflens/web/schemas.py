@@ -62,10 +62,20 @@ def _valid_text(value: Any) -> Any:
     return value
 
 
-class AnalyzeRequest(BaseModel):
-    """One analysis: a model, a device, a workload and its settings."""
+class _Body(BaseModel):
+    """A request body: strict JSON types as declared (no "5" for 5, no 0 for false), no unknown
+    fields, and no text that is not valid Unicode anywhere in it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as declared: no "5" for 5
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        return _valid_text(data)
+
+
+class AnalyzeRequest(_Body):
+    """One analysis: a model, a device, a workload and its settings."""
 
     model: str | None = Field(
         "llama-3-8b", max_length=128, description="catalog model name (GET /api/models); or give `config`"
@@ -109,11 +119,6 @@ class AnalyzeRequest(BaseModel):
     timeline: bool = Field(False, description="include every decode step in report.decode.timeline")
     format: Literal["json", "csv"] = Field("json", description="csv: the per-operator table as CSV")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        return _valid_text(data)
-
     @model_validator(mode="after")
     def _no_doubles(self) -> AnalyzeRequest:
         doubled = sorted(set(self.settings) & {*OWN_FIELDS, "quant", "model", "hardware"})
@@ -128,10 +133,8 @@ class AnalyzeRequest(BaseModel):
         return self
 
 
-class CompareRequest(BaseModel):
+class CompareRequest(_Body):
     """Two or more analyses side by side; the first is the baseline."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as declared: no "5" for 5
 
     analyses: list[AnalyzeRequest] = Field(min_length=2, max_length=MAX_COMPARE)
     figures: bool = Field(False, description="also return the comparison figure")
@@ -148,10 +151,8 @@ MAX_SIM_TOTAL = 8_000  # requests x concurrency points of one sweep
 MAX_SIM_TOKENS = 1_000_000  # generated tokens per simulate request: about a second of work
 
 
-class PlanRequest(BaseModel):
+class PlanRequest(_Body):
     """The cheapest set-ups that fit and meet TTFT and TPOT targets (`rooflens.plan.plan`)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=200, description="catalog model name")
     prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
@@ -176,11 +177,6 @@ class PlanRequest(BaseModel):
     allow_offload: bool = False
     top: int = Field(20, ge=1, le=MAX_PLAN_ENTRIES, description="entries returned, cheapest first")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        return _valid_text(data)
-
     @model_validator(mode="after")
     def _bounded(self) -> PlanRequest:
         if any(len(n) > 64 for n in [*(self.hardware or []), *(self.quants or []), *(self.kv_formats or [])]):
@@ -192,11 +188,9 @@ class PlanRequest(BaseModel):
         return self
 
 
-class SimulateRequest(BaseModel):
+class SimulateRequest(_Body):
     """A serving simulation (`rooflens.serving.simulate`): requests arriving at ``rate`` per second,
     or ``concurrency`` users; ``concurrencies`` sweeps several (`sweep_concurrency`)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=200, description="catalog model name")
     hardware: str = Field("h100-sxm", min_length=1, max_length=64, description="catalog device name")
@@ -218,11 +212,6 @@ class SimulateRequest(BaseModel):
     settings: dict[str, Any] = Field(
         default_factory=dict, max_length=64, description="analysis settings of one instance (tp, ep, ...)"
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        return _valid_text(data)
 
     @model_validator(mode="after")
     def _one_load(self) -> SimulateRequest:
