@@ -55,6 +55,18 @@ def assert_rows_equal_analyses(model, frame: pd.DataFrame, **fixed) -> None:
         ("llama-3-8b", dict(hardware=["h100"], batch=[8]), {"exit_fraction": 0.6, "kv_budget": 700}),
         ("qwen2.5-7b", dict(hardware=["rtx-4090"], pp=[1, 2], batch=[1, 4]), {"flash_attention": False}),
         ("llama-3-8b", dict(hardware=["h100"], w_bits=[8, 4], batch=[1, 8]), {"wide_layers": 2}),
+        # Devices with other engines (llama.cpp on Apple), none (TPU) and a long decode (attention
+        # varies over 1,500 steps while the matmuls are steady) in one array evaluation.
+        (
+            "llama-3-8b",
+            dict(
+                hardware=["h100", "tpu-v5e", "m2-ultra", "mi300x"],
+                batch=[2],
+                prompt=[100, 900],
+                gen=[1, 1500],
+            ),
+            {},
+        ),
     ],
 )
 def test_sweep_equals_single_analyses_cell_by_cell(model, axes, fixed):
@@ -145,3 +157,22 @@ def test_a_memo_shared_across_devices_changes_no_number():
     fresh = sweep("qwen3-30b-a3b", hardware=["b200"], **grid).to_frame()
     pd.testing.assert_frame_equal(shared, fresh)
     assert_rows_equal_analyses("qwen3-30b-a3b", fresh.iloc[::3], quant="fp8", kv_format="fp8")
+
+
+def test_devices_swept_together_equal_each_swept_alone():
+    """The local sweep evaluates the devices of a (parallelism, precision) combination together;
+    each device's rows, skipped points and stop must be those of a sweep of it alone."""
+    devices = ["h100", "l4", "m2-ultra", "tpu-v5e", "rtx-4090"]
+    grid = dict(tp=[1, 2], batch=[1, 8, 64, 512], prompt=[4096], gen=[64])
+
+    def stop(block):  # devices stop at different batches: the smaller ones run out of memory first
+        return not block["fits"].all()
+
+    together = sweep("qwen2.5-7b", hardware=devices, stop=stop, **grid)
+    alone = [sweep("qwen2.5-7b", hardware=[d], stop=stop, **grid) for d in devices]
+    pd.testing.assert_frame_equal(
+        together.to_frame(), pd.concat([a.to_frame() for a in alone], ignore_index=True)
+    )
+    assert together.skipped == [point for a in alone for point in a.skipped]
+    rows = together.to_frame().groupby("hardware").size()
+    assert rows.nunique() > 1, "the stop should end the devices' batches at different points"

@@ -127,22 +127,27 @@ def plan(
         return bool((~block["fits"] | (t1 > ttft) | (t2 > tpot)).all())
 
     eps = [e for e in ep if e == 1 or spec.num_experts]
+    efficiencies: dict = {}  # each (profile, operator class): shared by every sweep below
     for label in quants:
         for kv in kv_formats:
             for share in offloads:
                 extra = {"offload_weights": share} if share else {}
-                memo: dict = {}  # operators built once per (tp, batch), reused on every device
-                # Tensor parallelism stays inside each device's scale-up domain (its NVLink/ICI group).
+                # Operators built once per (tp, batch) and placed on every device.
+                memo: dict = {"efficiencies": efficiencies}
+                # Tensor parallelism stays inside each device's scale-up domain (its NVLink/ICI group):
+                # one sweep per set of allowed degrees, over every device with that set.
+                by_tps: dict[tuple[int, ...], list] = {}
                 for hw in devices:
                     domain = hw.scale_up_domain or 8
-                    tps = [t for t in tp if t <= domain]
-                    if not tps or (share and hw.host_link is None):
-                        continue
+                    tps = tuple(t for t in tp if t <= domain)
+                    if tps and not (share and hw.host_link is None):
+                        by_tps.setdefault(tps, []).append(hw)
+                for tps, group in by_tps.items():
                     try:
                         result = sweep(
-                            spec, hardware=[hw], tp=tps, pp=list(pp), ep=eps, quant=label, kv_format=kv,
-                            batch=list(batches), prompt=prompt, gen=gen, stop=missed, memo=memo,
-                            **extra,
+                            spec, hardware=group, tp=list(tps), pp=list(pp), ep=eps, quant=label,
+                            kv_format=kv, batch=list(batches), prompt=prompt, gen=gen, stop=missed,
+                            memo=memo, **extra,
                         )  # fmt: skip
                     except RooflensError:
                         continue

@@ -7,6 +7,7 @@ of ops evaluated over one or more steps (decode: one step per generated token, a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,43 +177,110 @@ def _combine(
 
 
 @dataclass(slots=True)
+class _Rows:
+    """Some of a pass's operators: their rows in ``Packed.compute``, their flops and bytes per step
+    (one column when they are the same at every step), and their counts."""
+
+    index: np.ndarray  # (k,)
+    flops: np.ndarray  # (k, width)
+    bytes: np.ndarray  # (k, width)
+    count: np.ndarray  # (k,)
+
+
+@dataclass(slots=True)
 class Packed:
     """A pass's operators laid out as arrays, built once and placed on many devices (sweeps, plans)."""
 
     steps: int
-    compute: list[Op]  # every op but communication, one row each below
-    flops: np.ndarray  # (ops, steps)
-    bytes: np.ndarray  # (ops, steps)
+    compute: list[Op]  # every op but communication
+    # The ops that cost the same at every step, one column (decode's matmuls, norms...), and the rest
+    # (attention, whose context grows), a column per step: a long decode's arrays stay small.
+    parts: tuple[_Rows, _Rows]
     count: np.ndarray  # (ops,)
     comm: list[Op]
-    # Ops that read the same efficiency (class, kind, K, tokens): one of each, and each op's row in them.
+    # Ops that read the same efficiency (class, kind, K, tokens): one of each, its key, and each op's
+    # row in them.
     classes: list[Op]
+    class_keys: list[tuple]
     klass: np.ndarray  # (ops,) index into classes
+    dtypes: list[str]  # the math dtypes among the ops, and each op's index into them
+    dtype_index: np.ndarray  # (ops,)
+    sparse: np.ndarray  # (ops,) bool: 2:4 structured sparsity
+    impls: list[str]  # the implementation classes among the ops, and each op's index into them
+    impl_index: np.ndarray  # (ops,)
+    # Efficiencies of each part's ops under each profile met so far (by its efficiency_key): a sweep
+    # places one pass on many devices, most of which share a profile's tables.
+    efficiencies: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def efficiency(self, profile: EfficiencyProfile, memo: dict | None = None) -> list[np.ndarray]:
+        """Each part's efficiencies under ``profile`` (shaped as the part's flops), computed once per
+        class; ``memo``, a dict the caller keeps, shares the classes' efficiencies with other passes
+        (the same batch at another parallel degree or KV format reads the same tables at the same
+        tokens)."""
+        key = profile.efficiency_key
+        if key not in self.efficiencies:
+            memo = {} if memo is None else memo
+            rows: list[np.ndarray] = []
+            for part in self.parts:
+                eff = np.empty(part.flops.shape)
+                for r, i in enumerate(part.index):
+                    op, class_key = self.classes[self.klass[i]], self.class_keys[self.klass[i]]
+                    if (key, class_key) not in memo:
+                        memo[key, class_key] = _efficiency(profile, op)
+                    eff[r] = memo[key, class_key]
+                rows.append(eff)
+            self.efficiencies[key] = rows
+        return self.efficiencies[key]
 
 
 def pack(ops: list[Op], steps: int) -> Packed:
     """Lay ``ops`` (quantities scalars or arrays of length ``steps``) out for ``step_times``."""
-    compute = [op for op in ops if op.kind != "comm"]
-    flops = np.empty((len(compute), steps))
-    nbytes = np.empty((len(compute), steps))
+    # Each op's flops, bytes (a sum over its tensors), and the tokens and context its efficiency
+    # reads, each read once.
+    laid = [
+        (op, op.flops, op.bytes, _lookup_tokens(op), op.context if op.kind == "attention" else 0.0)
+        for op in ops
+        if op.kind != "comm"
+    ]
+    compute = [row[0] for row in laid]
+    # An op is steady when nothing it costs or reads varies over the steps.
+    steady = np.array([all(np.ndim(x) == 0 for x in row[1:]) for row in laid], dtype=bool)
+    parts = []
+    for rows, width in ((np.flatnonzero(steady), 1), (np.flatnonzero(~steady), steps)):
+        flops, nbytes = np.empty((len(rows), width)), np.empty((len(rows), width))
+        for r, i in enumerate(rows):
+            flops[r], nbytes[r] = laid[i][1], laid[i][2]
+        parts.append(_Rows(rows, flops, nbytes, np.array([compute[i].count for i in rows], dtype=float)))
     first: dict[tuple, tuple[int, Op]] = {}  # each efficiency key: its row and the first op with it
     klass = np.empty(len(compute), dtype=int)
-    for i, op in enumerate(compute):
-        flops[i] = op.flops
-        nbytes[i] = op.bytes
+    for i, (op, _, _, tokens, context) in enumerate(laid):
         key = (
             op.impl,
             op.kind,
             op.inner,
             op.dtype,
-            np.asarray(_lookup_tokens(op), dtype=float).tobytes(),
-            np.asarray(op.context, dtype=float).tobytes() if op.kind == "attention" else b"",
+            np.asarray(tokens, dtype=float).tobytes(),
+            np.asarray(context, dtype=float).tobytes() if op.kind == "attention" else b"",
         )
         klass[i] = first.setdefault(key, (len(first), op))[0]
     classes = [op for _, op in first.values()]
+    class_keys = list(first)
     count = np.array([op.count for op in compute], dtype=float)
     comm = [op for op in ops if op.kind == "comm"]
-    return Packed(steps, compute, flops, nbytes, count, comm, classes, klass)
+    dtypes, dtype_index = _index([op.dtype for op in compute])
+    impls, impl_index = _index([op.impl for op in compute])
+    sparse = np.array([op.sparsity == (2, 4) for op in compute], dtype=bool)
+    return Packed(
+        steps, compute, (parts[0], parts[1]), count, comm, classes, class_keys, klass, dtypes,
+        dtype_index, sparse, impls, impl_index,
+    )  # fmt: skip
+
+
+def _index(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct values (in order of first appearance) and each value's index into them."""
+    distinct = list(dict.fromkeys(values))
+    where = {v: i for i, v in enumerate(distinct)}
+    return distinct, np.array([where[v] for v in values], dtype=int)
 
 
 def step_times(
@@ -226,31 +294,60 @@ def step_times(
     """(ideal, estimate) time of each step, without the per-op results: evaluate() for sweeps.
 
     The same roofline as ``evaluate``, over all operators at once: give ``pack(ops, steps)`` to place
-    one pass on many devices without laying it out again.
+    one pass on many devices without laying it out again (``device_step_times`` places it on several
+    at once).
     """
     p = ops if isinstance(ops, Packed) else pack(ops, steps)
-    ideal = np.zeros(steps)
-    device = np.zeros(steps)
-    launch = 0.0
-    peaks: dict[str, tuple[float, str]] = {}
-    for op in p.comm:
-        c = _cost(op, hw, peaks, profile, host_s)
-        ideal += op.count * c.ideal
-        device += op.count * c.busy
+    ideal, estimates = device_step_times(p, [hw], [profile], [host_s], sequences)
+    return ideal[0], estimates[0]
+
+
+def device_step_times(
+    p: Packed,
+    hws: Sequence[HardwareSpec],
+    profiles: Sequence[EfficiencyProfile | None],
+    hosts: Sequence[float | None],
+    sequences: float = 1.0,
+    memo: dict | None = None,
+) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """``step_times`` of one packed pass on several devices, each with its profile and host cost:
+    the ideal time per (device, step), and each device's estimate per step (None without a profile).
+    The arithmetic runs over every device in one go (a plan places each pass on every device);
+    ``memo`` shares efficiencies across passes (``Packed.efficiency``)."""
+    n, steps = len(hws), p.steps
+    ideal = np.zeros((n, steps))
+    device = np.zeros((n, steps))
+    launch = np.zeros(n)
+    for i, (hw, profile, host_s) in enumerate(zip(hws, profiles, hosts, strict=True)):
+        peaks: dict[str, tuple[float, str]] = {}
+        for op in p.comm:
+            c = _cost(op, hw, peaks, profile, host_s)
+            ideal[i] += op.count * c.ideal
+            device[i] += op.count * c.busy
+    estimated = [i for i, profile in enumerate(profiles) if profile is not None]
     if p.compute:
-        peak = np.array([_peak(op, hw, peaks)[0] for op in p.compute])
-        t = np.maximum(p.flops / peak[:, None], p.bytes / hw.memory_bandwidth)
-        ideal += p.count @ t
-        if profile is not None:
-            eff = np.empty((len(p.classes), steps))
-            for j, op in enumerate(p.classes):
-                eff[j] = _efficiency(profile, op)
-            device += p.count @ (t / eff[p.klass])
-            if host_s is None:
-                launch = sum(op.count * profile.overhead(op.impl) for op in p.compute)
-    if profile is None:
-        return ideal, None
-    return ideal, _combine(device, np.full(steps, launch), profile, host_s, sequences)
+        # Each op's peak on each device (as _peak: its dtype's, doubled for 2:4 sparsity where the
+        # device has it): (devices, ops).
+        peak = np.array([[hw.peak(d)[0] for d in p.dtypes] for hw in hws])[:, p.dtype_index]
+        sparse = np.array([hw.sparse_2_4 for hw in hws])[:, None] & p.sparse[None, :]
+        peak = np.where(sparse, 2 * peak, peak)
+        bandwidth = np.array([hw.memory_bandwidth for hw in hws])[:, None, None]
+        effs = [p.efficiency(profiles[i], memo) for i in estimated]
+        for j, part in enumerate(p.parts):  # times (devices, ops, 1 or steps)
+            if not len(part.index):
+                continue
+            t = np.maximum(part.flops / peak[:, part.index, None], part.bytes / bandwidth)
+            ideal += part.count @ t
+            if estimated:
+                device[estimated] += part.count @ (t[estimated] / np.stack([e[j] for e in effs]))
+        for i in estimated:
+            if hosts[i] is None:
+                overheads = np.array([profiles[i].overhead(impl) for impl in p.impls])
+                launch[i] = p.count @ overheads[p.impl_index]
+    estimates: list[np.ndarray | None] = [None] * n
+    for i in estimated:
+        estimates[i] = _combine(device[i], np.full(steps, launch[i]), profiles[i], hosts[i], sequences)
+    return ideal, estimates
 
 
 def evaluate(

@@ -21,6 +21,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from .model.catalog import ModelLike, load_model
 from .model.spec import ModelSpec
 from .ops.base import Pass
 from .ops.model import build_ops
-from .roofline import Packed, pack, step_times
+from .roofline import Packed, device_step_times, pack
 
 STRUCTURAL = ("hardware", "tp", "pp", "ep", "w_bits", "a_bits", "kv_bits", "batch")
 COLUMNS = (
@@ -160,12 +161,22 @@ def sweep(
         tasks = [dask.delayed(_combo)(spec, combo, batches, prompts, gens, base) for combo in combos]
         parts = dask.compute(*tasks, scheduler=scheduler)
     else:
-        parts = []
+        # Combinations that differ only in the device run together, batch by batch: each block's
+        # operators are built once and placed on all of their devices in one array evaluation.
+        parts = [([], [])] * len(combos)
         shapes: dict = {} if memo is None else memo  # device-independent parts of each block
-        for i, combo in enumerate(combos, 1):
-            parts.append(_combo(spec, combo, batches, prompts, gens, base, stop, shapes))
-            if progress is not None:
-                progress(i * per_combo, total)
+        groups: dict[tuple, list[int]] = {}
+        for i, combo in enumerate(combos):
+            groups.setdefault(combo[1:], []).append(i)
+        done = 0
+        for rest, members in groups.items():
+            devices = [combos[i][0] for i in members]
+            results = _devices_combo(spec, devices, rest, batches, prompts, gens, base, stop, shapes)
+            for i, result in zip(members, results, strict=True):
+                parts[i] = result
+                done += 1
+                if progress is not None:
+                    progress(done * per_combo, total)
     for combo_blocks, combo_skipped in parts:
         blocks += combo_blocks
         skipped += combo_skipped
@@ -187,14 +198,31 @@ def _combo(
     shapes: dict | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], list[tuple[dict[str, Any], str]]]:
     """Every batch, prompt and generation length of one (device, parallelism, precision) combination."""
-    hw, t, p, e, w, a, kv = combo
-    blocks, skipped = [], []
-    weights = None  # the same for every batch of this combination
-    profile: Any = _UNRESOLVED  # likewise the engine's profile, resolved at the first batch
+    return _devices_combo(spec, [combo[0]], combo[1:], batches, prompts, gens, base, stop, shapes)[0]
+
+
+def _devices_combo(
+    spec: ModelSpec,
+    hws: list[HardwareSpec],
+    rest: tuple,
+    batches: np.ndarray,
+    prompts: np.ndarray,
+    gens: np.ndarray,
+    base: dict,
+    stop: Callable[[dict[str, np.ndarray]], bool] | None = None,
+    shapes: dict | None = None,
+) -> list[tuple[list[dict[str, np.ndarray]], list[tuple[dict[str, Any], str]]]]:
+    """``_combo`` for each device of ``hws`` with the same parallelism and precision ``rest``: the
+    blocks and skipped points of each, as ``_combo`` gives them one device at a time."""
+    t, p, e, w, a, kv = rest
+    bits = {k: v for k, v in (("w_bits", w), ("a_bits", a), ("kv_bits", kv)) if v is not None}
+    n = len(hws)
+    out: list[tuple[list, list]] = [([], []) for _ in hws]
+    weights: list[float | None] = [None] * n  # the same for every batch of a device
+    profiles: list[Any] = [_UNRESOLVED] * n  # likewise its engine's profile, resolved at its first batch
+    alive = list(range(n))  # devices whose batches have not been stopped
     for b in batches:
-        bits = {k: v for k, v in (("w_bits", w), ("a_bits", a), ("kv_bits", kv)) if v is not None}
-        point = {"hardware": hw.name, "tp": t, "pp": p, "ep": e, **bits}
-        point["batch"] = int(b)
+        where = {"tp": t, "pp": p, "ep": e, **bits, "batch": int(b)}  # a skipped point, after its device
         try:
             settings = make_settings(
                 **{**base, "tp": t, "pp": p, "ep": e, **bits},
@@ -202,20 +230,46 @@ def _combo(
                 prompt=int(prompts.max()),
                 gen=int(gens.max()),
             )
-            _check(spec, hw, settings)
-            if profile is _UNRESOLVED:
-                profile = resolve_profile(hw, settings.engine, spec.model_class)
-            settings = engine_settings(settings, profile)
-            if weights is None:
-                weights = _weights(spec, settings, hw, shapes)
-            block = _block(spec, hw, settings, prompts, gens, weights, profile, shapes)
-            blocks.append(block)
         except RooflensError as err:
-            skipped.append((point, str(err)))
+            for d in alive:
+                out[d][1].append(({"hardware": hws[d].name, **where}, str(err)))
             continue
-        if stop is not None and stop(block):
-            break  # a larger batch only takes longer and needs more memory: nothing further can pass
-    return blocks, skipped
+        ready: dict[tuple, list[int]] = {}  # devices by (their engine's settings, layout)
+        for d in alive:
+            hw = hws[d]
+            try:
+                _check(spec, hw, settings)
+                if profiles[d] is _UNRESOLVED:
+                    profiles[d] = resolve_profile(hw, settings.engine, spec.model_class)
+                own = engine_settings(settings, profiles[d])
+                if weights[d] is None:
+                    weights[d] = _weights(spec, own, hw, shapes)
+                # The layout depends on the device through its scale-up domain alone.
+                layout = _memoised(
+                    shapes, ("layout", own, hw.scale_up_domain), partial(executions, spec, own, hw)
+                )
+                ready.setdefault((own, layout), []).append(d)
+            except RooflensError as err:
+                out[d][1].append(({"hardware": hws[d].name, **where}, str(err)))
+        stopped = set()
+        for (own, layout), members in ready.items():
+            try:
+                blocks = _blocks(
+                    spec, [hws[d] for d in members], own, layout, prompts, gens,
+                    [weights[d] for d in members], [profiles[d] for d in members], shapes,
+                )  # fmt: skip
+            except RooflensError as err:
+                for d in members:
+                    out[d][1].append(({"hardware": hws[d].name, **where}, str(err)))
+                continue
+            for d, block in zip(members, blocks, strict=True):
+                out[d][0].append(block)
+                if stop is not None and stop(block):
+                    stopped.add(d)  # a larger batch only takes longer and needs more memory
+        alive = [d for d in alive if d not in stopped]
+        if not alive:
+            break
+    return out
 
 
 def _weights(spec: ModelSpec, s, hw: HardwareSpec, shapes: dict | None) -> float:
@@ -266,14 +320,9 @@ def _shape(spec: ModelSpec, s, prompts: np.ndarray, gens: np.ndarray, executions
     state = state_bytes(spec, prec, s.batch, base) if s.kv_cache else 0.0
     residual = residual_bytes(spec, prec, math.ceil(s.batch / s.ep), P, G, s.kv_cache)
     # The largest single-op working set: prefill at this prompt, decode over this generation.
-    pre_act = np.zeros(int(pi.max()) + 1)  # per prompt length
-    for op in prefill_ops:
-        pre_act = np.maximum(pre_act, np.broadcast_to(np.asarray(op.act_bytes, dtype=float), pre_act.shape))
-    dec_act = np.zeros(n + 1)  # per context (those below the shortest prompt unused)
-    for op in decode_ops:
-        step = np.broadcast_to(np.asarray(op.act_bytes, dtype=float), ctx.shape)
-        dec_act[lo:] = np.maximum(dec_act[lo:], step)
-    act_peak = np.maximum(pre_act[pi], np.where(G > 1, _range_max(dec_act, P + 1, last), 0.0))
+    pre_act = _largest_act(prefill_ops, len(p_ctx))  # per prompt length
+    dec_act = _largest_act(decode_ops, len(ctx))  # per context from the shortest prompt
+    act_peak = np.maximum(pre_act[pi], np.where(G > 1, _range_max(dec_act, P + 1 - lo, last - lo), 0.0))
     return _Shape(
         pack(prefill_ops, len(p_ctx)),
         pack(decode_ops, len(ctx)),
@@ -281,6 +330,18 @@ def _shape(spec: ModelSpec, s, prompts: np.ndarray, gens: np.ndarray, executions
         float(state),
         residual + act_peak,
     )
+
+
+def _largest_act(ops: list, steps: int) -> np.ndarray:
+    """The largest single-op working set (activation bytes) at each of ``steps`` steps."""
+    out = np.zeros(steps)
+    for op in ops:
+        act = op.act_bytes
+        if np.ndim(act) == 0:
+            out = np.maximum(out, float(act))
+        else:
+            np.maximum(out, act, out=out)
+    return out
 
 
 def _grid(prompts: np.ndarray, gens: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -291,120 +352,132 @@ def _grid(prompts: np.ndarray, gens: np.ndarray) -> tuple[np.ndarray, ...]:
     return P, G, pi, P + G - 1
 
 
-def _block(
+def _blocks(
     spec: ModelSpec,
-    hw: HardwareSpec,
+    hws: list[HardwareSpec],
     s,
+    layout: tuple,
     prompts: np.ndarray,
     gens: np.ndarray,
-    weights: float,
-    engine_profile: EfficiencyProfile | None,
+    weights: list[float],
+    engine_profiles: list[EfficiencyProfile | None],
     shapes: dict | None = None,
-) -> dict[str, np.ndarray]:
-    """All (prompt, gen) pairs of one structural configuration and batch; ``engine_profile`` is the
-    engine's (used when the settings ask for the estimate).
+) -> list[dict[str, np.ndarray]]:
+    """All (prompt, gen) pairs of one structural configuration and batch on each device of ``hws``
+    (which share the settings and the ``layout``, ``executions(spec, s, hw)``); ``engine_profiles``
+    are the devices' engines' (used when the settings ask for the estimate).
 
-    ``shapes`` memoises the device-independent part across devices whose layout (the executions) and
-    settings are equal: a plan over many devices builds each set of operators once.
+    ``shapes`` memoises the device-independent part across calls: a plan over many devices builds
+    each set of operators once.
     """
     prec = precision_for(spec, s)
-    layout = executions(spec, s, hw)
     key = (s, layout, prompts.tobytes(), gens.tobytes())
     shape = _memoised(shapes, key, lambda: _shape(spec, s, prompts, gens, layout))
-    profile = engine_profile if s.estimate else None
-    host = profile.host_cost(spec.model_type, spec.num_layers) if profile else None
+    profiles = [profile if s.estimate else None for profile in engine_profiles]
+    hosts = [p.host_cost(spec.model_type, spec.num_layers) if p else None for p in profiles]
 
     per_rank = math.ceil(s.batch / s.ep)  # sequences one device steps (attention is data-parallel)
-    pre_ideal, pre_est = step_times(shape.prefill, hw, len(prompts), profile, host, per_rank)
-    # Decode prefix sums by context (S[k]: steps at contexts lo..k) give any (prompt, gen) window.
-    dec_ideal, dec_est = step_times(shape.decode, hw, shape.decode.steps, profile, host, per_rank)
+    effs = None if shapes is None else shapes.setdefault("efficiencies", {})
+    pre_ideal, pre_est = device_step_times(shape.prefill, hws, profiles, hosts, per_rank, effs)
+    # Decode prefix sums (S[j]: the first j steps, from context lo) give any (prompt, gen) window.
+    dec_ideal, dec_est = device_step_times(shape.decode, hws, profiles, hosts, per_rank, effs)
     lo = int(prompts.min())
-    ideal_sum = _prefix(dec_ideal, lo)
-    est_sum = None if dec_est is None else _prefix(dec_est, lo)
+    ideal_sum = _prefix(dec_ideal)
 
     P, G, pi, last = _grid(prompts, gens)
-    ttft = pre_ideal[pi]
-    dec = ideal_sum[last] - ideal_sum[P]
+    n, size = len(hws), len(P)
+    devices = s.tp * s.pp * s.ep
     steps = G - 1
+    # Every column as (devices, pairs); each device's block is its row.
+    first, end = P - lo + 1, last - lo + 1  # each pair's decode steps: prefix sums end - first
+    ttft = pre_ideal[:, pi]
+    dec = ideal_sum[:, end] - ideal_sum[:, first]
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = np.where(steps > 0, dec / steps, np.nan)
     total_time = ttft + dec
-    out: dict[str, np.ndarray] = {
+    cols: dict[str, np.ndarray] = {
         "ttft_s": ttft,
         "tpot_s": tpot,
         "decode_time_s": dec,
         "total_time_s": total_time,
         "throughput_tokens_per_s": s.batch * G / total_time,
-        "throughput_per_device": s.batch * G / total_time / (s.tp * s.pp * s.ep),
+        "throughput_per_device": s.batch * G / total_time / devices,
     }
-    if est_sum is not None and pre_est is not None:
-        ttft_est = pre_est[pi]
-        dec_est = est_sum[last] - est_sum[P]
+    cols.update({k: np.full((n, size), np.nan) for k in COLUMNS if "estimate" in k})
+    estimated = [i for i in range(n) if profiles[i] is not None and pre_est[i] is not None]
+    if estimated:
+        est_sum = _prefix(np.stack([dec_est[i] for i in estimated]))
+        ttft_est = np.stack([pre_est[i] for i in estimated])[:, pi]
+        decode_est = est_sum[:, end] - est_sum[:, first]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["tpot_estimate_s"] = np.where(steps > 0, dec_est / steps, np.nan)
-        out["ttft_estimate_s"] = ttft_est
-        out["total_estimate_s"] = ttft_est + dec_est
-        out["throughput_estimate_tokens_per_s"] = s.batch * G / (ttft_est + dec_est)
-        out["throughput_estimate_per_device"] = out["throughput_estimate_tokens_per_s"] / (s.tp * s.pp * s.ep)
-        # The p10-p90 range of each estimate (the profile's cross-validated factors).
-        for key, category in (("ttft", "prefill"), ("tpot", "decode"), ("total", "end-to-end")):
-            low, high = profile.time_range(out[f"{key}_estimate_s"], category)
-            out[f"{key}_estimate_low_s"], out[f"{key}_estimate_high_s"] = low, high
-        low, high = profile.rate_range(out["throughput_estimate_tokens_per_s"], "end-to-end")
-        out["throughput_estimate_low_tokens_per_s"], out["throughput_estimate_high_tokens_per_s"] = low, high
-    else:
-        for k in COLUMNS:
-            if "estimate" in k:
-                out[k] = np.full(len(P), np.nan)
-    out.update(_memory(hw, s, weights, shape, len(P)))
-    size = len(P)
-    out.update(
+            cols["tpot_estimate_s"][estimated] = np.where(steps > 0, decode_est / steps, np.nan)
+        cols["ttft_estimate_s"][estimated] = ttft_est
+        cols["total_estimate_s"][estimated] = ttft_est + decode_est
+        rate = s.batch * G / (ttft_est + decode_est)
+        cols["throughput_estimate_tokens_per_s"][estimated] = rate
+        cols["throughput_estimate_per_device"][estimated] = rate / devices
+        # The p10-p90 range of each estimate (each profile's cross-validated factors).
+        for j, i in enumerate(estimated):
+            for name, category in (("ttft", "prefill"), ("tpot", "decode"), ("total", "end-to-end")):
+                low, high = profiles[i].time_range(cols[f"{name}_estimate_s"][i], category)
+                cols[f"{name}_estimate_low_s"][i], cols[f"{name}_estimate_high_s"][i] = low, high
+            low, high = profiles[i].rate_range(rate[j], "end-to-end")
+            cols["throughput_estimate_low_tokens_per_s"][i] = low
+            cols["throughput_estimate_high_tokens_per_s"][i] = high
+    cols.update(_memory(hws, s, weights, shape, size))
+
+    def each(value: Any, dtype: Any = None) -> np.ndarray:
+        return np.broadcast_to(np.asarray(value, dtype=dtype), (n, size))
+
+    cols.update(
         {
-            "model": np.full(size, spec.name, dtype=object),
-            "hardware": np.full(size, hw.name, dtype=object),
-            "devices": np.full(size, s.tp * s.pp * s.ep),
-            "tp": np.full(size, s.tp),
-            "pp": np.full(size, s.pp),
-            "ep": np.full(size, s.ep),
-            "w_bits": np.full(size, prec.w_bits),
-            "a_bits": np.full(size, prec.a_bits),
-            "kv_bits": np.full(size, prec.kv_bits),
-            "batch": np.full(size, s.batch),
-            "prompt": P,
-            "gen": G,
-            "tdp_watts": np.full(size, hw.tdp_watts if hw.tdp_watts else np.nan),
+            "model": each(spec.name, object),
+            "hardware": each(np.array([hw.name for hw in hws], dtype=object)[:, None]),
+            "devices": each(devices),
+            "tp": each(s.tp),
+            "pp": each(s.pp),
+            "ep": each(s.ep),
+            "w_bits": each(prec.w_bits),
+            "a_bits": each(prec.a_bits),
+            "kv_bits": each(prec.kv_bits),
+            "batch": each(s.batch),
+            "prompt": each(P),
+            "gen": each(G),
+            "tdp_watts": each(np.array([hw.tdp_watts or np.nan for hw in hws], dtype=float)[:, None]),
         }
     )
-    return out
+    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
 
 
-def _memory(hw: HardwareSpec, s, weights: float, shape: _Shape, size: int) -> dict[str, np.ndarray]:
-    """Per-device memory of every (prompt, gen), as the single analysis computes it."""
-    overhead, _ = runtime_overhead(hw, s.overhead_bytes)
-    total = weights + shape.kv + shape.state + shape.act + overhead
+def _memory(
+    hws: list[HardwareSpec], s, weights: list[float], shape: _Shape, size: int
+) -> dict[str, np.ndarray]:
+    """Per-device memory of every (prompt, gen) on each device, (devices, pairs), as the single
+    analysis computes it."""
+    n = len(hws)
+    overhead = np.array([runtime_overhead(hw, s.overhead_bytes)[0] for hw in hws], dtype=float)[:, None]
+    resident = np.asarray(weights, dtype=float)[:, None]
+    capacity = np.array([hw.memory_bytes for hw in hws], dtype=float)[:, None]
+    per_batch = shape.kv + shape.state + shape.act
+    total = resident + per_batch + overhead
     return {
-        "weights_bytes": np.full(size, weights),
-        "kv_cache_bytes": np.asarray(shape.kv, dtype=float),
-        "state_bytes": np.full(size, shape.state),
-        "activations_bytes": shape.act,
-        "overhead_bytes": np.full(size, float(overhead)),
+        "weights_bytes": np.broadcast_to(resident, (n, size)),
+        "kv_cache_bytes": np.broadcast_to(np.asarray(shape.kv, dtype=float), (n, size)),
+        "state_bytes": np.full((n, size), shape.state),
+        "activations_bytes": np.broadcast_to(shape.act, (n, size)),
+        "overhead_bytes": np.broadcast_to(overhead, (n, size)),
         "total_bytes": total,
-        "capacity_bytes": np.full(size, hw.memory_bytes),
-        "fits": total <= hw.memory_bytes,
-        "max_batch": largest_batch(
-            hw.memory_bytes,
-            weights + overhead,
-            shape.kv + shape.state + shape.act,
-            math.ceil(s.batch / s.ep),
-            s.ep,
-        ),
+        "capacity_bytes": np.broadcast_to(capacity, (n, size)),
+        "fits": total <= capacity,
+        "max_batch": largest_batch(capacity, resident + overhead, per_batch, math.ceil(s.batch / s.ep), s.ep),
     }
 
 
-def _prefix(step: np.ndarray, lo: int) -> np.ndarray:
-    """S[k] = the sum of the steps at contexts lo..k (``step`` starts at context lo); 0 below lo."""
-    out = np.zeros(lo + len(step))
-    out[lo:] = np.cumsum(step)
+def _prefix(step: np.ndarray) -> np.ndarray:
+    """S[..., j] = the sum of the first j steps along the last axis (decode steps start at the
+    shortest prompt's context, lo: the steps at contexts a+1 .. b sum to S[b-lo+1] - S[a-lo+1])."""
+    out = np.zeros((*step.shape[:-1], step.shape[-1] + 1))
+    out[..., 1:] = np.cumsum(step, axis=-1)
     return out
 
 

@@ -26,7 +26,7 @@ on) or published end-to-end results (the calibration split of ``validation/publi
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import numpy as np
@@ -38,6 +38,11 @@ KINDS = ("matmul", "attention", "vector")
 MIN_EFFICIENCY = 1e-4  # a factor below this is a typo (0.01% of peak), and would overflow times
 MAX_COST_S = 10.0  # fixed costs: real ones are microseconds to milliseconds
 MAX_GRID = 256  # points in a token or context grid
+# What EfficiencyProfile.efficiency reads.
+_EFFICIENCY_FIELDS = {
+    "tokens", "matmul", "matmul_by_inner", "attention", "vector", "classes", "attention_context",
+    "attention_by_context", "low_precision",
+}  # fmt: skip
 
 
 def _efficient(v: float) -> bool:
@@ -166,6 +171,12 @@ class EfficiencyProfile(BaseModel):
         if any(len(v) != 2 or not 0 < v[0] <= v[1] < 1e3 for v in self.intervals.values()):
             raise ValueError("intervals are [low, high] ratios with 0 < low <= high < 1000")
         return self
+
+    @cached_property
+    def efficiency_key(self) -> str:
+        """Everything ``efficiency`` reads, as one value: profiles with equal keys give equal
+        efficiencies (a sweep reuses one profile's tables on every device that shares them)."""
+        return self.model_dump_json(include=_EFFICIENCY_FIELDS)
 
     def host_cost(self, model_type: str, layers: int) -> float | None:
         """Fixed host cost of one forward pass of a ``model_type`` model, if the profile measured the
