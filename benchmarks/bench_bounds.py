@@ -8,7 +8,10 @@
   batch 65,536, a 1,048,576-token prompt, 65,536 generated tokens and no KV cache (every decode step
   recomputes the whole sequence): its time and the peak memory of a fresh process running it alone,
   and the same request posted to /api/analyze and to /api/compare (6 copies, the cap); the heaviest
-  simulation /api/simulate takes (1,000,000 generated tokens) and the default /api/plan search.
+  simulation /api/simulate takes (1,000,000 generated tokens); the heaviest plan /api/plan takes
+  (MAX_PLAN_WORK: one format on every priced device, 2 KV formats, 4 TP degrees, 2,048 generated
+  tokens, targets loose enough that every batch that fits is searched, for the catalog's heaviest
+  model to plan, with the figure) and one page Plan click (five such requests at 256 tokens).
 """
 
 from __future__ import annotations
@@ -84,14 +87,35 @@ def main() -> None:
     one = {"config": cfg, "hardware": "h100-sxm", "batch": 65_536, "prompt": 1_048_576, "gen": 65_536,
            "kv_cache": False}  # fmt: skip
     # The heaviest simulation the server takes: 1,000,000 generated tokens (2,000 requests x 500), and
-    # the plan search over every priced device (the default).
+    # the heaviest plan (see the docstring).
     simulate = {"model": "llama-3-8b", "concurrency": 256, "requests": 2000, "gen": 500}
-    plan = {"model": "llama-3-8b", "prompt": 1024, "gen": 256, "ttft": 1.0, "tpot": 0.05}
+    plan = {"model": "qwen3-next-80b-a3b", "quants": ["nvfp4"], "gen": 2048, "ttft": 3600, "tpot": 60,
+            "figure": True}  # fmt: skip
     for path, body in (("/api/analyze", one), ("/api/compare", {"analyses": [one] * 6}),
                        ("/api/simulate", simulate), ("/api/plan", plan)):  # fmt: skip
         t = time.perf_counter()
         res = client.post(path, json=body)
         print(f"  {path} {res.status_code}: {time.perf_counter() - t:.2f} s")
+    took = []
+    for prompt in (1000, 1001, 1002):  # distinct prompts: the answer cache does not serve them
+        t = time.perf_counter()
+        assert client.post("/api/plan", json={**plan, "prompt": prompt}).status_code == 200
+        took.append(time.perf_counter() - t)
+    print(f"  heaviest /api/plan, 3 more: median {statistics.median(took):.2f} s, worst {max(took):.2f} s")
+    t = time.perf_counter()
+    for quant in ("w16a16", "fp8", "w8a8", "w4a16", "nvfp4"):
+        body = {"model": "llama-3-8b", "quants": [quant], "ttft": 0.5, "tpot": 0.05, "figure": True}
+        assert client.post("/api/plan", json=body).status_code == 200
+    print(
+        f"  a page Plan click (llama-3-8b, five formats, one request each): {time.perf_counter() - t:.2f} s"
+    )
+    print(f"Peak memory of this process after all of it: {_peak_mb():.0f} MB")
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

@@ -468,7 +468,8 @@ def test_compare_plan_and_serve_modes(server, sized, browser):
     assert other.locator("#compare-pins li").count() == 2
     other.close()
 
-    # Plan: the table is /api/plan's entries.
+    # Plan: one request per format; the table is their entries, cheapest first, and the plot their
+    # candidates.
     page.get_by_role("tab", name="Plan").click()
     page.fill("#plan-ttft", "500")
     page.fill("#plan-tpot", "50")
@@ -478,11 +479,33 @@ def test_compare_plan_and_serve_modes(server, sized, browser):
     body = {"model": "llama-3-8b", "prompt": 1024, "gen": 64, "ttft": 0.5, "tpot": 0.05, "top": 20,
             "hardware": ["h100-sxm", "a100"]}  # fmt: skip
     assert json.loads(page.get_attribute("body", "data-plan-request")) == body
-    plan = httpx.post(server + "/api/plan", json=body, timeout=60).json()
-    first = page.locator("#plan-table tbody tr").first.locator("td").all_inner_texts()
-    assert first[0] == plan["entries"][0]["hardware"] and first[3] == plan["entries"][0]["quant"]
-    assert page.locator("#plan-table tbody tr").count() == len(plan["entries"])
-    assert page.inner_text("#plan-explain") == " ".join(plan["explanation"])
+    formats = json.loads(page.get_attribute("body", "data-plan-formats"))
+    assert formats == httpx.get(server + "/api/formats").json()["plan"] and len(formats) == 5
+    answers = [
+        httpx.post(server + "/api/plan", json={**body, "quants": [q], "figure": True}, timeout=60).json()
+        for q in formats
+    ]
+    entries = sorted((e for a in answers for e in a["plan"]["entries"]),
+                     key=lambda e: (e["usd_per_million_tokens"], e["ttft_s"]))[:20]  # fmt: skip
+    rows = page.locator("#plan-table tbody tr")
+    assert rows.count() == len(entries)
+    for i in (0, len(entries) - 1):
+        cells = rows.nth(i).locator("td").all_inner_texts()
+        assert (cells[0], cells[3], cells[4], int(cells[5])) == (
+            entries[i]["hardware"],
+            entries[i]["quant"],
+            entries[i]["kv_format"],
+            entries[i]["batch"],
+        )
+    best = min((a["plan"] for a in answers if a["plan"]["entries"]),
+               key=lambda p: p["entries"][0]["usd_per_million_tokens"])  # fmt: skip
+    assert page.inner_text("#plan-explain") == " ".join(best["explanation"])
+    traces = [t["name"] for a in answers for t in a["figure"]["data"]]
+    assert traces and page.evaluate("document.getElementById('plot-plan').data.map((t) => t.name)") == traces
+    legend = page.evaluate(
+        "document.getElementById('plot-plan').data.filter((t) => t.showlegend).map((t) => t.name)"
+    )
+    assert sorted(legend) == sorted(set(traces))  # one legend entry per device across the formats
 
     # Serve: the summary is /api/simulate's, with the deployment on the left (fp8).
     page.get_by_role("tab", name="Serve").click()

@@ -434,10 +434,16 @@ def test_plan_endpoint_is_the_python_plan(client):
     from rooflens.plan import plan
 
     body = {"model": "llama-3-8b", "ttft": 0.5, "tpot": 0.05, "hardware": ["h100-sxm", "a100"], "top": 3}
-    data = client.post("/api/plan", json=body).json()
-    want = plan("llama-3-8b", prompt=1024, gen=256, ttft=0.5, tpot=0.05, hardware=["h100-sxm", "a100"])
-    want = json.loads(rooflens.render.to_json(want.to_dict(), indent=None))
-    assert data["entries"] == want["entries"][:3] and data["explanation"] == want["explanation"]
+    data = client.post("/api/plan", json={**body, "figure": True}).json()
+    result = plan("llama-3-8b", prompt=1024, gen=256, ttft=0.5, tpot=0.05, hardware=["h100-sxm", "a100"])
+    want = json.loads(rooflens.render.to_json(result.to_dict(), indent=None))
+    assert (
+        data["plan"]["entries"] == want["entries"][:3] and data["plan"]["explanation"] == want["explanation"]
+    )
+    # The figure: every candidate that fits, cost against TPOT, the TPOT target dashed.
+    names = {t["name"] for t in data["figure"]["data"]}
+    assert names >= {"h100-sxm", "a100-sxm-80gb"} and data["figure"]["layout"]["shapes"][0]["x0"] == 0.05
+    assert "figure" not in client.post("/api/plan", json=body).json()
     # Bounds: 422 with the field, and a rooflens error as a 400 sentence.
     bad = [
         {**body, "hardware": ["h100-sxm"] * 17},
@@ -450,6 +456,36 @@ def test_plan_endpoint_is_the_python_plan(client):
         assert client.post("/api/plan", json=b).status_code == 422, b
     res = client.post("/api/plan", json={**body, "quants": ["fp7"]})
     assert res.status_code == 400 and "fp7" in res.json()["detail"]
+
+
+def test_plan_work_is_capped_before_the_search_runs(client, monkeypatch):
+    """A plan's search is priced before it runs (configurations x (1 + gen / 4096)) and refused over
+    MAX_PLAN_WORK = 180: every priced device (15) x 5 formats x 2 KV formats x 4 TP degrees at 256
+    generated tokens is 600 x 1.0625 = 637.5; one format is 120 x 1.0625 = 127.5; one format at
+    8,192 generated tokens is 120 x 3 = 360."""
+    import rooflens.plan
+    from rooflens.hardware.prices import bundled_prices
+    from rooflens.plan import search_size
+
+    priced = len(bundled_prices())
+    assert search_size(gen=256) == (priced * 40, priced * 40 * (1 + 256 / 4096))
+    assert search_size(gen=4096, quants=["fp8"], allow_offload=True) == (priced * 32, priced * 32 * 2)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the search should have been refused before it ran")
+
+    monkeypatch.setattr(rooflens.plan, "plan", never)
+    body = {"model": "llama-3-8b", "ttft": 0.5, "tpot": 0.05}
+    for extra, work in (({}, priced * 40 * 1.0625), ({"quants": ["fp8"], "gen": 8192}, priced * 8 * 3)):
+        res = client.post("/api/plan", json={**body, **extra})
+        detail = res.json()["detail"]
+        assert (
+            res.status_code == 400
+            and f"{work:.0f} units of work" in detail
+            and "over this server's 180" in detail
+        )
+    monkeypatch.undo()
+    assert client.post("/api/plan", json={**body, "quants": ["fp8"]}).status_code == 200
 
 
 def test_simulate_endpoint_is_the_python_simulation(client):

@@ -30,6 +30,7 @@ from .errors import RooflensError
 from .formats import kv_lookup, lookup
 from .hardware.catalog import HardwareLike, hardware_names, load_hardware
 from .hardware.prices import bundled_prices
+from .hardware.spec import HardwareSpec
 from .model.catalog import ModelLike, load_model
 from .sweep import sweep
 from .units import fmt_time
@@ -40,6 +41,11 @@ QUANTS = ("w16a16", "fp8", "w8a8", "w4a16", "nvfp4")
 KV_FORMATS = ("bf16", "fp8")
 TP_DEGREES = (1, 2, 4, 8)
 BATCHES = tuple(2**i for i in range(11))  # 1 .. 1024
+OFFLOAD_SHARES = (0.0, 0.25, 0.5, 0.75)  # weight shares tried with allow_offload
+# Generated tokens that double a configuration's share of a search's time (its decode steps; measured
+# on this repository's benchmark machine: 120 configurations take 1.5-2x as long at 4,096 generated
+# tokens as at 256: benchmarks/bench_bounds.py).
+GEN_PER_UNIT = 4096
 ENTRY_FIELDS = (
     "hardware", "devices", "tp", "pp", "ep", "quant", "kv_format", "offload_weights", "w_bits", "a_bits",
     "kv_bits", "batch", "ttft_s", "tpot_s", "ttft_low_s", "ttft_high_s", "tpot_low_s", "tpot_high_s",
@@ -109,15 +115,10 @@ def plan(
     for name in kv_formats:
         kv_lookup(name)
     spec = load_model(model)
-    price = {**bundled_prices(), **(prices or {})}
-    devices = [load_hardware(h) for h in (hardware or hardware_names())]
-    excluded = [hw.name for hw in devices if hw.name not in price]
-    devices = [hw for hw in devices if hw.name in price]
-    if not devices:
-        raise RooflensError("no device with a price to plan on; give --price NAME=USD_PER_HOUR")
+    devices, excluded, price = _priced(hardware, prices)
     parts: list[dict[str, np.ndarray]] = []  # the columns of every sweep
     considered = 0
-    offloads = (0.0, 0.25, 0.5, 0.75) if allow_offload else (0.0,)
+    offloads = OFFLOAD_SHARES if allow_offload else (0.0,)
 
     def missed(block: dict[str, np.ndarray]) -> bool:
         """A batch that cannot fit or meet the targets: no larger one can either (exact pruning)."""
@@ -176,6 +177,39 @@ def plan(
     return Plan(
         passing[list(ENTRY_FIELDS)].reset_index(drop=True), explanation, excluded, considered, candidates
     )
+
+
+def _priced(
+    hardware: Sequence[HardwareLike] | None, prices: dict[str, float] | None
+) -> tuple[list[HardwareSpec], list[str], dict[str, float]]:
+    """The devices a plan searches (those with a price), the names left out for want of one, and
+    the prices (the bundled list, overridden by ``prices``)."""
+    price = {**bundled_prices(), **(prices or {})}
+    devices = [load_hardware(h) for h in (hardware or hardware_names())]
+    excluded = [hw.name for hw in devices if hw.name not in price]
+    devices = [hw for hw in devices if hw.name in price]
+    if not devices:
+        raise RooflensError("no device with a price to plan on; give --price NAME=USD_PER_HOUR")
+    return devices, excluded, price
+
+
+def search_size(
+    *,
+    gen: int,
+    hardware: Sequence[HardwareLike] | None = None,
+    prices: dict[str, float] | None = None,
+    quants: Sequence[str] = QUANTS,
+    tp: Sequence[int] = TP_DEGREES,
+    kv_formats: Sequence[str] = KV_FORMATS,
+    allow_offload: bool = False,
+) -> tuple[int, float]:
+    """A plan's search before it runs: its configurations (priced devices x formats x KV formats x
+    TP degrees x offload shares) and its work, each configuration weighted by its decode length
+    (1 + gen / GEN_PER_UNIT). Servers cap the work per request (``rooflens.web``)."""
+    devices, _, _ = _priced(hardware, prices)
+    shares = len(OFFLOAD_SHARES) if allow_offload else 1
+    configurations = len(devices) * len(set(quants)) * len(set(kv_formats)) * len(set(tp)) * shares
+    return configurations, configurations * (1 + gen / GEN_PER_UNIT)
 
 
 def _score(

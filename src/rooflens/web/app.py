@@ -40,6 +40,7 @@ from .cache import MAX_BYTES, MAX_ENTRIES, AnswerCache, request_key
 from .limits import BodySizeLimit
 from .schemas import (
     MAX_BODY_BYTES,
+    MAX_PLAN_WORK,
     AnalyzeRequest,
     CompareRequest,
     ErrorBody,
@@ -165,17 +166,13 @@ def _comparison(req: CompareRequest) -> tuple[bytes, str]:
 
 
 def _plan(req: PlanRequest) -> tuple[bytes, str]:
-    """POST /api/plan's answer: the plan's `--format json` (entries cut to `top`)."""
-    from ..plan import KV_FORMATS, QUANTS, TP_DEGREES
+    """POST /api/plan's answer: the plan's `--format json` (entries cut to `top`), and `figure`
+    (cost against TPOT of every candidate that fits) when asked. A search over ``MAX_PLAN_WORK`` is
+    refused before it runs."""
+    from ..plan import KV_FORMATS, QUANTS, TP_DEGREES, search_size
     from ..plan import plan as make_plan
 
-    result = make_plan(
-        req.model,
-        prompt=req.prompt,
-        gen=req.gen,
-        ttft=req.ttft,
-        tpot=req.tpot,
-        rate=req.rate,
+    search = dict(
         hardware=req.hardware,
         prices=req.prices or None,
         quants=req.quants or QUANTS,
@@ -183,9 +180,26 @@ def _plan(req: PlanRequest) -> tuple[bytes, str]:
         kv_formats=req.kv_formats or KV_FORMATS,
         allow_offload=req.allow_offload,
     )
+    configurations, work = search_size(gen=req.gen, **search)
+    if work > MAX_PLAN_WORK:
+        raise RooflensError(
+            f"this plan searches {configurations} configurations (devices x formats x KV formats x TP "
+            f"degrees{' x offload shares' if req.allow_offload else ''}) at {req.gen} generated tokens: "
+            f"{work:.0f} units of work, over this server's {MAX_PLAN_WORK} per request; name fewer "
+            "`quants` (one format per request fits on every priced device up to 2,048 generated "
+            "tokens), `hardware`, `kv_formats` or `tp`, or run `rooflens plan` locally"
+        )
+    result = make_plan(
+        req.model, prompt=req.prompt, gen=req.gen, ttft=req.ttft, tpot=req.tpot, rate=req.rate, **search
+    )
     data = result.to_dict()
     data["entries"] = data["entries"][: req.top]
-    return to_json(data, indent=None).encode(), "application/json"
+    parts = {"plan": to_json(data, indent=None)}
+    if req.figure:
+        from .. import plots
+
+        parts["figure"] = _figure_json(plots.cost_latency(result.candidates, req.tpot))
+    return _json(parts)
 
 
 def _simulation(req: SimulateRequest) -> tuple[bytes, str]:
@@ -267,8 +281,10 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
     @app.get("/api/formats", summary="The number formats")
     def formats() -> dict[str, Any]:
         """The one format table every command shares: weight formats (for `quant`) with their settings
-        and stored bits per weight, their aliases, and the KV-cache formats (for `settings.kv_format`)."""
+        and stored bits per weight, their aliases, the KV-cache formats (for `settings.kv_format`),
+        and the formats a plan tries by default (`plan`)."""
         from .. import formats as table
+        from ..plan import QUANTS
 
         return {
             "weights": [
@@ -281,6 +297,7 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
                 {"name": k.name, "description": k.description, "kv_bits": k.kv_bits, "kv_scale": k.kv_scale}
                 for k in table.KV_FORMATS.values()
             ],
+            "plan": list(QUANTS),
         }  # fmt: skip
 
     @app.post(
@@ -318,7 +335,10 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
     @app.post(
         "/api/plan",
         summary="The cheapest set-ups that meet latency targets",
-        responses={200: {"description": "the plan: `{entries, explanation, excluded, ...}`"}, **ERRORS},
+        responses={
+            200: {"description": "`{plan, figure?}`; plan: `{entries, explanation, excluded, ...}`"},
+            **ERRORS,
+        },
     )
     def plan(req: PlanRequest) -> Response:
         """`rooflens.plan.plan`: hardware x TP x format x batch that fit and meet `ttft` and `tpot`,

@@ -141,8 +141,13 @@ class CompareRequest(_Body):
 
 
 # Plans and serving simulations: bounded tighter than the Python API so one request stays within a
-# few seconds (a plan over 2 devices: ~1 s; a simulation of 2,000 requests: ~1 s).
+# second (benchmarks/bench_bounds.py times the heaviest of each).
 MAX_PLAN_DEVICES = 16
+# A plan's search work (rooflens.plan.search_size: configurations weighted by decode length): one
+# format on every priced device (15 x 2 KV formats x 4 TP degrees = 120 configurations) fits at
+# up to 2,048 generated tokens (120 x (1 + 2048 / 4096) = 180); the page plans each format in its
+# own request.
+MAX_PLAN_WORK = 180
 MAX_PLAN_ENTRIES = 100
 MAX_SIM_REQUESTS = 2_000
 MAX_SIM_CONCURRENCY = 1_024
@@ -176,6 +181,7 @@ class PlanRequest(_Body):
     kv_formats: list[str] | None = Field(None, min_length=1, max_length=5)
     allow_offload: bool = False
     top: int = Field(20, ge=1, le=MAX_PLAN_ENTRIES, description="entries returned, cheapest first")
+    figure: bool = Field(False, description="also return the cost-against-TPOT figure of the candidates")
 
     @model_validator(mode="after")
     def _bounded(self) -> PlanRequest:

@@ -20,7 +20,7 @@ const COLUMNS = [
 const PLOTS = ["roofline", "breakdown", "memory", "timeline"];
 
 const $ = (id) => document.getElementById(id);
-const state = { ...DEFAULTS, config: null, custom: null, pins: [] };
+const state = { ...DEFAULTS, config: null, custom: null, pins: [], planFormats: [] };
 let report = null;
 let figures = null;
 let sortKey = "time_s";
@@ -215,6 +215,8 @@ function setStale(stale) {
 }
 
 // Plotly's mode bar (shown on hover) sits in the top 30 px at the right: titles go below it.
+// Plotly's default colour cycle: the plan's plot gives each device one across its per-format traces.
+const PALETTE = ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"];
 const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: "hover" };
 function clearOfModeBar(layout) {
   const title = typeof layout.title === "string" ? { text: layout.title } : { ...(layout.title || {}) };
@@ -410,6 +412,8 @@ async function runCompare() {
   bump("compared");
 }
 
+// A plan searches one format per request (the server bounds each request's work): the ranked
+// table, explanation and cost-against-TPOT plot grow as each format's answer arrives.
 async function runPlan() {
   if (state.config) { showError("Plan takes a catalog model: pick one in the Model control"); return; }
   const hardware = $("plan-hw").value.split(",").map((h) => h.trim()).filter(Boolean);
@@ -419,17 +423,35 @@ async function runPlan() {
   };
   if (hardware.length) body.hardware = hardware;
   document.body.dataset.planRequest = JSON.stringify(body);
+  document.body.dataset.planFormats = JSON.stringify(state.planFormats);
   $("plan-run").disabled = true;
-  $("plan-explain").textContent = "planning…";
-  const data = await callApi("/api/plan", body);
+  const entries = [], traces = [], colours = new Map(), notes = [];
+  let best = null, layout = null;
+  for (const quant of state.planFormats) {
+    $("plan-explain").textContent = `planning ${quant}…`;
+    const data = await callApi("/api/plan", { ...body, quants: [quant], figure: true });
+    if (data.error) { $("plan-run").disabled = false; showError(data.error); $("plan-explain").textContent = ""; return; }
+    const plan = data.plan;
+    entries.push(...plan.entries);
+    if (plan.entries.length && (!best || plan.entries[0].usd_per_million_tokens < best.entries[0].usd_per_million_tokens)) best = plan;
+    if (!plan.entries.length) notes.push(`${quant}: ${plan.explanation.join(" ")}`);
+    for (const t of data.figure.data) {  // one colour and one legend entry per device across formats
+      const device = t.name.replace(" (misses a target)", "");
+      if (!colours.has(device)) colours.set(device, PALETTE[colours.size % PALETTE.length]);
+      traces.push({ ...t, legendgroup: t.name, showlegend: !traces.some((u) => u.name === t.name),
+        marker: { ...t.marker, color: colours.get(device) } });
+    }
+    layout = data.figure.layout;
+  }
   $("plan-run").disabled = false;
-  if (data.error) { showError(data.error); $("plan-explain").textContent = ""; return; }
   showError("");
-  $("plan-explain").textContent = data.explanation.join(" ");
-  $("plan-table").tBodies[0].innerHTML = data.entries.map((e) =>
+  entries.sort((a, b) => a.usd_per_million_tokens - b.usd_per_million_tokens || a.ttft_s - b.ttft_s);
+  $("plan-explain").textContent = best ? best.explanation.join(" ") : notes.join(" ");
+  $("plan-table").tBodies[0].innerHTML = entries.slice(0, body.top).map((e) =>
     `<tr><td>${esc(e.hardware)}</td><td>${e.devices}</td><td>${e.tp}</td><td>${esc(e.quant)}</td><td>${esc(e.kv_format)}</td>` +
     `<td>${e.batch}</td><td data-value="${e.ttft_s}">${secs(e.ttft_s)}</td><td data-value="${e.tpot_s}">${secs(e.tpot_s)}</td>` +
     `<td data-value="${e.usd_per_million_tokens}">${plain(e.usd_per_million_tokens)}</td></tr>`).join("");
+  await Plotly.react("plot-plan", traces, clearOfModeBar(layout), PLOT_CONFIG);
   bump("planned");
 }
 
@@ -583,6 +605,7 @@ async function loadCatalogs() {
   ]);
   $("quant").innerHTML = `<option value="">by bit widths below</option>` + formats.weights.map((f) =>
     `<option value="${esc(f.name)}" title="${esc(f.description)}">${esc(f.name)} (${f.bits_per_value.toFixed(2)} bits/weight)</option>`).join("");
+  state.planFormats = formats.plan;
   $("kv-format").innerHTML = `<option value="">by bit width below</option>` + formats.kv.map((k) =>
     `<option value="${esc(k.name)}" title="${esc(k.description)}">${esc(k.name)}</option>`).join("");
   $("spec-drafts").innerHTML = models.map((m) =>
