@@ -72,3 +72,26 @@ def test_what_is_not_offered():
     assert rooflens.analyze("llama-3-8b", device, quant="fp8").memory.fits
     # Nothing fits: a 70B model on a 10 GB device with nowhere to go.
     assert fits_with("llama-3-70b", device) == []
+
+
+def test_the_cli_table_lists_the_checked_ways_out():
+    """`rooflens analyze` prints fits_with's options under the table as the options that apply them
+    (the report's note states the shortfall, not a guess at the way out)."""
+    from typer.testing import CliRunner
+
+    from rooflens.cli import app
+
+    out = CliRunner().invoke(app, ["analyze", "llama-3-70b", "--hardware", "l40s", "--quant", "w16a16"])
+    assert out.exit_code == 0, out.output
+    lines = [line for line in out.output.splitlines() if line.startswith("fits with")]
+    options = fits_with("llama-3-70b", "l40s", quant="w16a16")
+    assert [o.kind for o in options] == ["tp", "quant", "offload"]
+    assert lines == [
+        f"fits with {' '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in o.change.items())}: "
+        f"{o.total_bytes / 1e9:.1f} of {o.capacity_bytes / 1e9:.1f} GB per device"
+        for o in options
+    ]
+    # It fits: nothing is listed; and machine-readable output carries no extra lines.
+    assert "fits with" not in CliRunner().invoke(app, ["analyze", "llama-3-8b", "--hardware", "h100"]).output
+    json_out = CliRunner().invoke(app, ["analyze", "llama-3-70b", "--hardware", "l40s", "--format", "json"])
+    assert "fits with" not in json_out.output

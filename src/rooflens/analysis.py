@@ -454,30 +454,6 @@ def _as_draft(ops: list[Op], times: float) -> list[Op]:
     return [replace(op, name=f"draft.{op.name}", block="draft", count=op.count * times) for op in ops]
 
 
-def ways_to_fit(r: Report) -> str:
-    """The smallest change that would fit, in words: more devices, a narrower format or an offload."""
-    m, s, hw = r.memory, r.settings, r.hardware
-    over = m.total_bytes - m.capacity_bytes
-    weights = m.weights_bytes
-    ideas = []
-    for tp in (2, 4, 8, 16, 32, 64):
-        each = weights * s.tp / tp + m.total_bytes - weights
-        if tp > s.tp and each <= m.capacity_bytes:
-            ideas.append(f"--tp {tp} (about {each / 1e9:.0f} GB each)")
-            break
-    bits = r.precision.w_bits if r.precision is not None else s.w_bits
-    for name, per_value in (("fp8", 8), ("nvfp4", 4.5)):
-        if per_value < bits and weights * per_value / bits + m.total_bytes - weights <= m.capacity_bytes:
-            ideas.append(f"--quant {name}")
-            break
-    if hw.host_link is not None and over < weights:
-        share = min(1.0, over / (weights + m.host_bytes) + s.offload_weights)
-        ideas.append(f"--offload-weights {share:.2f} (streamed over {hw.host_link.name})")
-    if not ideas:
-        return "no single change of TP, format or offload fits"
-    return "would fit with " + " or ".join(ideas)
-
-
 # What fits_with tries, in order: narrower weight formats (names of rooflens.formats) and the step
 # of a suggested offload share (a share a person would type: 0.05, 0.10, ...).
 FIT_FORMATS = ("fp8", "nvfp4", "awq")
@@ -617,7 +593,8 @@ def _notes(r: Report, spec_dec: Speculation | None) -> list[str]:
         notes.append(
             f"does not fit: needs {r.memory.total_bytes / 1e9:.1f} GB per device, {hw.name} has "
             f"{hw.memory_bytes / 1e9:.1f} GB (largest batch that fits here: {r.memory.max_batch}); "
-            + ways_to_fit(r)
+            "fits_with lists the smallest TP, format and offload that fit, each checked by analysing "
+            "with it (under `rooflens analyze`'s table, POST /api/fit, the page's buttons)"
         )
     if r.memory.host_bytes:
         notes.append(

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import analysis
+from . import analysis as analysis_api
 from .errors import RooflensError
 from .hardware import list_hardware, load_hardware
 from .model import list_models
@@ -25,6 +25,7 @@ from .render import (
     FORMATS,
     HARDWARE_DROP,
     MODEL_DROP,
+    fit_lines,
     print_report,
     print_rows,
     report_csv,
@@ -555,12 +556,18 @@ def analyze(
 ) -> None:
     """Roofline analysis of prefill and decode, operator by operator."""
     try:
-        report = _report(**analysis)
+        model, hardware, args = _analysis_args(**analysis)
+        report = analysis_api.analyze(model, hardware, **args)
     except RooflensError as err:
         _fail(err)
         return
     try:
         _write_report(report, fmt.value, per_layer, wide, output)
+        if fmt.value == "table" and output is None and not report.memory.fits:
+            args.pop("hub", None)
+            options = analysis_api.fits_with(report.model, report.hardware, **args)
+            for line in fit_lines(options) or ["no TP within the scale-up domain, format or offload fits"]:
+                _console().print(line, style="green", markup=False, highlight=False)
     except RooflensError as err:
         _fail(err)
 
@@ -580,12 +587,18 @@ def _write_report(report, kind: str, per_layer: bool, wide: bool, output: Path |
         print_report(report, _console(), per_layer, wide)
 
 
-def _report(
+def _report(**options: Any):
+    """The analysis that the analysis options (analyze's, plot's) describe."""
+    model, hardware, args = _analysis_args(**options)
+    return analysis_api.analyze(model, hardware, **args)
+
+
+def _analysis_args(
     model, hardware, batch, prompt, gen, engine, hf, quant, kv_format, w_bits, a_bits, kv_bits, dtype,
     low_bit, group_size, quantize_embeddings, no_quantize_embeddings, symmetric, tp, pp, ep, draft_model,
     sparsity, kv_budget, overhead_gib, exit_distribution, routing, **settings
 ):  # fmt: skip
-    """The analysis that the analysis options (analyze's, plot's) describe."""
+    """The model, the device and the ``rooflens.analyze`` arguments the analysis options describe."""
     # Precision options left unset take the --quant preset's value, else the default.
     given = {
         "w_bits": _one_int(w_bits, "--w-bits"), "a_bits": _one_int(a_bits, "--a-bits"),
@@ -593,26 +606,28 @@ def _report(
         "group_size": group_size, "symmetric": symmetric, "routing": routing,
         "quantize_embeddings": _either(quantize_embeddings, no_quantize_embeddings, "--quantize-embeddings"),
     }  # fmt: skip
-    return analysis.analyze(
+    return (
         model,
         _one(hardware, "--hardware", split=False),
-        hub=hf,
-        batch=_one_int(batch, "--batch"),
-        prompt=_one_int(prompt, "--prompt"),
-        gen=_one_int(gen, "--gen"),
-        engine=_one(engine, "--engine"),
-        quant=_one(quant, "--quant"),
-        kv_format=_one(kv_format, "--kv-format"),
-        tp=_one_int(tp, "--tp"),
-        pp=_one_int(pp, "--pp"),
-        ep=_one_int(ep, "--ep"),
-        draft_model=_one(draft_model, "--draft-model"),
-        sparsity=_one(sparsity, "--sparsity"),
-        kv_budget=_one_int(kv_budget, "--kv-budget"),
-        overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
-        exit_distribution=_floats(exit_distribution, "--exit-distribution"),
-        **settings,
-        **{k: v for k, v in given.items() if v is not None},
+        dict(
+            hub=hf,
+            batch=_one_int(batch, "--batch"),
+            prompt=_one_int(prompt, "--prompt"),
+            gen=_one_int(gen, "--gen"),
+            engine=_one(engine, "--engine"),
+            quant=_one(quant, "--quant"),
+            kv_format=_one(kv_format, "--kv-format"),
+            tp=_one_int(tp, "--tp"),
+            pp=_one_int(pp, "--pp"),
+            ep=_one_int(ep, "--ep"),
+            draft_model=_one(draft_model, "--draft-model"),
+            sparsity=_one(sparsity, "--sparsity"),
+            kv_budget=_one_int(kv_budget, "--kv-budget"),
+            overhead_bytes=None if overhead_gib is None else overhead_gib * 2**30,
+            exit_distribution=_floats(exit_distribution, "--exit-distribution"),
+            **settings,
+            **{k: v for k, v in given.items() if v is not None},
+        ),
     )
 
 
@@ -847,7 +862,7 @@ def compare(
         for v in variants:
             v = {**common, **v}
             reports.append(
-                analysis.analyze(
+                analysis_api.analyze(
                     v.pop("model"),
                     v.pop("hardware"),
                     quant=v.pop("quant", None),

@@ -124,6 +124,17 @@ def print_report(report: Report, console: Console, per_layer: bool = False, wide
         console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
 
 
+def fit_lines(options: list[Any]) -> list[str]:
+    """``fits_with``'s ways out as the command-line options that apply them, one line each."""
+    lines = []
+    for o in options:
+        flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in o.change.items())
+        lines.append(
+            f"fits with {flags}: {o.total_bytes / 1e9:.1f} of {o.capacity_bytes / 1e9:.1f} GB per device"
+        )
+    return lines
+
+
 def print_rows(
     rows: list[dict[str, Any]],
     columns: list[tuple[str, str]],
