@@ -234,6 +234,16 @@ def test_pasted_config_and_custom_device(server, page, browser):
     wait_render(other, 1)
     assert shown(other) == shown(page)
     other.close()
+    # Serve runs the pasted model on the described device (the simulation's own API answer).
+    page.get_by_role("tab", name="Serve").click()
+    page.fill("#serve-requests", "40")
+    page.click("#serve-run")
+    page.wait_for_function("document.body.dataset.served === '1'", timeout=60_000)
+    sim = json.loads(page.get_attribute("body", "data-serve-request"))
+    assert sim["config"] == json.loads(config) and sim["custom_hardware"] == device and "model" not in sim
+    summary = httpx.post(server + "/api/simulate", json=sim, timeout=60).json()["summary"]
+    assert float(page.get_attribute("#serve-throughput", "data-value")) == summary["output_tokens_per_s"]
+    page.get_by_role("tab", name="Analyze").click()
     # A bad value is a readable message on the page, not a broken page.
     page.fill("#hw-bw", "-1")
     page.dispatch_event("#hw-bw", "input")

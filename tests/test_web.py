@@ -69,6 +69,38 @@ def test_custom_config_and_hardware(client):
     assert report == json.loads(json.dumps(rooflens.analyze(config, device, gen=16).to_dict(timeline=False)))
 
 
+def test_plan_and_simulate_take_a_config_and_a_device_spec(client):
+    """A pasted config.json plans and serves as a catalog model does; a described device serves."""
+    from rooflens.plan import plan
+    from rooflens.serving import simulate
+
+    config = {
+        "model_type": "llama", "hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
+        "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 32000,
+    }  # fmt: skip
+    device = {
+        "name": "mine",
+        "memory_bytes": "24 GB",
+        "memory_bandwidth": "1 TB/s",
+        "peak_flops": {"fp16": 1e14},
+    }
+    body = {"config": config, "ttft": 0.2, "tpot": 0.01, "quants": ["fp8"], "hardware": ["h100-sxm", "l4"]}
+    got = client.post("/api/plan", json=body).json()["plan"]
+    want = plan(
+        config, prompt=1024, gen=256, ttft=0.2, tpot=0.01, quants=["fp8"], hardware=["h100-sxm", "l4"]
+    )
+    assert got["entries"] == json.loads(rooflens.render.to_json(want.to_dict(), indent=None))["entries"][:20]
+    sim = {"config": config, "custom_hardware": device, "rate": 2, "requests": 50, "gen": 32}
+    summary = client.post("/api/simulate", json=sim).json()["summary"]
+    assert summary == json.loads(
+        rooflens.render.to_json(simulate(config, device, rate=2, requests=50, gen=32).summary, indent=None)
+    )
+    # One of model or config, always.
+    for path, bad in (("/api/plan", {**body, "config": None}), ("/api/simulate", {**sim, "config": None})):
+        res = client.post(path, json=bad)
+        assert res.status_code == 422 and "give `model` (a catalog name) or `config`" in res.text
+
+
 def test_csv_export(client):
     res = client.post("/api/analyze", json={"model": "gpt2", "format": "csv"})
     assert res.status_code == 200 and res.headers["content-type"].startswith("text/csv")

@@ -68,7 +68,8 @@ GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 4
 
 
-def _model(req: AnalyzeRequest) -> ModelSpec:
+def _model(req: AnalyzeRequest | PlanRequest | SimulateRequest) -> ModelSpec:
+    """The catalog model a request names, or the config.json it carries."""
     if req.config is None:
         return catalog_model(req.model or "")
     from ..model.families import spec_from_config
@@ -81,19 +82,27 @@ def _report(req: AnalyzeRequest) -> Report:
     return run_analysis(spec, hw, **kwargs)
 
 
-def _inputs(req: AnalyzeRequest) -> tuple[ModelSpec, Any, dict[str, Any]]:
-    """The model, the device and the analysis arguments a request names."""
-    spec = _model(req)
+def _device(req: AnalyzeRequest | SimulateRequest) -> Any:
+    """The catalog device a request names, or the device spec it carries."""
     if req.custom_hardware is not None:
-        hw = hardware_from_dict(req.custom_hardware, origin="custom_hardware")
-    else:
-        hw = hardware_by_name(req.hardware or "")
-    settings = dict(req.settings)
+        return hardware_from_dict(req.custom_hardware, origin="custom_hardware")
+    return hardware_by_name(req.hardware or "")
+
+
+def _check_draft(settings: dict[str, Any]) -> None:
+    """A draft model is a catalog name: the server never reads one from a path."""
     draft = settings.get("draft_model")
     if draft is not None:
         if not isinstance(draft, str):
             raise RooflensError("settings.draft_model must be a catalog model name")
-        catalog_model(draft)  # names only: a draft is never read from a path
+        catalog_model(draft)
+
+
+def _inputs(req: AnalyzeRequest) -> tuple[ModelSpec, Any, dict[str, Any]]:
+    """The model, the device and the analysis arguments a request names."""
+    spec, hw = _model(req), _device(req)
+    settings = dict(req.settings)
+    _check_draft(settings)
     given = {k: getattr(req, k) for k in ("w_bits", "a_bits", "kv_bits") if getattr(req, k) is not None}
     kwargs = {
         "quant": req.quant,
@@ -190,7 +199,7 @@ def _plan(req: PlanRequest) -> tuple[bytes, str]:
             "tokens), `hardware`, `kv_formats` or `tp`, or run `rooflens plan` locally"
         )
     result = make_plan(
-        req.model, prompt=req.prompt, gen=req.gen, ttft=req.ttft, tpot=req.tpot, rate=req.rate, **search
+        _model(req), prompt=req.prompt, gen=req.gen, ttft=req.ttft, tpot=req.tpot, rate=req.rate, **search
     )
     data = result.to_dict()
     data["entries"] = data["entries"][: req.top]
@@ -206,12 +215,8 @@ def _simulation(req: SimulateRequest) -> tuple[bytes, str]:
     """POST /api/simulate's answer: `{summary}`, or `{sweep: [summary, ...]}` for concurrencies."""
     from ..serving import simulate, sweep_concurrency
 
-    for name in (req.model, req.settings.get("draft_model")):
-        if name is not None:
-            if not isinstance(name, str):
-                raise RooflensError("settings.draft_model must be a catalog model name")
-            catalog_model(name)  # names only: never a path on the server
-    hw = hardware_by_name(req.hardware)
+    _check_draft(req.settings)
+    spec, hw = _model(req), _device(req)
     common = dict(
         prompt=req.prompt,
         gen=req.gen,
@@ -225,11 +230,9 @@ def _simulation(req: SimulateRequest) -> tuple[bytes, str]:
         **req.settings,
     )
     if req.concurrencies is not None:
-        data: dict[str, Any] = {"sweep": sweep_concurrency(req.model, hw, req.concurrencies, **common)}
+        data: dict[str, Any] = {"sweep": sweep_concurrency(spec, hw, req.concurrencies, **common)}
     else:
-        run = simulate(
-            req.model, hw, rate=req.rate, concurrency=req.concurrency, arrival=req.arrival, **common
-        )
+        run = simulate(spec, hw, rate=req.rate, concurrency=req.concurrency, arrival=req.arrival, **common)
         data = {"summary": run.summary}
     return to_json(data, indent=None).encode(), "application/json"
 

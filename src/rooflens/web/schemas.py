@@ -74,25 +74,33 @@ class _Body(BaseModel):
         return _valid_text(data)
 
 
+# A pasted config.json and a described device: declared once, taken by analyses, plans and simulations.
+ConfigField = Field(None, description="a Hugging Face config.json, as JSON data (overrides `model`)")
+CustomHardwareField = Field(
+    None,
+    description="a device spec: name, memory_bytes, memory_bandwidth, peak_flops {dtype: FLOP/s}, ... "
+    "(overrides `hardware`)",
+)
+
+
+def _one_model(body: Any) -> None:
+    if body.model is None and body.config is None:
+        raise ValueError("give `model` (a catalog name) or `config` (a config.json as data)")
+
+
 class AnalyzeRequest(_Body):
     """One analysis: a model, a device, a workload and its settings."""
 
     model: str | None = Field(
         "llama-3-8b", max_length=128, description="catalog model name (GET /api/models); or give `config`"
     )
-    config: dict[str, Any] | None = Field(
-        None, description="a Hugging Face config.json, as JSON data (overrides `model`)"
-    )
+    config: dict[str, Any] | None = ConfigField
     hardware: str | None = Field(
         "h100-sxm",
         max_length=128,
         description="catalog device (GET /api/hardware); or give `custom_hardware`",
     )
-    custom_hardware: dict[str, Any] | None = Field(
-        None,
-        description="a device spec: name, memory_bytes, memory_bandwidth, peak_flops {dtype: FLOP/s}, ... "
-        "(overrides `hardware`)",
-    )
+    custom_hardware: dict[str, Any] | None = CustomHardwareField
     quant: str | None = Field(None, max_length=32, description="named format preset: q4_0, awq, fp8, ...")
     batch: int = Field(1, ge=1, le=MAX_BATCH)
     prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
@@ -126,8 +134,7 @@ class AnalyzeRequest(_Body):
             raise ValueError(f"give {', '.join(doubled)} as top-level fields, not inside `settings`")
         if "hub" in self.settings:
             raise ValueError("settings.hub: the server never fetches configs; send the config as `config`")
-        if self.model is None and self.config is None:
-            raise ValueError("give `model` (a catalog name) or `config` (a config.json as data)")
+        _one_model(self)
         if self.hardware is None and self.custom_hardware is None:
             raise ValueError("give `hardware` (a catalog name) or `custom_hardware` (a device spec)")
         return self
@@ -159,7 +166,10 @@ MAX_SIM_TOKENS = 1_000_000  # generated tokens per simulate request: about a sec
 class PlanRequest(_Body):
     """The cheapest set-ups that fit and meet TTFT and TPOT targets (`rooflens.plan.plan`)."""
 
-    model: str = Field(min_length=1, max_length=200, description="catalog model name")
+    model: str | None = Field(
+        None, min_length=1, max_length=200, description="catalog model name; or `config`"
+    )
+    config: dict[str, Any] | None = ConfigField
     prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
     gen: int = Field(256, ge=2, le=MAX_GEN)
     ttft: float = Field(gt=0, le=3600, description="TTFT target, seconds")
@@ -185,6 +195,7 @@ class PlanRequest(_Body):
 
     @model_validator(mode="after")
     def _bounded(self) -> PlanRequest:
+        _one_model(self)
         if any(len(n) > 64 for n in [*(self.hardware or []), *(self.quants or []), *(self.kv_formats or [])]):
             raise ValueError("device and format names are at most 64 characters")
         if any(not 1 <= t <= 64 for t in self.tp or []):
@@ -198,8 +209,12 @@ class SimulateRequest(_Body):
     """A serving simulation (`rooflens.serving.simulate`): requests arriving at ``rate`` per second,
     or ``concurrency`` users; ``concurrencies`` sweeps several (`sweep_concurrency`)."""
 
-    model: str = Field(min_length=1, max_length=200, description="catalog model name")
+    model: str | None = Field(
+        None, min_length=1, max_length=200, description="catalog model name; or `config`"
+    )
+    config: dict[str, Any] | None = ConfigField
     hardware: str = Field("h100-sxm", min_length=1, max_length=64, description="catalog device name")
+    custom_hardware: dict[str, Any] | None = CustomHardwareField
     rate: float | None = Field(None, gt=0, le=1e5, description="requests per second (open loop)")
     concurrency: int | None = Field(None, ge=1, le=MAX_SIM_CONCURRENCY, description="users (closed loop)")
     concurrencies: list[int] | None = Field(
@@ -221,6 +236,7 @@ class SimulateRequest(_Body):
 
     @model_validator(mode="after")
     def _one_load(self) -> SimulateRequest:
+        _one_model(self)
         given = [k for k in ("rate", "concurrency", "concurrencies") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(

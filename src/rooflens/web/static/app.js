@@ -415,12 +415,12 @@ async function runCompare() {
 // A plan searches one format per request (the server bounds each request's work): the ranked
 // table, explanation and cost-against-TPOT plot grow as each format's answer arrives.
 async function runPlan() {
-  if (state.config) { showError("Plan takes a catalog model: pick one in the Model control"); return; }
   const hardware = $("plan-hw").value.split(",").map((h) => h.trim()).filter(Boolean);
   const body = {
-    model: state.model, prompt: state.prompt, gen: Math.max(2, state.gen),
+    prompt: state.prompt, gen: Math.max(2, state.gen),
     ttft: Number($("plan-ttft").value) / 1e3, tpot: Number($("plan-tpot").value) / 1e3, top: 20,
   };
+  if (state.config) body.config = state.config; else body.model = state.model;
   if (hardware.length) body.hardware = hardware;
   document.body.dataset.planRequest = JSON.stringify(body);
   document.body.dataset.planFormats = JSON.stringify(state.planFormats);
@@ -456,15 +456,14 @@ async function runPlan() {
 }
 
 async function runServe() {
-  if (state.config || state.custom) { showError("Serve takes a catalog model and device: pick them in the Model and Hardware controls"); return; }
   const asked = requestBody();
   const settings = { ...(asked.settings || {}) };
   delete settings.engine;
   for (const k of ["w_bits", "a_bits", "kv_bits", "flash_attention"]) if (asked[k] !== undefined) settings[k] = asked[k];
   const body = {
-    model: state.model, hardware: state.hardware, prompt: state.prompt, gen: state.gen,
-    requests: Math.round(Number($("serve-requests").value) || 1), settings,
+    prompt: state.prompt, gen: state.gen, requests: Math.round(Number($("serve-requests").value) || 1), settings,
   };
+  for (const k of ["model", "config", "hardware", "custom_hardware"]) if (asked[k] !== undefined) body[k] = asked[k];
   const load = $("serve-load").value;
   body[load] = load === "rate" ? Number($("serve-value").value) : Math.round(Number($("serve-value").value));
   if (state.engine) body.engine = state.engine;
