@@ -389,6 +389,20 @@ def test_readable_at_phone_and_desktop_widths(server, sized):
         title = page.locator(f"#plot-{name} .gtitle").bounding_box()
         apart = title["y"] >= bar["y"] + bar["height"] or title["x"] + title["width"] <= bar["x"]
         assert apart, (name, bar, title)
+        # ...and the title is whole: wrapped to the chart's width, not cut at its edge.
+        chart = page.locator(f"#plot-{name}").bounding_box()
+        assert title["x"] + title["width"] <= chart["x"] + chart["width"], (name, title, chart)
+    # The longest title (a model that does not fit) wraps on a phone and keeps every word.
+    page.goto(server + "/?model=deepseek-v3&hardware=h200")
+    wait_render(page, 1)
+    body = {"model": "deepseek-v3", "hardware": "h200", "figures": True}
+    fig = httpx.post(server + "/api/analyze", json=body, timeout=30).json()["figures"]["memory"]
+    want = fig["layout"]["title"]["text"]
+    shown_title = page.locator("#plot-memory .gtitle").text_content()  # lines joined, breaks dropped
+    assert shown_title.replace(" ", "") == want.replace(" ", "") and len(want) > 60
+    title = page.locator("#plot-memory .gtitle").bounding_box()
+    chart = page.locator("#plot-memory").bounding_box()
+    assert title["x"] + title["width"] <= chart["x"] + chart["width"]
 
 
 def test_stale_numbers_are_dimmed(server, sized):

@@ -196,7 +196,7 @@ def memory(report: Report) -> go.Figure:
             f"largest batch {m.max_batch})"
         ),
         xaxis={"title": "GB (dashed line: device capacity)"},
-        legend={"orientation": "h", "y": -0.4},
+        legend={"orientation": "h", "y": -0.35, "yanchor": "top"},  # hangs below the axis title
         height=300,
         margin={"t": 50, "b": 10},
     )

@@ -218,13 +218,31 @@ function setStale(stale) {
 // Plotly's default colour cycle: the plan's plot gives each device one across its per-format traces.
 const PALETTE = ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"];
 const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: "hover" };
-function clearOfModeBar(layout) {
+// Titles sit left, under plotly's toolbar, wrapped at word boundaries to the plot's width (a phone
+// shows all of a long title over two or three lines).
+function clearOfModeBar(layout, el) {
   const title = typeof layout.title === "string" ? { text: layout.title } : { ...(layout.title || {}) };
+  const width = (typeof el === "string" ? $(el) : el).clientWidth || 800;
+  const lines = wrapTitle(title.text || "", width);
+  // A legend in a row under a short chart wraps to a column on a phone: give it the height it takes.
+  const stacked = width < 500 && layout.height && layout.legend && layout.legend.orientation === "h";
   return {
     ...layout,
-    title: { ...title, x: 0.02, xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 34 } },
-    margin: { ...(layout.margin || {}), t: 80 },
+    ...(stacked ? { height: layout.height + 18 * (lines.length - 1) + 80 } : {}),
+    title: { ...title, text: lines.join("<br>"), font: { size: 15 }, x: 0.02, xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 22 + 12 * lines.length } },
+    margin: { ...(layout.margin || {}), t: 50 + 18 * lines.length },
   };
+}
+
+function wrapTitle(text, width) {
+  const per = Math.max(16, Math.floor((width - 24) / 8));  // characters a line holds at 15 px
+  const lines = [];
+  for (const word of text.split(" ")) {
+    const last = lines.length ? lines[lines.length - 1] : null;
+    if (last !== null && (last + " " + word).length <= per) lines[lines.length - 1] = last + " " + word;
+    else lines.push(word);
+  }
+  return lines.length ? lines : [""];
 }
 
 function setFigure(id, value, text) {
@@ -279,7 +297,7 @@ function showFitOptions(data) {
 async function drawPlots() {
   const jobs = PLOTS.map((name) => {
     const fig = figures[name];
-    return Plotly.react("plot-" + name, fig.data, clearOfModeBar(fig.layout), PLOT_CONFIG);
+    return Plotly.react("plot-" + name, fig.data, clearOfModeBar(fig.layout, "plot-" + name), PLOT_CONFIG);
   });
   jobs.push(drawBlock());
   await Promise.all(jobs);
@@ -289,7 +307,7 @@ async function drawBlock() {
   const phase = figures["block_" + state.phase] ? state.phase : "prefill";
   const fig = figures["block_" + phase];
   const el = $("plot-block");
-  await Plotly.react(el, fig.data, clearOfModeBar(fig.layout), PLOT_CONFIG);
+  await Plotly.react(el, fig.data, clearOfModeBar(fig.layout, el), PLOT_CONFIG);
   el.dataset.phase = phase;
   if (!el.dataset.bound) {
     el.dataset.bound = "1";
@@ -408,7 +426,7 @@ async function runCompare() {
     `<td data-value="${r.decode.tpot_s}">${secs(r.decode.tpot_s)}</td>` +
     `<td data-value="${r.throughput_tokens_per_s}">${plain(r.throughput_tokens_per_s)}</td>` +
     `<td data-value="${r.memory.total_bytes}">${bytes(r.memory.total_bytes)}</td><td>${r.memory.fits ? "yes" : "no"}</td></tr>`).join("");
-  await Plotly.react("plot-compare", data.figure.data, clearOfModeBar(data.figure.layout), PLOT_CONFIG);
+  await Plotly.react("plot-compare", data.figure.data, clearOfModeBar(data.figure.layout, "plot-compare"), PLOT_CONFIG);
   bump("compared");
 }
 
@@ -451,7 +469,7 @@ async function runPlan() {
     `<tr><td>${esc(e.hardware)}</td><td>${e.devices}</td><td>${e.tp}</td><td>${esc(e.quant)}</td><td>${esc(e.kv_format)}</td>` +
     `<td>${e.batch}</td><td data-value="${e.ttft_s}">${secs(e.ttft_s)}</td><td data-value="${e.tpot_s}">${secs(e.tpot_s)}</td>` +
     `<td data-value="${e.usd_per_million_tokens}">${plain(e.usd_per_million_tokens)}</td></tr>`).join("");
-  await Plotly.react("plot-plan", traces, clearOfModeBar(layout), PLOT_CONFIG);
+  await Plotly.react("plot-plan", traces, clearOfModeBar(layout, "plot-plan"), PLOT_CONFIG);
   bump("planned");
 }
 
