@@ -368,6 +368,35 @@ def test_large_answers_are_gzipped_small_ones_not(client):
     assert js.headers["content-encoding"] == "gzip" and len(js.content) > 1_000_000
 
 
+def test_a_repeated_answer_is_compressed_once(monkeypatch):
+    """The cache keeps a large answer gzipped for clients that take gzip: asking again sends the
+    same compressed bytes without compressing them again (the middleware passes them through)."""
+    import gzip
+
+    import rooflens.web.app as web_app
+
+    calls = []
+    real = gzip.compress
+
+    def counting(data, *args, **kwargs):
+        calls.append(len(data))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(web_app.gzip, "compress", counting)
+    client = TestClient(create_app())
+    body = {"model": "llama-3-8b", "batch": 5, "figures": True}
+    raws = []
+    for _ in range(3):
+        with client.stream("POST", "/api/analyze", json=body, headers={"Accept-Encoding": "gzip"}) as res:
+            raws.append(b"".join(res.iter_raw()))
+            assert res.headers["content-encoding"] == "gzip"
+    assert len(calls) == 1 and raws[0] == raws[1] == raws[2]
+    assert json.loads(gzip.decompress(raws[0]))["report"]["settings"]["batch"] == 5
+    # A client that does not take gzip gets plain JSON, with the same content.
+    plain = client.post("/api/analyze", json=body, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == gzip.decompress(raws[0])
+
+
 def _accepted_nodelay(http) -> int:
     """TCP_NODELAY on a connection a uvicorn server accepted from a socket bound as uvicorn binds
     it for `--workers N` (protocol 0), with the given HTTP protocol."""

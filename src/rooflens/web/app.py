@@ -7,11 +7,12 @@ POST /api/fit, POST /api/compare, POST /api/plan, POST /api/simulate. Bad input 
 400 (a rooflens error, one readable sentence) or a 422 (the request's shape), never a 5xx; bodies
 over ``MAX_BODY_BYTES`` get a 413. A request identical to a recent one is answered from a small
 cache (``cache.py``). Answers of ``GZIP_MIN_BYTES`` or more go gzip-compressed to clients that
-accept it (a report with figures: 90 kB -> 12 kB).
+accept it (a report with figures: 90 kB -> 12 kB), compressed once and kept so in the cache.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Sequence
 from importlib import resources
@@ -66,6 +67,7 @@ STATIC = Path(str(resources.files("rooflens") / "web" / "static"))
 DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"})
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 4
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _model(req: AnalyzeRequest | PlanRequest | SimulateRequest) -> ModelSpec:
@@ -252,8 +254,24 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
     answers = AnswerCache(cache_entries, cache_bytes)
     app.state.answers = answers
 
-    def answer(endpoint: str, req: Any, compute: Any) -> Response:
-        body, media_type = answers.answer(request_key(endpoint, req), lambda: compute(req))
+    def answer(endpoint: str, req: Any, compute: Any, request: Request) -> Response:
+        """The answer to ``req``, from the cache when it was asked recently. A client that takes
+        gzip gets (and the cache keeps) the compressed bytes of a large answer, compressed once:
+        the middleware passes an encoded response through untouched."""
+        zipped = "gzip" in request.headers.get("accept-encoding", "")
+        key = request_key(endpoint, req) + ("\ngzip" if zipped else "")
+
+        def make() -> tuple[bytes, str]:
+            body, media_type = compute(req)
+            if zipped and len(body) >= GZIP_MIN_BYTES:
+                body = gzip.compress(body, GZIP_LEVEL, mtime=0)
+            return body, media_type
+
+        body, media_type = answers.answer(key, make)
+        if body[:2] == GZIP_MAGIC:  # JSON and CSV never start with these bytes
+            return Response(
+                body, media_type=media_type, headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            )
         return Response(body, media_type=media_type)
 
     @app.exception_handler(RooflensError)
@@ -315,8 +333,8 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
             400: {"model": ErrorBody, "description": "a rooflens error: unknown name, impossible setting"},
         },
     )
-    def analyze(req: AnalyzeRequest) -> Response:
-        return answer("analyze", req, _analysis)
+    def analyze(req: AnalyzeRequest, request: Request) -> Response:
+        return answer("analyze", req, _analysis, request)
 
     @app.post(
         "/api/fit",
@@ -330,10 +348,10 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
             **ERRORS,
         },
     )
-    def fit(req: AnalyzeRequest) -> Response:
+    def fit(req: AnalyzeRequest, request: Request) -> Response:
         """The smallest TP within the device's scale-up domain, a narrower format, or a weight offload
         that would make this analysis fit (`rooflens.analysis.fits_with`); none when it fits already."""
-        return answer("fit", req, _fit)
+        return answer("fit", req, _fit, request)
 
     @app.post(
         "/api/plan",
@@ -343,10 +361,10 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
             **ERRORS,
         },
     )
-    def plan(req: PlanRequest) -> Response:
+    def plan(req: PlanRequest, request: Request) -> Response:
         """`rooflens.plan.plan`: hardware x TP x format x batch that fit and meet `ttft` and `tpot`,
         cheapest first (USD per million generated tokens)."""
-        return answer("plan", req, _plan)
+        return answer("plan", req, _plan, request)
 
     @app.post(
         "/api/simulate",
@@ -356,18 +374,18 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
             **ERRORS,
         },
     )
-    def simulate(req: SimulateRequest) -> Response:
+    def simulate(req: SimulateRequest, request: Request) -> Response:
         """`rooflens.serving.simulate` (or `sweep_concurrency` for a list of concurrencies): TTFT, TPOT,
         ITL and end-to-end percentiles, throughput, KV use and preemptions."""
-        return answer("simulate", req, _simulation)
+        return answer("simulate", req, _simulation, request)
 
     @app.post(
         "/api/compare",
         summary="Several analyses side by side",
         responses={200: {"description": "`{comparison, figure?}`"}, **ERRORS},
     )
-    def compare(req: CompareRequest) -> Response:
-        return answer("compare", req, _comparison)
+    def compare(req: CompareRequest, request: Request) -> Response:
+        return answer("compare", req, _comparison, request)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
