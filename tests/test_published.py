@@ -330,6 +330,32 @@ def test_validate_published_cli():
     assert bad.exit_code == 2 and "--split must be report or calibration" in bad.output
 
 
+def test_every_row_reads_at_80_columns(rows):
+    """`validate --published --rows` fits an 80-column terminal: the run and workload wrap between
+    words, names are never cut, and --wide brings back the id, ideal and range columns."""
+    import io
+
+    from rich.console import Console
+
+    from rooflens.measure.published import evaluate_rows
+    from rooflens.render.validation import print_published_rows
+
+    picked = [r for r in rows if r.split == "report"][::150]
+    results = evaluate_rows(picked)
+    for wide in (False, True):
+        out = io.StringIO()
+        width = 250 if wide else 80  # --wide: a console as wide as the table wants
+        print_published_rows(results, Console(file=out, width=width, color_system=None), wide=wide)
+        text = out.getvalue()
+        if not wide:
+            assert max(len(line) for line in text.splitlines()) <= 80
+        words = {w for line in text.splitlines() for w in line.replace("│", " ").split()}
+        assert len(results) > 5
+        for r in results:  # every name whole, on one line
+            assert {r.row.engine, r.row.hardware, r.row.model} <= words, r.row.id
+        assert (results[0].row.id in words) == wide
+
+
 def test_the_readme_counts_match_the_file():
     # validation/README.md states the row, device and multi-device counts of published.csv.
     import csv

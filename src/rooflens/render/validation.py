@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from ..units import fmt_time
-from .tables import Col, Row, print_table
+from .tables import Col, Row, cell, print_table
 
 
 def _pct(value: float | None) -> str:
@@ -24,9 +24,10 @@ _PUBLISHED_COLS = [Col("Phase"), Col("Engine"), Col("Rows", 3), Col("Devices", 4
                    Col("Ideal: median error", 2), Col("Ideal: median |error|", 1),
                    Col("Estimate: median |error|"), Col("Estimate: p90 |error|", 5),
                    Col("p10-p90 covers", 6)]  # fmt: skip
-_ROW_COLS = [Col("Id", 8), Col("Engine"), Col("Hardware"), Col("Model"), Col("Precision", 5), Col("Batch"),
-             Col("Prompt", 6), Col("Gen", 7), Col("Metric"), Col("Measured"), Col("Ideal (err)", 3),
-             Col("Estimate (err)"), Col("Range", 4)]  # fmt: skip
+# A row: its run (engine, device, model) and workload (batch or concurrency C, prompt p, generation g,
+# precision) as wrapping cells, so the table fits 80 columns; --wide shows the id, ideal and range too.
+_ROW_COLS = [Col("Id", 3), Col("Run"), Col("Workload"), Col("Metric"), Col("Measured"), Col("Ideal (err)", 2),
+             Col("Estimate (err)"), Col("Range", 1)]  # fmt: skip
 
 
 def print_runs(rows, console: Console, wide: bool = False) -> None:
@@ -97,20 +98,16 @@ def print_published_rows(results, console: Console, wide: bool = False) -> None:
     rows = []
     for r in results:
         row = r.row
+        sequences = f"b{row.batch}" if row.batch is not None else f"C={row.concurrency or '-'}"
         rows.append(
             (
                 row.id,
-                row.engine,
-                row.hardware,
-                row.model,
-                row.precision,
-                str(row.batch if row.batch is not None else f"C={row.concurrency or '-'}"),
-                str(row.prompt),
-                str(row.gen),
-                row.metric,
+                cell(f"{row.engine} {row.hardware} {row.model}", wrap=True),
+                cell(f"{sequences} p{row.prompt} g{row.gen} {row.precision}", wrap=True),
+                cell(row.metric.replace("_", " "), wrap=True),
                 fmt_time(r.measured_s),
-                _cell(r.ideal_s, r.ideal_error),
-                _cell(r.estimate_s, r.estimate_error),
+                cell(_cell(r.ideal_s, r.ideal_error), wrap=True),
+                cell(_cell(r.estimate_s, r.estimate_error), wrap=True),
                 "-"
                 if r.low_s is None
                 else f"{fmt_time(r.low_s)}-{fmt_time(r.high_s)}"
