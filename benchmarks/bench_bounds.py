@@ -8,7 +8,8 @@
   batch 65,536, a 1,048,576-token prompt, 65,536 generated tokens and no KV cache (every decode step
   recomputes the whole sequence): its time and the peak memory of a fresh process running it alone,
   and the same request posted to /api/analyze and to /api/compare (6 copies, the cap); the heaviest
-  simulation /api/simulate takes (1,000,000 generated tokens); the heaviest plan /api/plan takes
+  simulation /api/simulate takes (near its 1,000,000 units of work) and how soon two past it are
+  refused; the heaviest plan /api/plan takes
   (MAX_PLAN_WORK: one format on every priced device, 2 KV formats, 4 TP degrees, 2,048 generated
   tokens, targets loose enough that every batch that fits is searched, for the catalog's heaviest
   model to plan, with the figure) and one page Plan click (five such requests at 256 tokens).
@@ -86,9 +87,9 @@ def main() -> None:
     cfg = {**hf_config("mixtral-8x7b"), "num_local_experts": 4096, "num_experts_per_tok": 8}
     one = {"config": cfg, "hardware": "h100-sxm", "batch": 65_536, "prompt": 1_048_576, "gen": 65_536,
            "kv_cache": False}  # fmt: skip
-    # The heaviest simulation the server takes: 1,000,000 generated tokens (2,000 requests x 500), and
-    # the heaviest plan (see the docstring).
-    simulate = {"model": "llama-3-8b", "concurrency": 256, "requests": 2000, "gen": 500}
+    # The heaviest simulation the server takes (951,000 of its 1,000,000 units of work: 2,000 requests
+    # of 300 tokens from 256 users), and the heaviest plan (see the docstring).
+    simulate = {"model": "llama-3-8b", "concurrency": 256, "requests": 2000, "gen": 300}
     plan = {"model": "qwen3-next-80b-a3b", "quants": ["nvfp4"], "gen": 2048, "ttft": 3600, "tpot": 60,
             "figure": True}  # fmt: skip
     for path, body in (("/api/analyze", one), ("/api/compare", {"analyses": [one] * 6}),
@@ -96,6 +97,17 @@ def main() -> None:
         t = time.perf_counter()
         res = client.post(path, json=body)
         print(f"  {path} {res.status_code}: {time.perf_counter() - t:.2f} s")
+    # Simulations past the work budget, refused when they reach it: one user and 1,000,000 generated
+    # tokens (a million steps), and 1M-token prompts arriving 1,000 a second.
+    for name, body in (
+        ("one user, 2,000 x 500 tokens",
+         {"model": "llama-3-8b", "concurrency": 1, "requests": 2000, "gen": 500}),
+        ("1M-token prompts", {"model": "llama-3-8b", "hardware": "b200", "rate": 1000, "requests": 100,
+                              "gen": 100, "prompt": 1_000_000, "settings": {"tp": 8}}),
+    ):  # fmt: skip
+        t = time.perf_counter()
+        res = client.post("/api/simulate", json=body)
+        print(f"  /api/simulate, {name}: {res.status_code} after {time.perf_counter() - t:.2f} s")
     took = []
     for prompt in (1000, 1001, 1002):  # distinct prompts: the answer cache does not serve them
         t = time.perf_counter()

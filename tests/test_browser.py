@@ -544,7 +544,26 @@ def test_compare_plan_and_serve_modes(server, sized, browser):
     assert float(page.get_attribute("#serve-throughput", "data-value")) == summary["output_tokens_per_s"]
     assert float(page.get_attribute("#serve-ttft-p99", "data-value")) == summary["ttft"]["p99"]
     assert float(page.get_attribute("#serve-tpot-p50", "data-value")) == summary["tpot"]["p50"]
+    # A sweep of users: its table and throughput-against-interactivity plot are /api/simulate's.
+    page.select_option("#serve-load", "sweep")
+    page.fill("#serve-value", "8")
+    page.fill("#serve-requests", "40")
+    page.click("#serve-run")
+    page.wait_for_function("document.body.dataset.served === '2'", timeout=60_000)
+    swept = json.loads(page.get_attribute("body", "data-serve-request"))
+    assert swept["concurrencies"] == [1, 2, 4, 8] and swept["figure"] is True and "rate" not in swept
+    data = httpx.post(server + "/api/simulate", json=swept, timeout=60).json()
+    rows = page.locator("#serve-table tbody tr")
+    assert rows.count() == 4 and page.is_hidden("#serve-summary") and page.is_visible("#plot-serve")
+    for i, point in enumerate(data["sweep"]):
+        cells = rows.nth(i).locator("td")
+        assert int(cells.nth(0).inner_text()) == point["concurrency"]
+        assert float(cells.nth(1).get_attribute("data-value")) == point["output_tokens_per_s_per_device"]
+        assert float(cells.nth(3).get_attribute("data-value")) == point["ttft"]["p50"]
+    drawn = page.evaluate("document.getElementById('plot-serve').data[0].text")
+    assert drawn == ["C=1", "C=2", "C=4", "C=8"]
     # Bad input is a readable message.
+    page.select_option("#serve-load", "rate")
     page.fill("#serve-requests", "99999")
     page.click("#serve-run")
     page.wait_for_selector("#error:not([hidden])", timeout=10_000)

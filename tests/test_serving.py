@@ -553,3 +553,29 @@ def test_engine_memory_share_and_smaller_gpu_defaults():
     assert trt.memory_share_of == "free" and large.memory_share_of == "total"
     assert kv_room(80e9, 20e9, trt) == pytest.approx(54e9)
     assert kv_room(80e9, 20e9, large) == pytest.approx(52e9)
+
+
+def test_a_run_counts_its_work_and_stops_past_a_budget():
+    """The work of a run, by hand: a closed loop of 1 user, 10 requests of 1,024 + 20 tokens. Each
+    request takes 20 steps of one sequence (its prompt, whose step samples the first token, then 19
+    decode steps): 200 x (STEP_WORK 10 + 1) = 2,200. Step times built once: the prompt step and the
+    one-sequence decode step (2 x BUILD_WORK = 2,000), the prompt chunk's attention (1,000 / 3) and
+    the decode table of one sequence over contexts 1..1,045 (1,000 + 1,045 / 5 = 1,209)."""
+    from rooflens.serving import BUILD_WORK, STEP_WORK, sweep_concurrency
+
+    run = simulate("llama-3-8b", "h100-sxm", concurrency=1, requests=10, gen=20)
+    assert (STEP_WORK, BUILD_WORK) == (10, 1000)
+    assert run.work == pytest.approx(2200 + 2000 + 1000 / 3 + 1000 + 1045 / 5)
+    # A budget above it changes nothing; below it, the run is refused, saying where it stopped.
+    same = simulate("llama-3-8b", "h100-sxm", concurrency=1, requests=10, gen=20, max_work=run.work)
+    assert same.summary == run.summary
+    with pytest.raises(
+        RooflensError, match=r"more than the 5,000 units of work allowed per run \(\d+ engine"
+    ):
+        simulate("llama-3-8b", "h100-sxm", concurrency=1, requests=10, gen=20, max_work=5000)
+    # A sweep shares one budget among its points, in order.
+    points = [simulate("llama-3-8b", "h100-sxm", concurrency=c, requests=8, gen=20).work for c in (1, 2)]
+    kw = dict(requests=8, gen=20)
+    assert len(sweep_concurrency("llama-3-8b", "h100-sxm", [1, 2], max_work=sum(points), **kw)) == 2
+    with pytest.raises(RooflensError, match="units of work allowed"):
+        sweep_concurrency("llama-3-8b", "h100-sxm", [1, 2], max_work=sum(points) - 1, **kw)

@@ -579,3 +579,24 @@ def test_simulate_endpoint_is_the_python_simulation(client):
     assert res.status_code == 400
     res = client.post("/api/simulate", json={"model": "llama-3-8b", "hardware": "nope", "rate": 1})
     assert res.status_code == 400 and "nope" in res.json()["detail"]
+
+
+def test_simulate_work_is_capped_and_a_sweep_has_its_figure(client):
+    """Inside every size cap, one user sending 2,000 requests of 500 tokens is a million engine steps
+    (11 units each: 11,000,000 units, 7-8 s): refused at MAX_SIM_WORK = 1,000,000 units. From 256
+    users, 2,000 requests of 300 tokens fit: about 2,350 steps of up to 256 sequences, 951,000 units."""
+    from rooflens.web.schemas import MAX_SIM_WORK
+
+    assert MAX_SIM_WORK == 1_000_000
+    heavy = {"model": "llama-3-8b", "concurrency": 1, "requests": 2000, "gen": 500}
+    res = client.post("/api/simulate", json=heavy)
+    detail = res.json()["detail"]
+    assert res.status_code == 400 and "more than the 1,000,000 units of work allowed per run" in detail
+    assert "rooflens simulate` locally" in detail
+    assert client.post("/api/simulate", json={**heavy, "concurrency": 256, "gen": 300}).status_code == 200
+    # A sweep asked with its figure: throughput per device against per user, one point per users.
+    body = {"model": "llama-3-8b", "concurrencies": [1, 2, 4, 8], "requests": 40, "gen": 64, "figure": True}
+    data = client.post("/api/simulate", json=body).json()
+    points = data["figure"]["data"][0]
+    assert points["text"] == ["C=1", "C=2", "C=4", "C=8"]
+    assert [s["concurrency"] for s in data["sweep"]] == [1, 2, 4, 8]

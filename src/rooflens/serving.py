@@ -116,6 +116,13 @@ MAX_REQUESTS = 20_000  # requests (and closed-loop users) one simulation takes: 
 # so this keeps any run to seconds (benchmarks/bench_serve.py measures the heaviest).
 MAX_GENERATED_TOKENS = 4_000_000
 MAX_INSTANCES = 1024
+# The work of a run, counted as it goes: each engine step costs STEP_WORK units plus one per sequence
+# it carries (about 0.7 us a unit on the benchmark machine: 1M decode steps of one sequence, or 4,096
+# of 256 sequences, alike). ``simulate(max_work=...)`` stops a run past its budget (the web API's cap).
+STEP_WORK = 10
+# ... and each step time it computes for the first time (operators built and placed: 0.5-0.8 ms; a
+# prompt chunk's attention a third of that), a decode table one more unit per 5 contexts it spans.
+BUILD_WORK = 1000
 MAX_SWEEP_POINTS = 64
 SATURATION_SHARE = 0.1  # backlog growing faster than this share of the offered rate: saturated
 NOISE_SIGMAS = 3.0  # ... by more than this many standard deviations of the count random arrivals make
@@ -154,6 +161,7 @@ class StepCost:
             else None
         )
         self.max_context = max_context
+        self.work = 0.0  # units of work spent building step times (see BUILD_WORK)
         self.flash = settings.flash_attention
         self._dense: dict[tuple, float] = {}
         self._chunk: dict[tuple[int, int], float] = {}
@@ -194,6 +202,7 @@ class StepCost:
             if rows == 0:  # prompt chunks only: no token is sampled, so no output head this step
                 ops = [o for o in ops if o.block != "head"]
             self._dense[key] = float(self._time(ops, 1, host=True, sequences=sequences)[0])
+            self.work += BUILD_WORK
         return self._dense[key]
 
     def decode_context(self, contexts: np.ndarray) -> float:
@@ -206,6 +215,7 @@ class StepCost:
             ops = [o for o in self._ops(b, 1.0, ctx, self.decode_ex) if o.name in self.context_ops["decode"]]
             # Per sequence at each context: b sequences at context c cost b times one (no weights here).
             self._decode[b] = np.concatenate([[0.0], self._time(ops, len(ctx), host=False) / b])
+            self.work += BUILD_WORK + self.max_context / 5
         return float(self._decode[b][contexts].sum())
 
     def chunk_context(self, tokens: int, context: int) -> float:
@@ -217,6 +227,7 @@ class StepCost:
                 if o.name in self.context_ops["prefill"]
             ]  # fmt: skip
             self._chunk[key] = float(self._time(ops, 1, host=False)[0])
+            self.work += BUILD_WORK / 3
         return self._chunk[key]
 
 
@@ -494,6 +505,7 @@ class Instance:
 class ServingResult:
     requests: list[Request]
     summary: dict[str, Any]
+    work: float = 0.0  # units of simulation work it took (STEP_WORK per step plus its sequences)
 
     def to_dict(self) -> dict[str, Any]:
         return self.summary
@@ -553,6 +565,7 @@ def simulate(
     basis: Basis = "estimate",
     quant: str | None = None,
     kv_format: str | None = None,
+    max_work: float | None = None,
     **settings: Any,
 ) -> ServingResult:
     """Serve ``requests`` requests, arriving at ``rate`` per second (open loop) or sent by
@@ -563,7 +576,9 @@ def simulate(
     its scheduler defaults and its efficiency profile; ``scheduler`` overrides the defaults.
     ``replicas`` engine instances share the traffic (least loaded first); ``disaggregate=(p, d)``
     instead runs ``p`` prefill and ``d`` decode instances. ``settings`` are analysis settings of one
-    instance (tp, ep, w_bits, a_bits, kv_bits, flash_attention...).
+    instance (tp, ep, w_bits, a_bits, kv_bits, flash_attention...). ``max_work``, given, refuses a run
+    that needs more than that many units of work (``STEP_WORK`` per engine step plus one per sequence
+    in it) once it has spent them.
     """
     if (rate is None) == (concurrency is None):
         raise RooflensError(
@@ -687,9 +702,9 @@ def simulate(
     # the engine that long after the client sends it.
     front = cost.profile.request_overhead_s if cost.profile is not None else 0.0
     if concurrency is None:
-        _run(reqs, [], pools, transfer, front)
+        work = _run(reqs, [], pools, transfer, front, max_work)
     else:
-        _run(reqs[:concurrency], deque(reqs[concurrency:]), pools, transfer, front)
+        work = _run(reqs[:concurrency], deque(reqs[concurrency:]), pools, transfer, front, max_work)
     load = {
         "mode": "open" if rate is not None else "closed",
         "offered_rate": rate,
@@ -698,7 +713,7 @@ def simulate(
     devices = s.tp * s.pp * s.ep * sum(len(pool) for pool in pools.values())
     summary = _summary(reqs, pools, load, eng, engine, blocks, s, devices)
     summary["estimate_ranges"] = _ranges(summary, cost.profile)
-    return ServingResult(reqs, summary)
+    return ServingResult(reqs, summary, work)
 
 
 def _ranges(summary: dict[str, Any], profile) -> dict[str, Any] | None:
@@ -734,7 +749,8 @@ def sweep_concurrency(
     interactivity curve of InferenceMAX and ``vllm bench serve --max-concurrency`` sweeps).
 
     ``simulate_kwargs`` go to every ``simulate`` (lengths, requests, engine, tp, ...); ``requests``
-    is the total per point, best several times the largest concurrency.
+    is the total per point, best several times the largest concurrency; a ``max_work`` is the budget
+    of the whole sweep.
     """
     given = sorted({"rate", "concurrency", "arrival"} & set(simulate_kwargs))
     if given:
@@ -744,7 +760,13 @@ def sweep_concurrency(
     if not 1 <= len(concurrencies) <= MAX_SWEEP_POINTS:
         raise RooflensError(f"concurrencies takes 1 to {MAX_SWEEP_POINTS} values, got {len(concurrencies)}")
     values = [_whole(c, "concurrency", 1, MAX_REQUESTS) for c in concurrencies]
-    return [simulate(model, hardware, concurrency=c, **simulate_kwargs).summary for c in values]
+    budget = simulate_kwargs.pop("max_work", None)  # shared by the points, in order
+    summaries = []
+    for c in values:
+        run = simulate(model, hardware, concurrency=c, max_work=budget, **simulate_kwargs)
+        budget = None if budget is None else budget - run.work
+        summaries.append(run.summary)
+    return summaries
 
 
 def kv_room(capacity: float, used: float, eng: SchedulerConfig) -> float:
@@ -801,9 +823,11 @@ def _run(
     pools: dict[str, list[Instance]],
     transfer,
     front: float = 0.0,
-) -> None:
+    max_work: float | None = None,
+) -> float:
     """Play the events out. ``first`` are sent at their own times; each of ``backlog`` (closed loop)
-    is sent when a request finishes, in order; each reaches the engine ``front`` seconds after."""
+    is sent when a request finishes, in order; each reaches the engine ``front`` seconds after.
+    Returns the work it took (see STEP_WORK), refusing the run past ``max_work``."""
     events: list[tuple[float, int, str, Any]] = []
     seq = 0
 
@@ -820,9 +844,10 @@ def _run(
     # would be a scheduling loop, not a server.
     max_steps = 20 * sum(r.prompt + r.gen for r in everyone) + 1000
     steps = 0
+    work = 0.0
 
     def kick(inst: Instance, now: float) -> None:
-        nonlocal steps
+        nonlocal steps, work
         if inst.busy:
             return
         step = inst.plan_step(now)
@@ -833,6 +858,15 @@ def _run(
             raise RooflensError(f"the simulation ran past {max_steps:,} steps without finishing; a bug")
         inst.busy = True
         duration, decodes, chunks = step
+        work += STEP_WORK + len(decodes) + len(chunks)
+        if max_work is not None and work + inst.cost.work > max_work:
+            done = sum(r.finished is not None for r in everyone)
+            raise RooflensError(
+                f"this simulation needs more than the {max_work:,.0f} units of work allowed per run "
+                f"({steps:,} engine steps in, {done:,} of {len(everyone):,} requests done; a step costs "
+                f"{STEP_WORK} units plus one per sequence in it): fewer requests, shorter prompts or "
+                "outputs, or more users sharing each step; or run `rooflens simulate` locally"
+            )
         push(now + duration, "step", (inst, decodes, chunks))
 
     # Instances to plan a step for once every event of this instant is handled: requests arriving
@@ -880,6 +914,7 @@ def _run(
             for inst in due.values():
                 kick(inst, now)
             due.clear()
+    return work + first_pool[0].cost.work  # the instances share one StepCost
 
 
 def _pct(values: Sequence[float]) -> dict[str, float | None]:

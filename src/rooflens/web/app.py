@@ -42,6 +42,7 @@ from .limits import BodySizeLimit
 from .schemas import (
     MAX_BODY_BYTES,
     MAX_PLAN_WORK,
+    MAX_SIM_WORK,
     AnalyzeRequest,
     CompareRequest,
     ErrorBody,
@@ -214,7 +215,8 @@ def _plan(req: PlanRequest) -> tuple[bytes, str]:
 
 
 def _simulation(req: SimulateRequest) -> tuple[bytes, str]:
-    """POST /api/simulate's answer: `{summary}`, or `{sweep: [summary, ...]}` for concurrencies."""
+    """POST /api/simulate's answer: `{summary}`, or `{sweep: [summary, ...], figure?}` for
+    concurrencies; a run past ``MAX_SIM_WORK`` units of work is refused."""
     from ..serving import simulate, sweep_concurrency
 
     _check_draft(req.settings)
@@ -232,11 +234,18 @@ def _simulation(req: SimulateRequest) -> tuple[bytes, str]:
         **req.settings,
     )
     if req.concurrencies is not None:
-        data: dict[str, Any] = {"sweep": sweep_concurrency(spec, hw, req.concurrencies, **common)}
-    else:
-        run = simulate(spec, hw, rate=req.rate, concurrency=req.concurrency, arrival=req.arrival, **common)
-        data = {"summary": run.summary}
-    return to_json(data, indent=None).encode(), "application/json"
+        sweep = sweep_concurrency(spec, hw, req.concurrencies, max_work=MAX_SIM_WORK, **common)
+        parts = {"sweep": to_json(sweep, indent=None)}
+        if req.figure:
+            from .. import plots
+
+            parts["figure"] = _figure_json(plots.serving_sweep(sweep))
+        return _json(parts)
+    run = simulate(
+        spec, hw, rate=req.rate, concurrency=req.concurrency, arrival=req.arrival, max_work=MAX_SIM_WORK,
+        **common,
+    )  # fmt: skip
+    return _json({"summary": to_json(run.summary, indent=None)})
 
 
 def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES) -> FastAPI:
@@ -370,7 +379,7 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         "/api/simulate",
         summary="A serving simulation: requests over time on an engine's scheduler",
         responses={
-            200: {"description": "`{summary}` or, for `concurrencies`, `{sweep: [summary...]}`"},
+            200: {"description": "`{summary}` or, for `concurrencies`, `{sweep: [summary...], figure?}`"},
             **ERRORS,
         },
     )

@@ -160,7 +160,10 @@ MAX_SIM_REQUESTS = 2_000
 MAX_SIM_CONCURRENCY = 1_024
 MAX_SIM_POINTS = 16
 MAX_SIM_TOTAL = 8_000  # requests x concurrency points of one sweep
-MAX_SIM_TOKENS = 1_000_000  # generated tokens per simulate request: about a second of work
+MAX_SIM_TOKENS = 1_000_000  # generated tokens per simulate request, refused before it runs
+# Units of simulation work per request (rooflens.serving.STEP_WORK: engine steps, the sequences in
+# them, the step times built), counted as it runs: about 0.5-0.8 s. A run past it is refused then.
+MAX_SIM_WORK = 1_000_000
 
 
 class PlanRequest(_Body):
@@ -232,6 +235,9 @@ class SimulateRequest(_Body):
     quant: str | None = Field(None, max_length=32)
     settings: dict[str, Any] = Field(
         default_factory=dict, max_length=64, description="analysis settings of one instance (tp, ep, ...)"
+    )
+    figure: bool = Field(
+        False, description="with concurrencies: also the figure of throughput per device against per user"
     )
 
     @model_validator(mode="after")

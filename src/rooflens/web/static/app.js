@@ -482,8 +482,14 @@ async function runServe() {
     prompt: state.prompt, gen: state.gen, requests: Math.round(Number($("serve-requests").value) || 1), settings,
   };
   for (const k of ["model", "config", "hardware", "custom_hardware"]) if (asked[k] !== undefined) body[k] = asked[k];
-  const load = $("serve-load").value;
-  body[load] = load === "rate" ? Number($("serve-value").value) : Math.round(Number($("serve-value").value));
+  const load = $("serve-load").value, value = Number($("serve-value").value);
+  if (load === "sweep") {  // 1, 2, 4, ... below the top, and the top itself
+    const top = Math.max(1, Math.round(value));
+    body.concurrencies = [];
+    for (let c = 1; c < top; c *= 2) body.concurrencies.push(c);
+    body.concurrencies.push(top);
+    body.figure = true;
+  } else body[load] = load === "rate" ? value : Math.round(value);
   if (state.engine) body.engine = state.engine;
   if (asked.quant) body.quant = asked.quant;
   document.body.dataset.serveRequest = JSON.stringify(body);
@@ -492,6 +498,18 @@ async function runServe() {
   $("serve-run").disabled = false;
   if (data.error) { showError(data.error); return; }
   showError("");
+  const swept = load === "sweep";
+  $("serve-table").hidden = $("plot-serve").hidden = !swept;
+  $("serve-summary").hidden = swept;
+  if (swept) {
+    $("serve-table").tBodies[0].innerHTML = data.sweep.map((m) =>
+      `<tr><td>${m.concurrency}</td><td data-value="${m.output_tokens_per_s_per_device}">${plain(m.output_tokens_per_s_per_device)}</td>` +
+      `<td data-value="${m.tokens_per_s_per_user}">${plain(m.tokens_per_s_per_user)}</td><td data-value="${m.ttft.p50}">${secs(m.ttft.p50)}</td>` +
+      `<td data-value="${m.tpot.p50}">${secs(m.tpot.p50)}</td><td>${m.saturated ? "no" : "yes"}</td></tr>`).join("");
+    await Plotly.react("plot-serve", data.figure.data, clearOfModeBar(data.figure.layout, "plot-serve"), PLOT_CONFIG);
+    bump("served");
+    return;
+  }
   const m = data.summary;
   const card = (id, label, value, text) =>
     `<div class="figure"><span class="label">${label}</span><span id="${id}" class="value" data-value="${value}">${text}</span></div>`;
