@@ -113,9 +113,27 @@ def _mutate(doc: dict[str, Any], keys: list[str], rng: random.Random) -> dict[st
 
 
 def hostile_body(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    """One (endpoint, body) with hostile values in a config, a device, the settings or the request."""
+    """One (endpoint, body) with hostile values in a config, a device, the settings or the request
+    (an analysis, a comparison, a plan or a simulation)."""
     base: dict[str, Any] = {"model": rng.choice(MODELS), "hardware": "h100-sxm", "prompt": 256, "gen": 16}
-    kind = rng.choice(["config", "hardware", "efficiency", "settings", "top", "compare"])
+    kind = rng.choice(["config", "hardware", "efficiency", "settings", "top", "compare", "plan", "simulate"])
+    if kind == "plan":  # a plan of a hostile config, or with hostile fields
+        plan = {"model": base["model"], "quants": ["fp8"], "hardware": ["h100-sxm", "l4"], "ttft": 1.0,
+                "tpot": 0.05, "gen": 16}  # fmt: skip
+        if rng.random() < 0.5:
+            plan["config"] = _mutate(_config(base["model"]), CONFIG_KEYS, rng)
+            return "/api/plan", plan
+        return "/api/plan", _mutate(plan, [*plan, "rate", "prices", "kv_formats", "top"], rng)
+    if kind == "simulate":  # a simulation of a hostile config or device, or with hostile fields
+        sim: dict[str, Any] = {"model": base["model"], "rate": 2.0, "requests": 20, "gen": 16}
+        choice = rng.random()
+        if choice < 0.35:
+            sim["config"] = _mutate(_config(base["model"]), CONFIG_KEYS, rng)
+        elif choice < 0.7:
+            sim["custom_hardware"] = _mutate(_device(), HARDWARE_KEYS, rng)
+        else:
+            sim = _mutate(sim, [*sim, "concurrency", "concurrencies", "prompt", "random_range_ratio"], rng)
+        return "/api/simulate", sim
     if kind == "config":
         base["config"] = _mutate(_config(base["model"]), CONFIG_KEYS, rng)
     elif kind == "hardware":

@@ -378,9 +378,11 @@ def test_request_longer_than_kv_cache_is_refused_before_it_runs():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"rate": 0}, "rate must be a positive, finite"),
-        ({"rate": float("inf")}, "rate must be a positive, finite"),
-        ({"rate": float("nan")}, "rate must be a positive, finite"),
+        ({"rate": 0}, "rate takes requests per second from 1.15741e-05 \\(one a day\\) to 1e\\+06, got 0"),
+        ({"rate": float("inf")}, "rate takes requests per second from"),
+        ({"rate": float("nan")}, "rate takes requests per second from"),
+        ({"rate": 5e-324}, "got 5e-324"),  # a denormal: arrival gaps would be infinite
+        ({"rate": 1e7}, "rate takes requests per second from"),
         ({"rate": None}, "exactly one of rate"),
         ({"concurrency": 2}, "exactly one of rate"),
         ({"rate": None, "concurrency": 0}, "concurrency takes a whole number from 1 to 20,000"),

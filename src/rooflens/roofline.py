@@ -120,9 +120,15 @@ def _peak(op: Op, hw: HardwareSpec, peaks: dict[str, tuple[float, str]]) -> tupl
     if op.dtype not in peaks:
         peaks[op.dtype] = hw.peak(op.dtype)
     peak, used = peaks[op.dtype]
-    if op.sparsity == (2, 4) and hw.sparse_2_4:
-        peak = 2 * peak  # 2:4 sparse tensor cores skip the zeros: FLOPs stay dense-equivalent
+    if op.sparsity == (2, 4):
+        peak = peak * _sparse_speedup(hw)
     return peak, used
+
+
+def _sparse_speedup(hw: HardwareSpec) -> float:
+    """2:4 sparse tensor cores skip the zeros: twice the peak (FLOPs stay dense-equivalent), on
+    devices that have them."""
+    return 2.0 if hw.sparse_2_4 else 1.0
 
 
 def _cost(
@@ -326,11 +332,10 @@ def device_step_times(
             device[i] += op.count * c.busy
     estimated = [i for i, profile in enumerate(profiles) if profile is not None]
     if p.compute:
-        # Each op's peak on each device (as _peak: its dtype's, doubled for 2:4 sparsity where the
-        # device has it): (devices, ops).
+        # Each op's peak on each device, as _peak gives it: (devices, ops).
         peak = np.array([[hw.peak(d)[0] for d in p.dtypes] for hw in hws])[:, p.dtype_index]
-        sparse = np.array([hw.sparse_2_4 for hw in hws])[:, None] & p.sparse[None, :]
-        peak = np.where(sparse, 2 * peak, peak)
+        speedup = np.array([_sparse_speedup(hw) for hw in hws])[:, None]
+        peak = np.where(p.sparse[None, :], peak * speedup, peak)
         bandwidth = np.array([hw.memory_bandwidth for hw in hws])[:, None, None]
         effs = [p.efficiency(profiles[i], memo) for i in estimated]
         for j, part in enumerate(p.parts):  # times (devices, ops, 1 or steps)

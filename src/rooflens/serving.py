@@ -116,6 +116,9 @@ MAX_REQUESTS = 20_000  # requests (and closed-loop users) one simulation takes: 
 # so this keeps any run to seconds (benchmarks/bench_serve.py measures the heaviest).
 MAX_GENERATED_TOKENS = 4_000_000
 MAX_INSTANCES = 1024
+# Open-loop rates a run takes: below one request a day the gaps between arrivals overflow nothing
+# useful (a denormal rate made them infinite), above a million a second no single server is meant.
+MIN_RATE, MAX_RATE = 1 / 86_400, 1e6
 # The work of a run, counted as it goes: each engine step costs STEP_WORK units plus one per sequence
 # it carries (about 0.7 us a unit on the benchmark machine: 1M decode steps of one sequence, or 4,096
 # of 256 sequences, alike). ``simulate(max_work=...)`` stops a run past its budget (the web API's cap).
@@ -590,10 +593,11 @@ def simulate(
             isinstance(rate, bool)
             or not isinstance(rate, int | float)
             or not math.isfinite(rate)
-            or rate <= 0
+            or not MIN_RATE <= rate <= MAX_RATE
         ):
             raise RooflensError(
-                f"rate must be a positive, finite number of requests per second, got {rate!r}"
+                f"rate takes requests per second from {MIN_RATE:g} (one a day) to {MAX_RATE:g}, got "
+                f"{str(rate)[:40]}"
             )
         if arrival not in ("poisson", "constant"):
             raise RooflensError(f"arrival takes 'poisson' or 'constant', got {str(arrival)[:40]!r}")
