@@ -13,6 +13,7 @@ accept it (a report with figures: 90 kB -> 12 kB), compressed once and kept so i
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 from collections.abc import Sequence
 from importlib import resources
@@ -260,6 +261,10 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
+    # What the heavier answers use, loaded with the app rather than inside the first request that
+    # needs it (plotly's import alone takes a third of a second).
+    for module in ("plots", "plan", "serving"):
+        importlib.import_module(f"rooflens.{module}")
     answers = AnswerCache(cache_entries, cache_bytes)
     app.state.answers = answers
 
