@@ -51,17 +51,22 @@ def test_analyze_figures_read_the_report(client):
     assert [decode_ops[i]["name"] for i in nodes["customdata"]] == nodes["text"]
 
 
+# A small pasted config.json and a device described field by field (units as text), for the tests
+# that send data instead of catalog names.
+TINY_CONFIG = {
+    "model_type": "llama", "hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
+    "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 32000,
+}  # fmt: skip
+TINY_DEVICE = {
+    "name": "mine",
+    "memory_bytes": "24 GB",
+    "memory_bandwidth": "1 TB/s",
+    "peak_flops": {"fp16": 1e14},
+}
+
+
 def test_custom_config_and_hardware(client):
-    config = {
-        "model_type": "llama", "hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
-        "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 32000,
-    }  # fmt: skip
-    device = {
-        "name": "mine",
-        "memory_bytes": "24 GB",
-        "memory_bandwidth": "1 TB/s",
-        "peak_flops": {"fp16": 1e14},
-    }
+    config, device = TINY_CONFIG, TINY_DEVICE
     res = client.post("/api/analyze", json={"config": config, "custom_hardware": device, "gen": 16})
     assert res.status_code == 200, res.text
     report = res.json()["report"]
@@ -74,16 +79,7 @@ def test_plan_and_simulate_take_a_config_and_a_device_spec(client):
     from rooflens.plan import plan
     from rooflens.serving import simulate
 
-    config = {
-        "model_type": "llama", "hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
-        "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 32000,
-    }  # fmt: skip
-    device = {
-        "name": "mine",
-        "memory_bytes": "24 GB",
-        "memory_bandwidth": "1 TB/s",
-        "peak_flops": {"fp16": 1e14},
-    }
+    config, device = TINY_CONFIG, TINY_DEVICE
     body = {"config": config, "ttft": 0.2, "tpot": 0.01, "quants": ["fp8"], "hardware": ["h100-sxm", "l4"]}
     got = client.post("/api/plan", json=body).json()["plan"]
     want = plan(
