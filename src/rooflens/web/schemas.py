@@ -260,7 +260,7 @@ class SimulateRequest(_Body):
         if tokens > MAX_SIM_TOKENS:
             raise ValueError(
                 f"requests x sweep points x gen is {tokens:,} generated tokens to simulate; this server "
-                f"takes at most {MAX_SIM_TOKENS:,} per request (about a second): fewer requests or shorter "
+                f"takes at most {MAX_SIM_TOKENS:,} per request: fewer requests or shorter "
                 "outputs, or rooflens simulate on your machine"
             )
         own = {"rate", "concurrency", "prompt", "gen", "requests", "engine", "quant", "model", "hardware"}
