@@ -152,3 +152,26 @@ def test_efficiency_never_makes_a_step_faster_than_ideal():
     profile = _profile(matmul=[1.0, 1.0])
     r = rooflens.analyze("llama-3-8b", {**BOX, "efficiency": [profile.model_dump()]}, prompt=256, gen=8)
     assert np.all(r.decode.step_estimate_s >= r.decode.step_time_s)
+
+
+def test_a_profile_copy_with_other_tables_gets_its_own_efficiencies():
+    """Sweeps reuse an operator class's efficiency across devices whose profiles share their tables
+    (``EfficiencyProfile.efficiency_key``). A copy that changes a table must not inherit the key, or a
+    sweep would silently place the old efficiencies on it."""
+    from rooflens.hardware.efficiency import published_profile
+    from rooflens.sweep import sweep
+
+    base = published_profile("vllm", "h100-sxm", "NVIDIA", "hopper")
+    slower = base.model_copy(update={"matmul": [e / 2 for e in base.matmul]})
+    assert slower.efficiency_key != base.efficiency_key
+    assert base.model_copy(update={"version": "0.11"}).efficiency_key == base.efficiency_key
+    # Two devices, one shared memo: the slower profile's device gets slower estimates than with the
+    # base profile, as a fresh sweep of it alone gives.
+    h100 = rooflens.load_hardware("h100-sxm")
+    fast = h100.model_copy(update={"name": "fast", "efficiency": [base]})
+    slow = h100.model_copy(update={"name": "slow", "efficiency": [slower]})
+    grid = dict(batch=[8], prompt=[512], gen=[64])
+    both = sweep("llama-3-8b", hardware=[fast, slow], **grid).to_frame().set_index("hardware")
+    alone = sweep("llama-3-8b", hardware=[slow], **grid).to_frame().set_index("hardware")
+    assert both.loc["slow", "tpot_estimate_s"] == alone.loc["slow", "tpot_estimate_s"]
+    assert both.loc["slow", "tpot_estimate_s"] > both.loc["fast", "tpot_estimate_s"]

@@ -26,8 +26,10 @@ on) or published end-to-end results (the calibration split of ``validation/publi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache, cached_property
 from importlib import resources
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -171,6 +173,12 @@ class EfficiencyProfile(BaseModel):
         if any(len(v) != 2 or not 0 < v[0] <= v[1] < 1e3 for v in self.intervals.values()):
             raise ValueError("intervals are [low, high] ratios with 0 < low <= high < 1000")
         return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> EfficiencyProfile:
+        """A copy; its ``efficiency_key`` is worked out again (the update may change the tables)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("efficiency_key", None)
+        return copy
 
     @cached_property
     def efficiency_key(self) -> str:
