@@ -116,8 +116,8 @@ MAX_REQUESTS = 20_000  # requests (and closed-loop users) one simulation takes: 
 # so this keeps any run to seconds (benchmarks/bench_serve.py measures the heaviest).
 MAX_GENERATED_TOKENS = 4_000_000
 MAX_INSTANCES = 1024
-# Open-loop rates a run takes: below one request a day the gaps between arrivals overflow nothing
-# useful (a denormal rate made them infinite), above a million a second no single server is meant.
+# Open-loop rates a run takes: from one request a day (a denormal rate made every gap between
+# arrivals infinite) to a million a second.
 MIN_RATE, MAX_RATE = 1 / 86_400, 1e6
 # The work of a run, counted as it goes: each engine step costs STEP_WORK units plus one per sequence
 # it carries (about 0.7 us a unit on the benchmark machine: 1M decode steps of one sequence, or 4,096
