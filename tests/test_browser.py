@@ -392,6 +392,15 @@ def test_readable_at_phone_and_desktop_widths(server, sized):
         # ...and the title is whole: wrapped to the chart's width, not cut at its edge.
         chart = page.locator(f"#plot-{name}").bounding_box()
         assert title["x"] + title["width"] <= chart["x"] + chart["width"], (name, title, chart)
+    # On a phone a legend goes under its chart, which keeps most of the width to plot in.
+    if width < 500:
+        for name in ("roofline", "breakdown", "memory", "timeline"):
+            orientation, plotted, chart = page.evaluate(
+                "(d => [d._fullLayout.legend && d._fullLayout.legend.orientation, "
+                f"d._fullLayout.xaxis._length, d.clientWidth])(document.getElementById('plot-{name}'))"
+            )
+            assert plotted >= 0.45 * chart, (name, plotted, chart)  # a legend at the side left ~30%
+            assert orientation in (None, "h"), (name, orientation)
     # The longest title (a model that does not fit) wraps on a phone and keeps every word.
     page.goto(server + "/?model=deepseek-v3&hardware=h200")
     wait_render(page, 1)

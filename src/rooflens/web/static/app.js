@@ -220,17 +220,27 @@ const PALETTE = ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3
 const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: "hover" };
 // Titles sit left, under plotly's toolbar, wrapped at word boundaries to the plot's width (a phone
 // shows all of a long title over two or three lines).
-function clearOfModeBar(layout, el) {
+function clearOfModeBar(layout, el, data = []) {
   const title = typeof layout.title === "string" ? { text: layout.title } : { ...(layout.title || {}) };
   const width = (typeof el === "string" ? $(el) : el).clientWidth || 800;
   const lines = wrapTitle(title.text || "", width);
-  // A legend in a row under a short chart wraps to a column on a phone: give it the height it takes.
-  const stacked = width < 500 && layout.height && layout.legend && layout.legend.orientation === "h";
-  return {
+  const fitted = {
     ...layout,
-    ...(stacked ? { height: layout.height + 18 * (lines.length - 1) + 80 } : {}),
     title: { ...title, text: lines.join("<br>"), font: { size: 15 }, x: 0.02, xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 22 + 12 * lines.length } },
     margin: { ...(layout.margin || {}), t: 50 + 18 * lines.length },
+  };
+  if (width >= 500) return fitted;
+  // On a phone a legend goes under the chart, an entry a line, and the chart grows to hold it: at the
+  // side it would squeeze the plot to a sliver.
+  const legend = layout.legend || {};
+  const entries = new Set(data.filter((t) => t.showlegend !== false && t.name).map((t) => t.legendgroup || t.name)).size;
+  const base = layout.height || 450;
+  if (legend.orientation === "h" && layout.height) return { ...fitted, height: base + 18 * (lines.length - 1) + 80 };
+  if (entries < 2) return fitted;
+  return {
+    ...fitted,
+    legend: { ...legend, orientation: "h", x: 0, xanchor: "left", y: -0.3, yanchor: "top" },
+    height: base + 18 * (lines.length - 1) + 22 * entries,
   };
 }
 
@@ -297,7 +307,7 @@ function showFitOptions(data) {
 async function drawPlots() {
   const jobs = PLOTS.map((name) => {
     const fig = figures[name];
-    return Plotly.react("plot-" + name, fig.data, clearOfModeBar(fig.layout, "plot-" + name), PLOT_CONFIG);
+    return Plotly.react("plot-" + name, fig.data, clearOfModeBar(fig.layout, "plot-" + name, fig.data), PLOT_CONFIG);
   });
   jobs.push(drawBlock());
   await Promise.all(jobs);
@@ -307,7 +317,7 @@ async function drawBlock() {
   const phase = figures["block_" + state.phase] ? state.phase : "prefill";
   const fig = figures["block_" + phase];
   const el = $("plot-block");
-  await Plotly.react(el, fig.data, clearOfModeBar(fig.layout, el), PLOT_CONFIG);
+  await Plotly.react(el, fig.data, clearOfModeBar(fig.layout, el, fig.data), PLOT_CONFIG);
   el.dataset.phase = phase;
   if (!el.dataset.bound) {
     el.dataset.bound = "1";
@@ -426,7 +436,7 @@ async function runCompare() {
     `<td data-value="${r.decode.tpot_s}">${secs(r.decode.tpot_s)}</td>` +
     `<td data-value="${r.throughput_tokens_per_s}">${plain(r.throughput_tokens_per_s)}</td>` +
     `<td data-value="${r.memory.total_bytes}">${bytes(r.memory.total_bytes)}</td><td>${r.memory.fits ? "yes" : "no"}</td></tr>`).join("");
-  await Plotly.react("plot-compare", data.figure.data, clearOfModeBar(data.figure.layout, "plot-compare"), PLOT_CONFIG);
+  await Plotly.react("plot-compare", data.figure.data, clearOfModeBar(data.figure.layout, "plot-compare", data.figure.data), PLOT_CONFIG);
   bump("compared");
 }
 
@@ -469,7 +479,7 @@ async function runPlan() {
     `<tr><td>${esc(e.hardware)}</td><td>${e.devices}</td><td>${e.tp}</td><td>${esc(e.quant)}</td><td>${esc(e.kv_format)}</td>` +
     `<td>${e.batch}</td><td data-value="${e.ttft_s}">${secs(e.ttft_s)}</td><td data-value="${e.tpot_s}">${secs(e.tpot_s)}</td>` +
     `<td data-value="${e.usd_per_million_tokens}">${plain(e.usd_per_million_tokens)}</td></tr>`).join("");
-  await Plotly.react("plot-plan", traces, clearOfModeBar(layout, "plot-plan"), PLOT_CONFIG);
+  await Plotly.react("plot-plan", traces, clearOfModeBar(layout, "plot-plan", traces), PLOT_CONFIG);
   bump("planned");
 }
 
@@ -506,7 +516,7 @@ async function runServe() {
       `<tr><td>${m.concurrency}</td><td data-value="${m.output_tokens_per_s_per_device}">${plain(m.output_tokens_per_s_per_device)}</td>` +
       `<td data-value="${m.tokens_per_s_per_user}">${plain(m.tokens_per_s_per_user)}</td><td data-value="${m.ttft.p50}">${secs(m.ttft.p50)}</td>` +
       `<td data-value="${m.tpot.p50}">${secs(m.tpot.p50)}</td><td>${m.saturated ? "no" : "yes"}</td></tr>`).join("");
-    await Plotly.react("plot-serve", data.figure.data, clearOfModeBar(data.figure.layout, "plot-serve"), PLOT_CONFIG);
+    await Plotly.react("plot-serve", data.figure.data, clearOfModeBar(data.figure.layout, "plot-serve", data.figure.data), PLOT_CONFIG);
     bump("served");
     return;
   }
