@@ -443,6 +443,7 @@ async function runCompare() {
 // A plan searches one format per request (the server bounds each request's work): the ranked
 // table, explanation and cost-against-TPOT plot grow as each format's answer arrives.
 async function runPlan() {
+  if (!state.planFormats.length) { showError("the formats to plan with have not loaded: reload the page"); return; }
   const hardware = $("plan-hw").value.split(",").map((h) => h.trim()).filter(Boolean);
   const body = {
     prompt: state.prompt, gen: Math.max(2, state.gen),
