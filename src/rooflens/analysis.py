@@ -481,10 +481,12 @@ def fits_with(
     *,
     quant: str | None = None,
     kv_format: str | None = None,
+    report: Report | None = None,
     **settings: Any,
 ) -> list[FitOption]:
     """The ways out when an analysis (same arguments as :func:`analyze`) does not fit: at most one
-    option of each kind, each verified by analysing with it.
+    option of each kind, each verified by analysing with it. ``report``, the analysis with these
+    arguments when the caller already has it, is not run again.
 
     - ``tp``: the smallest power-of-two tensor-parallel degree above the current one that fits, with
       all devices (tp x pp x ep) within the device's scale-up domain (``devices_per_node``, else the
@@ -497,7 +499,7 @@ def fits_with(
     Empty when the analysis already fits.
     """
     spec, hw = load_model(model), load_hardware(hardware)
-    base = analyze(spec, hw, quant=quant, kv_format=kv_format, **settings)
+    base = report if report is not None else analyze(spec, hw, quant=quant, kv_format=kv_format, **settings)
     if base.memory.fits:
         return []
     s = base.settings

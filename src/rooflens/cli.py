@@ -565,7 +565,7 @@ def analyze(
         _write_report(report, fmt.value, per_layer, wide, output)
         if fmt.value == "table" and output is None and not report.memory.fits:
             args.pop("hub", None)
-            options = analysis_api.fits_with(report.model, report.hardware, **args)
+            options = analysis_api.fits_with(report.model, report.hardware, report=report, **args)
             for line in fit_lines(options) or ["no TP within the scale-up domain, format or offload fits"]:
                 _console().print(line, style="green", markup=False, highlight=False)
     except RooflensError as err:

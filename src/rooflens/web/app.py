@@ -124,9 +124,14 @@ def _inputs(req: AnalyzeRequest) -> tuple[ModelSpec, Any, dict[str, Any]]:
 def _fit(req: AnalyzeRequest) -> tuple[bytes, str]:
     """POST /api/fit's answer: `{fits, options}`."""
     spec, hw, kwargs = _inputs(req)
-    options = fits_with(spec, hw, **kwargs)
-    fits = not options and run_analysis(spec, hw, **kwargs).memory.fits
-    return _json({"fits": json.dumps(fits), "options": to_json([o.to_dict() for o in options], indent=None)})
+    report = run_analysis(spec, hw, **kwargs)
+    options = fits_with(spec, hw, report=report, **kwargs)
+    return _json(
+        {
+            "fits": json.dumps(report.memory.fits),
+            "options": to_json([o.to_dict() for o in options], indent=None),
+        }
+    )
 
 
 def _figure_json(fig: Any) -> str:
