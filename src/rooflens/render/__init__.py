@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from ..report import OP_COLUMNS, Report
-from .tables import Col, Row, cell, print_table
+from .tables import Col, Row, cell, columns, print_table
 from .views import (
     OP_HEADER,
     SUMMARY_HEADER,
@@ -91,17 +91,13 @@ MODEL_DROP = {"Type": 3, "Layers": 2, "Hidden": 5, "Heads/KV": 6, "FFN": 7, "Voc
 HARDWARE_DROP = {"Device": 5, "16-bit peak": 1, "8/4-bit peaks": 4, "Ridge FLOP/B": 2, "TDP": 3}
 
 
-def _cols(header: tuple[str, ...], drop: dict[str, int]) -> list[Col]:
-    return [Col(h, drop.get(h, 0)) for h in header]
-
-
 def print_report(report: Report, console: Console, per_layer: bool = False, wide: bool = False) -> None:
     for line in header_lines(report):
         console.print(line, markup=False, highlight=False)
     print_table(
         console,
         "Phases (ideal roofline)",
-        _cols(SUMMARY_HEADER, _SUMMARY_DROP),
+        columns(SUMMARY_HEADER, _SUMMARY_DROP),
         summary_rows(report),
         wide=wide,
     )
@@ -119,7 +115,7 @@ def print_report(report: Report, console: Console, per_layer: bool = False, wide
         for section in op_sections(report, phase, per_layer):
             rows.append(Row((cell(section.title, style="bold", wrap=True),), section=True))
             rows += [Row(row, style="cyan" if row[7] == "compute" else None) for row in section.rows]
-        print_table(console, phase_title(phase), _cols(OP_HEADER, _OP_DROP), rows, wide=wide)
+        print_table(console, phase_title(phase), columns(OP_HEADER, _OP_DROP), rows, wide=wide)
     for note in report.notes:
         console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
 
@@ -137,15 +133,15 @@ def fit_lines(options: list[Any]) -> list[str]:
 
 def print_rows(
     rows: list[dict[str, Any]],
-    columns: list[tuple[str, str]],
+    fields: list[tuple[str, str]],
     console: Console,
     title: str,
     drop: dict[str, int] | None = None,
     wide: bool = False,
 ) -> None:
-    """A catalog listing: ``columns`` pairs a display header with an already-formatted field; ``drop``
+    """A catalog listing: ``fields`` pairs a display header with an already-formatted field; ``drop``
     says how readily a header's column is left out of a narrow console (see ``tables.Col``)."""
-    cols = [Col(h, (drop or {}).get(h, 0)) for h, _ in columns]
+    cols = columns([h for h, _ in fields], drop)
     print_table(
-        console, title, cols, [[str(row.get(key, "")) for _, key in columns] for row in rows], wide=wide
+        console, title, cols, [[str(row.get(key, "")) for _, key in fields] for row in rows], wide=wide
     )

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from ..units import fmt_time
-from .tables import Col, cell, print_table
+from .tables import Col, cell, columns, print_table
 
 DEFINITIONS = {
     "ttft": "arrival to first token",
@@ -60,7 +60,7 @@ def print_serving(summary: dict[str, Any], console: Console, wide: bool = False)
         highlight=False,
     )
     cols = [Col("Metric"), Col("Definition", 2)]
-    cols += [Col(p, _PERCENTILE_DROP.get(p, 0), "right") for p in PERCENTILES]
+    cols += columns(PERCENTILES, _PERCENTILE_DROP, "right")
     rows = [
         (
             key.upper() if key != "ttft_scheduled" else "TTFT (sched.)",
@@ -94,7 +94,7 @@ def print_serving(summary: dict[str, Any], console: Console, wide: bool = False)
 
 def print_concurrency_sweep(rows: list[dict[str, Any]], console: Console, wide: bool = False) -> None:
     """One row per concurrency: throughput per device against per-user speed and latency."""
-    cols = [Col(title, _SWEEP_DROP.get(title, 0), "right") for title in _SWEEP_HEADER]
+    cols = columns(_SWEEP_HEADER, _SWEEP_DROP, "right")
     cells = [
         (
             str(s["concurrency"]),

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from ..errors import RooflensError
 from ..units import fmt_bytes, fmt_time
-from .tables import Col, print_table
+from .tables import columns, print_table
 
 
 def write_frame(frame: Any, out: Path) -> None:
@@ -40,7 +40,7 @@ def print_sweep_summary(
     if fitting.empty:
         return
     best = fitting.sort_values("throughput_per_device", ascending=False).head(top)
-    cols = [Col(title, _SWEEP_DROP.get(title, 0), "right") for title in _SWEEP_HEADER]
+    cols = columns(_SWEEP_HEADER, _SWEEP_DROP, "right")
     rows = [
         (
             row.hardware,
@@ -99,7 +99,7 @@ def print_plan(plan: Any, console: Console, top: int = 10, wide: bool = False) -
             )
             for i, row in enumerate(entries.itertuples(), 1)
         ]
-        cols = [Col(title, _PLAN_DROP.get(title, 0), "right") for title in _PLAN_HEADER]
+        cols = columns(_PLAN_HEADER, _PLAN_DROP, "right")
         title = f"Cheapest set-ups that fit and meet the targets ({len(plan.entries)} in all)"
         print_table(console, title, cols, rows, wide=wide)
     for line in plan.explanation:

@@ -34,6 +34,13 @@ class Row:
     section: bool = False  # a rule above this row
 
 
+def columns(
+    headers: Iterable[str], drop: dict[str, int] | None = None, justify: JustifyMethod = "left"
+) -> list[Col]:
+    """A ``Col`` per header, as droppable as ``drop`` says (0, never left out, when it is not named)."""
+    return [Col(h, (drop or {}).get(h, 0), justify) for h in headers]
+
+
 def cell(text: str, style: str | None = None, wrap: bool = False) -> Text:
     """A cell as written; ``wrap`` lets it break between words (never inside one)."""
     return Text(text, style=style or "", no_wrap=not wrap, overflow="fold")
