@@ -187,17 +187,15 @@ def _plan(req: PlanRequest) -> tuple[bytes, str]:
     """POST /api/plan's answer: the plan's `--format json` (entries cut to `top`), and `figure`
     (cost against TPOT of every candidate that fits) when asked. A search over ``MAX_PLAN_WORK`` is
     refused before it runs."""
-    from ..plan import KV_FORMATS, QUANTS, TP_DEGREES, search_size
     from ..plan import plan as make_plan
+    from ..plan import search_size
 
-    search = dict(
-        hardware=req.hardware,
-        prices=req.prices or None,
-        quants=req.quants or QUANTS,
-        tp=req.tp or TP_DEGREES,
-        kv_formats=req.kv_formats or KV_FORMATS,
-        allow_offload=req.allow_offload,
+    # What the request names; the rest are the plan's own defaults (rooflens.plan).
+    given = dict(
+        hardware=req.hardware, prices=req.prices, quants=req.quants, tp=req.tp, kv_formats=req.kv_formats
     )
+    search = {k: v for k, v in given.items() if v}
+    search["allow_offload"] = req.allow_offload
     configurations, work = search_size(gen=req.gen, **search)
     if work > MAX_PLAN_WORK:
         raise RooflensError(
