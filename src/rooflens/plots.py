@@ -219,25 +219,10 @@ def timeline(report: Report) -> go.Figure:
         ctx = [float(d.context[i]) for i in idx]
         # Seconds in the data; ticks and hover in ms / µs (SI prefixes with an "s" suffix).
         hover = "context %{x:,.0f}: %{y:.3s}s<extra>%{fullData.name}</extra>"
-        fig.add_trace(
-            go.Scatter(
-                x=ctx,
-                y=[float(d.step_time_s[i]) for i in idx],
-                mode="lines",
-                name="ideal",
-                hovertemplate=hover,
-            )
-        )
-        if d.step_estimate_s is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=ctx,
-                    y=[float(d.step_estimate_s[i]) for i in idx],
-                    mode="lines",
-                    name="estimate",
-                    hovertemplate=hover,
-                )
-            )
+        for name, series in (("ideal", d.step_time_s), ("estimate", d.step_estimate_s)):
+            if series is not None:
+                y = [float(series[i]) for i in idx]
+                fig.add_trace(go.Scatter(x=ctx, y=y, mode="lines", name=name, hovertemplate=hover))
     fig.update_layout(
         title="Decode step time over the generation",
         xaxis={"title": "context (tokens attended)"},
