@@ -106,6 +106,12 @@ def test_catalog_figures_are_plausible():
                 assert peaks[narrow] >= peaks[wide], (hw.name, narrow, wide)
         if hw.interconnect is not None:
             assert 1e9 <= hw.interconnect.bandwidth <= 2e12, hw.name
+            # Every link carries the catalog's per-step collective latency (2 us on NVLink, Infinity
+            # Fabric, ICI and NeuronLink; 5 us over PCIe and Ethernet), with its source: a device
+            # without one priced its small all-reduces at bandwidth alone.
+            slow = any(word in hw.interconnect.name for word in ("PCIe", "RoCE"))
+            assert hw.interconnect.latency_s == pytest.approx(5e-6 if slow else 2e-6), hw.name
+            assert "interconnect.latency_s" in hw.sources, hw.name
     h100 = load_hardware("h100")
     assert h100.peak_flops["fp16"] == pytest.approx(989.4e12)
     assert h100.memory_bandwidth == pytest.approx(3.35e12)
