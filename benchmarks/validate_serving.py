@@ -47,10 +47,13 @@ def spread(row: pub.PublishedRow) -> float:
 
 
 def simulated(row: pub.PublishedRow, seed: int = 0) -> dict:
+    """The run simulated as it was run: its requests where the source states them, else 3 C (at least
+    24) for a steady state."""
     c = row.concurrency or 1
     settings = {**row.base_settings()}
     return simulate(  # the engine and version named, with the scheduler the run used (its recipe's)
-        row.model, row.hardware, concurrency=c, requests=max(3 * c, 24), prompt=row.prompt, gen=row.gen,
+        row.model, row.hardware, concurrency=c, requests=row.requests or max(3 * c, 24), prompt=row.prompt,
+        gen=row.gen,
         random_range_ratio=spread(row), engine=pub.row_engine(row), scheduler=pub.scheduler_of(row),
         seed=seed, **settings,
     ).summary  # fmt: skip

@@ -82,6 +82,11 @@ def test_serving_rows_are_the_steady_state_cycle():
     assert pub._weights(row, 100) == (1 / 8, 1 / 8, 0.0)
     # TTFT: one prompt's prefill joining a running step after half a step's wait: 1.5 steps.
     assert pub._weights(_serving(metric="ttft_s", statistic="median"), 100) == (0.0, 1.5 / 100, 1.0)
+    # A lone user (C = 1) finds no batch running: its TTFT is its prompt's prefill, and its TPOT the
+    # decode phase over gen - 1 = 100 tokens.
+    assert pub._weights(_serving(metric="ttft_s", statistic="median", concurrency=1), 100) == (0.0, 0.0, 1.0)
+    lone = pub._weights(_serving(metric="tpot_s", statistic="median", concurrency=1), 100)
+    assert lone == pytest.approx((1 / 100, 1 / 100, -1 / 100))
     # TPOT = (E2E - TTFT) / (gen - 1) = (P + D - P1 - 1.5 D / 100) / 100.
     w = pub._weights(_serving(metric="tpot_s", statistic="mean"), 100)
     assert w == pytest.approx((1 / 100, (1 - 1.5 / 100) / 100, -1 / 100))
@@ -94,6 +99,50 @@ def test_serving_rows_are_the_steady_state_cycle():
     assert not _serving(metric="ttft_s", statistic="p99").predicted
     assert not _serving(mode="offline", concurrency=None, metric="ttft_s").predicted
     assert _serving(mode="offline", concurrency=None).predicted
+
+
+def test_a_fixed_length_closed_loop_ttft_is_simulated():
+    fixed = dict(metric="ttft_s", statistic="median", requests=16, fixed_lengths="true")
+    row = _serving(**fixed)
+    assert row.simulated and row.predicted and not row.fitted  # predicted, but outside the fit
+    # Only where the source fixes every length and states the requests: else the steady-state formula.
+    assert not _serving(**{**fixed, "fixed_lengths": "false"}).simulated
+    assert not _serving(**{**fixed, "fixed_lengths": ""}).simulated
+    assert not _serving(**{**fixed, "requests": ""}).simulated
+    assert not _serving(**{**fixed, "metric": "tpot_s"}).simulated  # the cycle's averages keep the formula
+    assert not _serving(**{**fixed, "concurrency": 1, "requests": 1}).simulated  # a lone user: the formula
+    assert not _serving(**{**fixed, "statistic": "p99"}).predicted
+    assert _serving(**{**fixed, "fixed_lengths": "false"}).fitted
+    with pytest.raises(ValueError, match="at least its concurrency"):
+        _serving(**{**fixed, "requests": 4})  # 8 users cannot send 4 requests
+
+
+def test_a_single_wave_of_fixed_prompts_waits_for_the_whole_wave():
+    # Four users send one 512-token prompt each, together (requests = concurrency = 4): vLLM's step
+    # budget of 8,192 tokens holds all 2,048 prompt tokens, so one step prefills the four and every
+    # TTFT is that step. On the ideal basis that is the analysis's prefill of a batch of 4 (and the
+    # steady-state formula's lone prompt plus 1.5 steps is shorter: one prompt, not four).
+    row = _serving(devices=1, parallel="", concurrency=4, requests=4, prompt=512, gen=16, metric="ttft_s",
+                   statistic="median", fixed_lengths="true")  # fmt: skip
+    ideal, estimate = pub.simulated_times(row)
+    batch4 = pub.analyse_row(row, profile=None).prefill.time_s
+    assert pub.analyse_row(row, profile=None).settings.batch == 4
+    assert ideal == pytest.approx(batch4, rel=1e-6)
+    one = pub.analyse_row(row, profile=None, batch=1)
+    assert ideal > one.prefill.time_s * 3
+    [result] = pub.evaluate_rows([row])
+    assert (result.ideal_s, result.estimate_s) == (ideal, estimate)
+    assert estimate > ideal
+    # Past the first wave the TTFTs differ; the row's statistic picks the simulation's median or mean.
+    from rooflens.serving import simulate
+
+    longer = row.model_copy(update={"requests": 12, "prompt": 4096, "gen": 4})
+    run = simulate("llama-3-8b", "h100-sxm", concurrency=4, requests=12, prompt=4096, gen=4, engine="vllm",
+                   scheduler=pub.scheduler_of(longer), basis="ideal")  # fmt: skip
+    ttft = run.summary["ttft"]
+    assert ttft["p50"] != pytest.approx(ttft["mean"], rel=1e-3)
+    assert pub.simulated_times(longer)[0] == ttft["p50"]
+    assert pub.simulated_times(longer.model_copy(update={"statistic": "mean"}))[0] == ttft["mean"]
 
 
 def test_a_scheduler_that_takes_requests_in_every_r_steps_delays_ttft():
@@ -341,6 +390,7 @@ def test_every_row_reads_at_80_columns(rows):
     from rooflens.render.validation import print_published_rows
 
     picked = [r for r in rows if r.split == "report"][::150]
+    picked.append(next(r for r in rows if r.simulated and r.split == "report"))
     results = evaluate_rows(picked)
     for wide in (False, True):
         out = io.StringIO()
@@ -354,6 +404,7 @@ def test_every_row_reads_at_80_columns(rows):
         for r in results:  # every name whole, on one line
             assert {r.row.engine, r.row.hardware, r.row.model} <= words, r.row.id
         assert (results[0].row.id in words) == wide
+        assert f"N={picked[-1].requests}" in words and "simulated" in words  # the simulated row says so
 
 
 def test_the_readme_counts_match_the_file():

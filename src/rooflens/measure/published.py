@@ -17,7 +17,8 @@ Modes and metrics (``validation/README.md`` has the full table):
   continuously batching server. Over one request's life the server runs C prompts and ``gen``
   decode steps of C sequences: the cycle ``E2E = prefill(C x prompt) + decode(C, gen)``, and
   ``throughput = C x gen / E2E``; ``TTFT = prefill(1 x prompt) + 1.5 decode steps`` (the prompt joins
-  a running step, after half a step's wait on average); ``TPOT = (E2E - TTFT) / (gen - 1)``. Where the
+  a running step, after half a step's wait on average; a lone user, C = 1, finds no step running, so
+  its TTFT is its prefill); ``TPOT = (E2E - TTFT) / (gen - 1)``. Where the
   run's scheduler takes new requests in only every R decode steps (the row's ``scheduler`` column,
   SGLang's ``--scheduler-recv-interval``), a request also waits (R - 1) / 2 steps on average, added to
   its TTFT and to the cycle, and its prompt is prefilled with the others that arrived in the same
@@ -26,6 +27,14 @@ Modes and metrics (``validation/README.md`` has the full table):
   ``request_overhead_s``, fitted): once in its TTFT and E2E, once per cycle in throughput, not in TPOT.
   Every prediction is thus a weighted sum of phase estimates. Rows at a request rate, percentiles
   beyond the median, and offline latencies (queue-dominated) are kept but not predicted here.
+- One exception, ``simulated`` rows: the TTFT of a closed loop of two or more users whose source
+  fixes every prompt and output length (``--ignore-eos``, no length spread) and states the requests
+  it sent. The C users start together, so the first C prompts queue behind one another, and with
+  equal lengths their successors stay in step; the formula's lone prompt joining a desynchronised
+  batch does not hold (it came out 90% short on the calibration row of this kind). The row's run is
+  simulated instead (``serving.simulate``: its users, requests, lengths, engine and scheduler), and
+  its TTFT median or mean taken. Such rows take no part in the fit; the fit's profiles drive the
+  simulation.
 
     python -m rooflens.measure.published fit      # refit hardware/efficiency.yaml on the calibration split
     python -m rooflens.measure.published report   # the error table on the report split
@@ -34,6 +43,7 @@ Modes and metrics (``validation/README.md`` has the full table):
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import re
 import sys
@@ -109,13 +119,22 @@ class PublishedRow(BaseModel):
     # Scheduler settings the source states where they differ from the engine's defaults, as
     # SchedulerConfig fields: name=value pairs separated by spaces (e.g. recv_interval=30).
     scheduler: str = ""
+    # Requests a serving run sent, where the source states it (vllm bench serve's --num-prompts).
+    requests: int | None = None
+    # Whether the source fixes every prompt and output length of a serving run (a random dataset with
+    # no length spread, and --ignore-eos); empty where it does not say.
+    fixed_lengths: bool | None = None
 
-    _opt = field_validator("batch", "concurrency", "request_rate", mode="before")(_optional)
+    _opt = field_validator("batch", "concurrency", "request_rate", "requests", mode="before")(_optional)
 
-    @field_validator("flash_attention", mode="before")
+    @field_validator("flash_attention", "fixed_lengths", mode="before")
     @classmethod
     def _fa(cls, value: object) -> object:
-        return {"on": True, "off": False, "": None}.get(value, value) if isinstance(value, str) else value
+        return (
+            {"on": True, "off": False, "true": True, "false": False, "": None}.get(value, value)
+            if isinstance(value, str)
+            else value
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> PublishedRow:
@@ -130,6 +149,8 @@ class PublishedRow(BaseModel):
             raise ValueError(f"row {self.id}: a static row needs its batch")
         if not self.value > 0:
             raise ValueError(f"row {self.id}: value must be positive")
+        if self.requests is not None and (self.mode == "static" or self.requests < (self.concurrency or 1)):
+            raise ValueError(f"row {self.id}: requests is a serving run's count, at least its concurrency")
         overrides = self.scheduler_overrides  # a malformed or unknown setting is refused on load
         if overrides:
             from ..serving import SchedulerConfig
@@ -185,6 +206,27 @@ class PublishedRow(BaseModel):
         if self.request_rate is not None or self.statistic in ("p90", "p99"):
             return False
         return not (self.mode == "offline" and self.metric not in THROUGHPUT)
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the row's prediction simulates its run instead of the steady-state formula: a
+        closed loop's TTFT where the source fixes every length and states the requests sent (see the
+        module docstring)."""
+        return (
+            self.mode == "serving"
+            and self.metric == "ttft_s"
+            and self.statistic in ("mean", "median")
+            and self.concurrency is not None
+            and self.concurrency > 1  # a lone user has no one to keep in step with: the formula holds
+            and self.request_rate is None
+            and self.requests is not None
+            and self.fixed_lengths is True
+        )
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the row takes part in the fit: predicted by the formula the fit is made of."""
+        return self.predicted and not self.simulated
 
     def base_settings(self) -> dict[str, object]:
         # The format as published; what the engine's kernels make of it (llama.cpp CUDA's 8-bit
@@ -265,6 +307,12 @@ def intake_wait(row: PublishedRow) -> float:
     if row.mode != "serving" or concurrency(row) == 1:
         return 0.0  # a lone user's request finds the scheduler idle, and idle it takes requests at once
     return (scheduler_of(row).recv_interval - 1) / 2
+
+
+def join_steps(row: PublishedRow) -> float:
+    """Decode steps of the running batch in a served request's TTFT: 1.5 (half a step's wait, then the
+    step that carries its prompt), or none for a lone user, whose request finds no batch running."""
+    return 0.0 if concurrency(row) == 1 else 1.5
 
 
 def first_batch(row: PublishedRow) -> int:
@@ -352,15 +400,16 @@ def _weights(row: PublishedRow, decode_steps: int) -> tuple[float, float, float]
         return 1.0, 1.0, 0.0
     c = concurrency(row)
     wait = intake_wait(row)  # steps of the running batch a request waits to be taken in
+    join = join_steps(row)
     if row.metric == "ttft_s":
-        return 0.0, (1.5 + wait) / steps, 1.0
+        return 0.0, (join + wait) / steps, 1.0
     if row.metric == "itl_s" and row.statistic == "median":
         # The median gap between tokens is a decode-only step: steps that carry a prompt chunk are
         # the long tail, not the middle (vLLM's and SGLang's benchmark tools pool every gap).
         return 0.0, 1.0 / steps, 0.0
     if row.category == "decode":  # (E2E - TTFT) / (gen - 1), the wait in neither
         n = max(row.gen - 1, 1)
-        return 1.0 / n, (1.0 - 1.5 / steps) / n, -1.0 / n
+        return 1.0 / n, (1.0 - join / steps) / n, -1.0 / n
     cycle = 1.0 + wait / steps
     if row.metric == "output_tokens_per_s":  # measured_time() is per request: the cycle / C
         return 1.0 / c, cycle / c, 0.0
@@ -383,6 +432,23 @@ def predicted_times(
     return ideal, served + _terms(
         row, report.prefill.estimate_s, report.decode.estimate_s or 0.0, one_est or 0.0, steps
     )
+
+
+def simulated_times(row: PublishedRow) -> tuple[float, float]:
+    """(ideal, estimate) of a simulated row's TTFT statistic: its run served again by
+    ``serving.simulate``, the row's concurrency of closed-loop users sending its requests."""
+    from ..serving import simulate
+
+    out = []
+    for basis in ("ideal", "estimate"):
+        result = simulate(
+            row.model, row.hardware, concurrency=row.concurrency, requests=row.requests,
+            prompt=row.prompt, gen=row.gen, engine=row_engine(row), scheduler=scheduler_of(row),
+            basis=basis, **row.base_settings(),
+        )  # fmt: skip
+        ttft = result.summary["ttft"]
+        out.append(float(ttft["p50"] if row.statistic == "median" else ttft["mean"]))
+    return out[0], out[1]
 
 
 def request_overheads(row: PublishedRow) -> float:
@@ -704,7 +770,7 @@ def fit_hierarchy(
     """Fit all engines, then back-fit the offsets of device generations, engines, engines on a
     generation, engines on a device and (``versions``) engine versions on a device measured at more
     than one version, each held toward zero with ``shrink``."""
-    rows = [r for r in rows if r.predicted]
+    rows = [r for r in rows if r.fitted]
     root = fit_profile(Design(rows), START, ROOT_WEIGHT, loss)
     klass = {r.id: _klass(r) for r in rows}
     groups: list[tuple[str, object, list[PublishedRow]]] = []
@@ -737,9 +803,23 @@ def fit_hierarchy(
     return fitted
 
 
+RUN = ("engine", "hardware", "devices", "parallel", "model", "precision", "mode", "batch", "concurrency",
+       "request_rate", "prompt", "gen", "flash_attention")  # fmt: skip
+
+
+def run_key(row: PublishedRow) -> str:
+    """What identifies the run a row measures (its workload, whatever the metric or statistic): the
+    split puts every figure of one run on the same side, and cross-validation holds runs out whole."""
+    return "|".join(str(getattr(row, k)) for k in RUN)
+
+
 def _folds(rows: list[PublishedRow], k: int) -> list[list[PublishedRow]]:
-    order = sorted((r for r in rows if r.predicted), key=lambda r: r.id)
-    return [order[i::k] for i in range(k)]
+    """k folds of whole runs, each run's by a hash of its key: a fold never trains on another figure of
+    a run it tests, and adding rows moves no run to another fold."""
+    parts: list[list[PublishedRow]] = [[] for _ in range(k)]
+    for r in sorted((r for r in rows if r.fitted), key=lambda r: r.id):
+        parts[int.from_bytes(hashlib.sha256(run_key(r).encode()).digest()[:4], "big") % k].append(r)
+    return parts
 
 
 def cross_validate(
@@ -764,7 +844,7 @@ def leave_device_out(
     """Residuals of rows predicted with all rows of their (engine, device) pair held out (grouped
     k-fold over the pairs): how far an extrapolated estimate strays."""
     out = []
-    predicted = [r for r in rows if r.predicted]
+    predicted = [r for r in rows if r.fitted]
     pairs = sorted({(r.engine, r.hardware) for r in predicted})
     for k in range(folds):
         held_pairs = set(pairs[k::folds])
@@ -835,7 +915,7 @@ def fit_all(rows: list[PublishedRow]) -> dict:
     calibration = [r for r in rows if r.split == "calibration"]
     (shrink, loss, versions), scores = choose_hyper(calibration)
     fitted = fit_hierarchy(calibration, shrink, loss, versions)
-    predicted = [r for r in calibration if r.predicted]
+    predicted = [r for r in calibration if r.fitted]
     cv = cross_validate(calibration, shrink, loss=loss, versions=versions)
     lodo = leave_device_out(calibration, shrink, loss=loss, versions=versions)
     note = f"additive fit on the calibration split of validation/published.csv (pull {shrink}, {loss} loss)"
@@ -938,6 +1018,7 @@ def result_dict(r: RowResult) -> dict[str, object]:
     return {
         **r.row.model_dump(),
         "category": r.row.category,
+        "simulated": r.row.simulated,
         "measured_s": r.measured_s,
         "ideal_s": r.ideal_s,
         "estimate_s": r.estimate_s,
@@ -955,8 +1036,11 @@ def evaluate_rows(rows: Iterable[PublishedRow]) -> list[RowResult]:
         if not row.predicted:
             continue
         report = analyse_row(row)
-        one = analyse_row(row, batch=first_batch(row)) if _needs_one(row) else None
-        ideal, estimate = predicted_times(row, report, one)
+        if row.simulated:
+            ideal, estimate = simulated_times(row)
+        else:
+            one = analyse_row(row, batch=first_batch(row)) if _needs_one(row) else None
+            ideal, estimate = predicted_times(row, report, one)
         lo = hi = None
         profile = report.profile
         if estimate is not None and profile is not None:

@@ -99,6 +99,8 @@ def print_published_rows(results, console: Console, wide: bool = False) -> None:
     for r in results:
         row = r.row
         sequences = f"b{row.batch}" if row.batch is not None else f"C={row.concurrency or '-'}"
+        if row.simulated:  # predicted by simulating the run: its requests sent
+            sequences += f" N={row.requests} simulated"
         rows.append(
             (
                 row.id,
