@@ -135,51 +135,51 @@ def test_catalog_sizes_quoted(name, count):
 
 
 def test_planning_answer():
-    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.24 per million tokens, TTFT 382 ms, TPOT 6.4 ms,
-    # 2 replicas ...; then 1 x B300 with a bf16 cache ($0.30, 2 replicas) and 1 x B200 (NVFP4, FP8
-    # cache, batch 32, $0.34, 2 replicas) ... memory-bound (100% ...); at 128 ... TTFT to 760 ms; ...
-    # tie at $4.91 per hour instead of $6.84 ... ttft_estimate_range_s".
+    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.20 per million tokens, TTFT 436 ms, TPOT 5.1 ms,
+    # one replica ...; then 1 x RTX PRO 6000 (NVFP4, FP8 cache, batch 16, $0.24, 5 replicas) and 1 x B200
+    # (NVFP4, FP8 cache, batch 32, $0.27, 2 replicas) ... memory-bound (100% ...); at 128 ... TTFT to
+    # 870 ms; ... tie at $1.72 per hour instead of $2.04 ... ttft_estimate_range_s".
     from rooflens.plan import plan
 
     p = plan("llama-3-8b", prompt=2048, gen=512, ttft=0.5, tpot=0.03, rate=20)
     top = p.entries.iloc[0]
     got = (top.hardware, top.devices, top.quant, top.kv_format, top.batch, top.replicas)
-    assert got == ("b300", 1, "nvfp4", "fp8", 64, 2)
-    assert round(top.usd_per_million_tokens, 2) == 0.24 and round(top.ttft_s * 1e3) == 382
-    assert round(top.tpot_s * 1e3, 1) == 6.4
+    assert got == ("b300", 1, "nvfp4", "fp8", 64, 1)
+    assert round(top.usd_per_million_tokens, 2) == 0.20 and round(top.ttft_s * 1e3) == 436
+    assert round(top.tpot_s * 1e3, 1) == 5.1
     second, third = p.entries.iloc[1], p.entries.iloc[2]
-    assert (second.hardware, second.kv_format, second.replicas) == ("b300", "bf16", 2)
-    assert round(second.usd_per_million_tokens, 2) == 0.30
+    got = (second.hardware, second.quant, second.kv_format, second.batch, second.replicas)
+    assert got == ("rtx-pro-6000", "nvfp4", "fp8", 16, 5) and round(second.usd_per_million_tokens, 2) == 0.24
     got = (third.hardware, third.quant, third.kv_format, third.batch, third.replicas)
-    assert got == ("b200", "nvfp4", "fp8", 32, 2) and round(third.usd_per_million_tokens, 2) == 0.34
+    assert got == ("b200", "nvfp4", "fp8", 32, 2) and round(third.usd_per_million_tokens, 2) == 0.27
     text = " ".join(p.explanation)
-    assert "100%" in text and "760 ms" in text and "$4.91 " in text and "$6.84" in text and "NVFP4" in text
+    assert "100%" in text and "870 ms" in text and "$1.72 " in text and "$2.04" in text and "NVFP4" in text
     low, high = p.to_dict()["entries"][0]["ttft_estimate_range_s"]
     assert low < top.ttft_s < high
 
 
 def test_serving_paragraph():
-    # "keeps up, close to its limit: 7.6 completions/s ..., a decode batch of 36, TTFT p50 281 ms
-    # (p10-p90 range 106-2,969 ms ...) / p99 451 ms, TPOT p50 18 ms (16-20 ms) ... p99 ITL 97 ms ...
-    # 1 prefill : 1 decode ... TPOT 11 ms, ITL p99 12 ms, TTFT p99 446 ms ... 104 output tokens/s per
-    # GPU at 114 tokens/s per user at concurrency 1, 1,343 at 103 per user at 16, 3,106 at 73 at 64".
+    # "keeps up, close to its limit: 7.6 completions/s ..., a decode batch of 37, TTFT p50 263 ms
+    # (p10-p90 range 82-2,159 ms ...) / p99 457 ms, TPOT p50 18 ms (15-22 ms) ... p99 ITL 99 ms ...
+    # 1 prefill : 1 decode ... TPOT 10 ms, ITL p99 12 ms, TTFT p99 426 ms ... 114 output tokens/s per
+    # GPU at 126 tokens/s per user at concurrency 1, 1,387 at 107 per user at 16, 3,114 at 73 at 64".
     from rooflens.serving import simulate, sweep_concurrency
 
     kw = dict(rate=8, prompt=2048, gen=256, random_range_ratio=0.3, requests=1000)
     s = simulate("llama-3-8b", "h100", **kw).summary
-    assert round(float(s["achieved_rate"]), 1) == 7.6 and round(s["mean_batch"]) == 36
+    assert round(float(s["achieved_rate"]), 1) == 7.6 and round(s["mean_batch"]) == 37
     assert not s["saturated"]
     whole = [round(v * 1e3) for v in (s["ttft"]["p50"], s["ttft"]["p99"], s["tpot"]["p50"], s["itl"]["p99"])]
-    assert whole == [281, 451, 18, 97]
+    assert whole == [263, 457, 18, 99]
     ranges = s["estimate_ranges"]
-    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [106, 2969]
-    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [16, 20]
+    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [82, 2159]
+    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [15, 22]
     d = simulate("llama-3-8b", "h100", disaggregate=(1, 1), **kw).summary
     assert [round(d[k][p] * 1e3) for k, p in (("tpot", "p50"), ("itl", "p99"), ("ttft", "p99"))] == [
-        11,
+        10,
         12,
-        446,
+        426,
     ]
     rows = sweep_concurrency("llama-3-8b", "h100", [1, 16, 64], prompt=1024, gen=256, requests=200)
     got = [(round(r["output_tokens_per_s_per_device"]), round(r["tokens_per_s_per_user"])) for r in rows]
-    assert got == [(104, 114), (1343, 103), (3106, 73)]
+    assert got == [(114, 126), (1387, 107), (3114, 73)]
