@@ -132,6 +132,7 @@ def test_page_and_bundled_plotly(client):
         ({"batch": 0}, 422, "batch: Input should be greater than or equal to 1"),
         ({"gen": MAX_GEN + 1}, 422, "gen: Input should be less than or equal to"),
         ({"w_bits": 12}, 422, "w_bits: Input should be 1, 2, 3, 4, 5, 6, 7, 8, 16 or 32"),
+        ({"w_bits": True}, 422, "w_bits takes a number of bits, not true"),  # true == 1 in Python
         ({"settings": {"tp": 3}}, 400, "does not divide"),
         ({"settings": {"batch": 2}}, 422, "give batch as top-level fields"),
         ({"settings": {"quant": "fp8"}}, 422, "give quant as top-level fields"),
