@@ -113,8 +113,47 @@ def test_a_fixed_length_closed_loop_ttft_is_simulated():
     assert not _serving(**{**fixed, "concurrency": 1, "requests": 1}).simulated  # a lone user: the formula
     assert not _serving(**{**fixed, "statistic": "p99"}).predicted
     assert _serving(**{**fixed, "fixed_lengths": "false"}).fitted
-    with pytest.raises(ValueError, match="at least its concurrency"):
+    with pytest.raises(ValueError, match="requests 4 < concurrency 8"):
         _serving(**{**fixed, "requests": 4})  # 8 users cannot send 4 requests
+    with pytest.raises(ValueError, match="describe serving runs"):
+        _serving(mode="static", batch=1, concurrency=None, fixed_lengths="true")
+    # What the simulation would refuse is refused on load, not halfway through a validation.
+    with pytest.raises(ValueError, match="cannot use pp"):
+        _serving(**{**fixed, "parallel": "pp2"})
+    with pytest.raises(ValueError, match="exceed what one simulation takes"):
+        _serving(**{**fixed, "requests": 20_000, "gen": 1000})
+    assert _serving(**{**fixed, "parallel": "pp2", "fixed_lengths": "false"}).fitted  # the formula follows pp
+
+
+def test_folds_hold_runs_out_whole_and_leave_simulated_rows_out(rows, monkeypatch):
+    # Two figures of one run land in the same fold (whatever their ids); a simulated row is in none,
+    # and no fit's Design ever holds it.
+    run = [_serving(id=f"X{i}", metric=m, statistic=st) for i, (m, st) in
+           enumerate((("output_tokens_per_s", ""), ("tpot_s", "median"), ("ttft_s", "median")))]  # fmt: skip
+    simulated = _serving(id="X9", metric="ttft_s", statistic="median", requests=16, fixed_lengths="true")
+    others = [r for r in rows if r.split == "calibration" and r.fitted][:40]
+    folds = pub._folds([*others, *run, simulated], 5)
+    assert sum(len(f) for f in folds) == len(others) + len(run)
+    assert [sum(r in f for r in run) for f in folds].count(len(run)) == 1
+    seen: list[str] = []
+    real = pub.Design
+
+    def design(rs):
+        seen.extend(r.id for r in rs)
+        return real(rs)
+
+    monkeypatch.setattr(pub, "Design", design)
+    pub.fit_hierarchy([*others, *run, simulated], 0.1)
+    assert "X9" not in seen and "X0" in seen
+
+
+def test_every_shipped_simulated_row_simulates(rows):
+    # Both splits: the calibration one is never otherwise evaluated by the tests.
+    sims = [r for r in rows if r.simulated]
+    assert {r.split for r in sims} == {"calibration", "report"}
+    for r in sims:
+        ideal, estimate = pub.simulated_times(r)
+        assert 0 < ideal < estimate, r.id
 
 
 def test_a_single_wave_of_fixed_prompts_waits_for_the_whole_wave():

@@ -127,14 +127,15 @@ class PublishedRow(BaseModel):
 
     _opt = field_validator("batch", "concurrency", "request_rate", "requests", mode="before")(_optional)
 
-    @field_validator("flash_attention", "fixed_lengths", mode="before")
+    @field_validator("flash_attention", mode="before")
     @classmethod
     def _fa(cls, value: object) -> object:
-        return (
-            {"on": True, "off": False, "true": True, "false": False, "": None}.get(value, value)
-            if isinstance(value, str)
-            else value
-        )
+        return {"on": True, "off": False, "": None}.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("fixed_lengths", mode="before")
+    @classmethod
+    def _fixed(cls, value: object) -> object:
+        return {"true": True, "false": False, "": None}.get(value, value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> PublishedRow:
@@ -149,8 +150,25 @@ class PublishedRow(BaseModel):
             raise ValueError(f"row {self.id}: a static row needs its batch")
         if not self.value > 0:
             raise ValueError(f"row {self.id}: value must be positive")
-        if self.requests is not None and (self.mode == "static" or self.requests < (self.concurrency or 1)):
-            raise ValueError(f"row {self.id}: requests is a serving run's count, at least its concurrency")
+        if self.mode != "serving" and (self.requests is not None or self.fixed_lengths is not None):
+            raise ValueError(
+                f"row {self.id}: requests and fixed_lengths describe serving runs; leave them empty"
+            )
+        if self.requests is not None and self.concurrency is not None and self.requests < self.concurrency:
+            raise ValueError(
+                f"row {self.id}: requests {self.requests} < concurrency {self.concurrency}: each user "
+                "sends at least one request"
+            )
+        if self.simulated:  # what serving.simulate takes, checked on load rather than mid-validation
+            from ..serving import MAX_GENERATED_TOKENS, MAX_REQUESTS
+
+            if "pp" in self.degrees:
+                raise ValueError(f"row {self.id}: a simulated row (fixed_lengths true) cannot use pp")
+            if self.requests > MAX_REQUESTS or self.requests * self.gen > MAX_GENERATED_TOKENS:
+                raise ValueError(
+                    f"row {self.id}: {self.requests} requests of {self.gen} tokens exceed what one "
+                    f"simulation takes ({MAX_REQUESTS:,} requests, {MAX_GENERATED_TOKENS:,} tokens)"
+                )
         overrides = self.scheduler_overrides  # a malformed or unknown setting is refused on load
         if overrides:
             from ..serving import SchedulerConfig
@@ -439,13 +457,17 @@ def simulated_times(row: PublishedRow) -> tuple[float, float]:
     ``serving.simulate``, the row's concurrency of closed-loop users sending its requests."""
     from ..serving import simulate
 
-    out = []
+    assert row.concurrency is not None and row.requests is not None  # row.simulated holds
+    out: list[float] = []
     for basis in ("ideal", "estimate"):
-        result = simulate(
-            row.model, row.hardware, concurrency=row.concurrency, requests=row.requests,
-            prompt=row.prompt, gen=row.gen, engine=row_engine(row), scheduler=scheduler_of(row),
-            basis=basis, **row.base_settings(),
-        )  # fmt: skip
+        try:
+            result = simulate(
+                row.model, row.hardware, concurrency=row.concurrency, requests=row.requests,
+                prompt=row.prompt, gen=row.gen, engine=row_engine(row), scheduler=scheduler_of(row),
+                basis=basis, **row.base_settings(),
+            )  # fmt: skip
+        except RooflensError as err:
+            raise RooflensError(f"row {row.id} (a simulated row) cannot be simulated: {err}") from None
         ttft = result.summary["ttft"]
         out.append(float(ttft["p50"] if row.statistic == "median" else ttft["mean"]))
     return out[0], out[1]
@@ -808,8 +830,9 @@ RUN = ("engine", "hardware", "devices", "parallel", "model", "precision", "mode"
 
 
 def run_key(row: PublishedRow) -> str:
-    """What identifies the run a row measures (its workload, whatever the metric or statistic): the
-    split puts every figure of one run on the same side, and cross-validation holds runs out whole."""
+    """What identifies the run a row measures (its workload, whatever the metric, statistic, engine
+    version or source), the fields the split's run rule hashes (rows from P198 on): cross-validation
+    holds runs out whole by it. Runs that share a workload share a key, and so a fold."""
     return "|".join(str(getattr(row, k)) for k in RUN)
 
 
@@ -844,12 +867,12 @@ def leave_device_out(
     """Residuals of rows predicted with all rows of their (engine, device) pair held out (grouped
     k-fold over the pairs): how far an extrapolated estimate strays."""
     out = []
-    predicted = [r for r in rows if r.fitted]
-    pairs = sorted({(r.engine, r.hardware) for r in predicted})
+    usable = [r for r in rows if r.fitted]
+    pairs = sorted({(r.engine, r.hardware) for r in usable})
     for k in range(folds):
         held_pairs = set(pairs[k::folds])
-        held = [r for r in predicted if (r.engine, r.hardware) in held_pairs]
-        train = [r for r in predicted if (r.engine, r.hardware) not in held_pairs]
+        held = [r for r in usable if (r.engine, r.hardware) in held_pairs]
+        train = [r for r in usable if (r.engine, r.hardware) not in held_pairs]
         if not held or not train:
             continue
         fitted = fit_hierarchy(train, shrink, loss, versions)
@@ -915,14 +938,14 @@ def fit_all(rows: list[PublishedRow]) -> dict:
     calibration = [r for r in rows if r.split == "calibration"]
     (shrink, loss, versions), scores = choose_hyper(calibration)
     fitted = fit_hierarchy(calibration, shrink, loss, versions)
-    predicted = [r for r in calibration if r.fitted]
+    fitted_rows = [r for r in calibration if r.fitted]
     cv = cross_validate(calibration, shrink, loss=loss, versions=versions)
     lodo = leave_device_out(calibration, shrink, loss=loss, versions=versions)
     note = f"additive fit on the calibration split of validation/published.csv (pull {shrink}, {loss} loss)"
     klasses = sorted(fitted.classes)
     engines: dict[str, dict] = {}
     for engine in sorted(fitted.engines):
-        mine = [r for r in predicted if r.engine == engine]
+        mine = [r for r in fitted_rows if r.engine == engine]
         sources = sorted({r.source.split(" (")[0] for r in mine})
         rows_on = {d: sum(r.hardware == d for r in mine) for d in sorted({r.hardware for r in mine})}
         entry = {
@@ -966,7 +989,7 @@ def fit_all(rows: list[PublishedRow]) -> dict:
     return {
         "fit": {
             "calibration_rows": len(calibration),
-            "predicted_rows": len(predicted),
+            "fitted_rows": len(fitted_rows),
             "min_group_rows": MIN_GROUP_ROWS,
             "shrink": shrink,
             "loss": loss,
@@ -974,7 +997,9 @@ def fit_all(rows: list[PublishedRow]) -> dict:
             "loss_scale": LOSS_SCALE,
             "cross_validation_mean_group_median_abs_error": scores,
         },
-        "all_engines": profile_fields(fitted.root, f"all engines: {len(predicted)} calibration rows; {note}"),
+        "all_engines": profile_fields(
+            fitted.root, f"all engines: {len(fitted_rows)} calibration rows; {note}"
+        ),
         "all_engine_classes": {
             c: profile_fields(fitted.compose(None, c), f"all engines on {c}; {note}") for c in klasses
         },

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 MAX_BODY_BYTES = 256 * 1024  # a pasted config.json is a few kB; a custom hardware spec less
 MAX_BATCH = 65_536
@@ -110,7 +110,6 @@ class AnalyzeRequest(_Body):
     )
     a_bits: Literal[4, 6, 8, 16, 32] | None = Field(None, description="activation bits")
     kv_bits: Bits | None = Field(None, description="KV-cache bits")
-
     flash_attention: bool = True
     kv_cache: bool = True
     settings: dict[str, Any] = Field(
@@ -130,7 +129,7 @@ class AnalyzeRequest(_Body):
 
     @field_validator("w_bits", "a_bits", "kv_bits", mode="before")
     @classmethod
-    def _bits_not_bool(cls, value: Any, info: Any) -> Any:
+    def _bits_not_bool(cls, value: Any, info: ValidationInfo) -> Any:
         # true == 1 in Python, so a literal 1 would take true even in strict mode.
         if isinstance(value, bool):
             raise ValueError(f"{info.field_name} takes a number of bits, not {str(value).lower()}")
