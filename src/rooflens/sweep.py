@@ -188,17 +188,11 @@ def sweep(
 
 
 def _combo(
-    spec: ModelSpec,
-    combo: tuple,
-    batches: np.ndarray,
-    prompts: np.ndarray,
-    gens: np.ndarray,
-    base: dict,
-    stop: Callable[[dict[str, np.ndarray]], bool] | None = None,
-    shapes: dict | None = None,
+    spec: ModelSpec, combo: tuple, batches: np.ndarray, prompts: np.ndarray, gens: np.ndarray, base: dict
 ) -> tuple[list[dict[str, np.ndarray]], list[tuple[dict[str, Any], str]]]:
-    """Every batch, prompt and generation length of one (device, parallelism, precision) combination."""
-    return _devices_combo(spec, [combo[0]], combo[1:], batches, prompts, gens, base, stop, shapes)[0]
+    """Every batch, prompt and generation length of one (device, parallelism, precision) combination:
+    one Dask task (the local path runs devices together, ``_devices_combo``)."""
+    return _devices_combo(spec, [combo[0]], combo[1:], batches, prompts, gens, base)[0]
 
 
 def _devices_combo(
