@@ -243,6 +243,15 @@ def test_pasted_config_and_custom_device(server, page, browser):
     assert sim["config"] == json.loads(config) and sim["custom_hardware"] == device and "model" not in sim
     summary = httpx.post(server + "/api/simulate", json=sim, timeout=60).json()["summary"]
     assert float(page.get_attribute("#serve-throughput", "data-value")) == summary["output_tokens_per_s"]
+    # A cap on requests in flight beside the rate: the capped load (vllm bench serve --max-concurrency).
+    page.fill("#serve-cap", "2")
+    page.click("#serve-run")
+    page.wait_for_function("document.body.dataset.served === '2'", timeout=60_000)
+    sim = json.loads(page.get_attribute("body", "data-serve-request"))
+    assert (sim["rate"], sim["concurrency"]) == (4, 2)
+    summary = httpx.post(server + "/api/simulate", json=sim, timeout=60).json()["summary"]
+    assert summary["mode"] == "capped"
+    assert float(page.get_attribute("#serve-throughput", "data-value")) == summary["output_tokens_per_s"]
     page.get_by_role("tab", name="Analyze").click()
     # A bad value is a readable message on the page, not a broken page.
     page.fill("#hw-bw", "-1")

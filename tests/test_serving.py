@@ -120,6 +120,39 @@ def test_closed_loop_keeps_exactly_c_requests_in_flight_until_the_tail():
     assert sorted(r.arrival for r in reqs)[c:] == finishes[: n - c]
 
 
+def test_a_rate_with_a_concurrency_cap_sends_due_requests_as_slots_free():
+    # vllm bench serve --request-rate R --max-concurrency C. s': one request alone (ideal basis:
+    # 512-token prompt, 32 tokens out, llama-3-8b on an H100).
+    run = dict(prompt=512, gen=32, requests=12, basis="ideal")
+    one = simulate("llama-3-8b", "h100", concurrency=1, **run).requests[0]
+    service = one.finished - one.arrival
+    # A cap that never binds: a request due every 10 services finds the server idle, exactly as the
+    # open loop at that rate (sends at the due times 0, 10 s', 20 s', ...).
+    slow = 1 / (10 * service)
+    capped = simulate("llama-3-8b", "h100", rate=slow, concurrency=2, arrival="constant", **run)
+    opened = simulate("llama-3-8b", "h100", rate=slow, arrival="constant", **run)
+    assert [(r.arrival, r.finished) for r in capped.requests] == [
+        (r.arrival, r.finished) for r in opened.requests
+    ]
+    assert capped.summary["mode"] == "capped" and opened.summary["mode"] == "open"
+    # A cap that always binds: a request due every half service, one slot. Request i is due at i s'/2,
+    # before request i - 1 ends at i s', so it is sent then: one user's back-to-back requests. Its
+    # latencies count from that send (as the tool's), so every E2E is one service, not a growing queue.
+    fast = 2 / service
+    bound = simulate("llama-3-8b", "h100", rate=fast, concurrency=1, arrival="constant", **run)
+    loop = simulate("llama-3-8b", "h100", concurrency=1, **run)
+    assert [t for r in bound.requests for t in (r.arrival, r.finished)] == pytest.approx(
+        [t for r in loop.requests for t in (r.arrival, r.finished)], rel=1e-12
+    )
+    assert bound.summary["e2e"]["p99"] == pytest.approx(service, rel=1e-9)
+    assert max(k for _, k in _in_flight(bound.requests)) == 1
+    # Poisson arrivals at twice what 3 slots serve: never more than 3 in flight, and sends in order.
+    poisson = simulate("llama-3-8b", "h100", rate=6 / service, concurrency=3, **run)
+    assert max(k for _, k in _in_flight(poisson.requests)) == 3
+    sends = [r.arrival for r in poisson.requests]
+    assert sends == sorted(sends)
+
+
 def test_throughput_per_device_and_per_user():
     res = simulate("llama-3-8b", "h100", concurrency=4, requests=24, prompt=200, gen=[1, 5, 9, 30],
                    tp=2, replicas=2, basis="ideal")  # fmt: skip
@@ -383,12 +416,11 @@ def test_request_longer_than_kv_cache_is_refused_before_it_runs():
         ({"rate": float("nan")}, "rate takes requests per second from"),
         ({"rate": 5e-324}, "got 5e-324"),  # a denormal: arrival gaps would be infinite
         ({"rate": 1e7}, "rate takes requests per second from"),
-        ({"rate": None}, "exactly one of rate"),
-        ({"concurrency": 2}, "exactly one of rate"),
+        ({"rate": None}, "give rate .* or both"),
         ({"rate": None, "concurrency": 0}, "concurrency takes a whole number from 1 to 20,000"),
         ({"rate": None, "concurrency": 20_001}, "concurrency takes a whole number"),
         ({"rate": None, "concurrency": 2.5}, "concurrency takes a whole number"),
-        ({"rate": None, "concurrency": 2, "arrival": "constant"}, "with concurrency leave it out"),
+        ({"rate": None, "concurrency": 2, "arrival": "constant"}, "without rate leave it out"),
         ({"requests": 0}, "requests takes a whole number from 1 to 20,000"),
         ({"requests": 20_001}, "requests takes a whole number"),
         ({"requests": 10**30}, "requests takes a whole number"),
@@ -462,6 +494,10 @@ def test_cli_simulate(tmp_path):
     closed_data = json.loads(closed.output)
     assert closed_data["concurrency"] == 3 and closed_data["scheduler"]["max_num_seqs"] == 2
     assert closed_data["scheduler"]["max_num_batched_tokens"] == 8192  # the rest: vLLM's, H100's default
+    capped = CliRunner().invoke(app, ["simulate", "gpt2", "-r", "50", "-c", "3", "-n", "12", "--ideal"])
+    assert capped.exit_code == 0 and "at most 3 in flight" in capped.output, capped.output
+    lone = CliRunner().invoke(app, ["simulate", "gpt2", "-c", "3", "--constant"])
+    assert lone.exit_code != 0 and "--constant spaces arrivals at a rate" in lone.output
     bad = CliRunner().invoke(app, ["simulate", "gpt2", "--disaggregate", "2"])
     assert bad.exit_code == 2 and "P:D" in bad.output
     # --recv-interval reaches the scheduler (SGLang's --scheduler-recv-interval): requests of uneven

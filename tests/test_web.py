@@ -557,9 +557,16 @@ def test_simulate_endpoint_is_the_python_simulation(client):
     got = client.post("/api/simulate", json=sweep).json()["sweep"]
     want = sweep_concurrency("llama-3-8b", "h100-sxm", [1, 4], requests=40, gen=64)
     assert got == json.loads(rooflens.render.to_json(want, indent=None))
+    # Arrivals at a rate with a cap on requests in flight (vllm bench serve --request-rate --max-concurrency).
+    capped = {"model": "llama-3-8b", "rate": 8, "concurrency": 2, "requests": 30, "gen": 32}
+    data = client.post("/api/simulate", json=capped).json()
+    want = simulate("llama-3-8b", "h100-sxm", rate=8, concurrency=2, requests=30, gen=32).summary
+    assert data["summary"] == json.loads(rooflens.render.to_json(want, indent=None))
+    assert data["summary"]["mode"] == "capped"
     bad = [
         {"model": "llama-3-8b"},  # no load
-        {"model": "llama-3-8b", "rate": 1, "concurrency": 2},  # two
+        {"model": "llama-3-8b", "rate": 1, "concurrencies": [1, 2]},  # a sweep sets the load itself
+        {"model": "llama-3-8b", "concurrency": 2, "concurrencies": [1, 2]},
         {"model": "llama-3-8b", "rate": 1, "requests": 5000},
         {"model": "llama-3-8b", "concurrencies": [1] * 17},
         {"model": "llama-3-8b", "concurrencies": [1, 2, 4, 8, 16], "requests": 2000},  # 10,000 in all

@@ -1210,7 +1210,8 @@ def simulate(
             "--rate",
             "-r",
             rich_help_panel=WORKLOAD,
-            help="Requests per second, open loop (Poisson) [4 without --concurrency].",
+            help="Requests per second, open loop (Poisson) [4 without --concurrency]; with --concurrency, "
+            "at most that many in flight.",
         ),
     ] = None,
     concurrency: Annotated[
@@ -1219,7 +1220,8 @@ def simulate(
             "--concurrency",
             "-c",
             rich_help_panel=WORKLOAD,
-            help="Closed loop: users each sending a request when theirs ends.",
+            help="Closed loop: users each sending a request when theirs ends (with --rate: the cap on "
+            "requests in flight).",
         ),
     ] = None,
     sweep: Annotated[
@@ -1399,8 +1401,8 @@ def simulate(
                 raise RooflensError("--plot draws a concurrency sweep; add --sweep concurrency=1,2,4,...")
             if rate is None and concurrency is None:
                 rate = 4.0
-            if concurrency is not None and constant:
-                raise RooflensError("--constant spaces open-loop arrivals; with --concurrency leave it out")
+            if rate is None and constant:
+                raise RooflensError("--constant spaces arrivals at a rate; add --rate or leave it out")
             result = run_simulation(
                 model, hardware_name, rate=rate, concurrency=concurrency,
                 arrival="constant" if constant else "poisson", **common,

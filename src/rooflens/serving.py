@@ -53,6 +53,12 @@ engine the profile's ``request_overhead_s`` after its client sends it (the API s
 and streaming, fitted on serving benchmarks): it is in TTFT, E2E and queue, so a lone request's TTFT
 is the single analysis's plus that.
 
+Load: an open loop (requests arriving at a rate, Poisson or evenly spaced), a closed loop (C users,
+each sending its next request when its last one ends; all start together), or both: arrivals at a
+rate with at most C in flight, a due request waiting for a free slot (``vllm bench serve
+--request-rate R --max-concurrency C``). As in that tool, a request's latencies count from when it is
+sent, not from when it came due.
+
 Metrics, as ``vllm bench serve`` (``benchmark_serving``) defines them; latencies in seconds, each with
 mean, p50 (the median), p90, p95 and p99:
 - ``ttft``: arrival to first token (queueing included); ``ttft_scheduled``: admission to first token;
@@ -572,8 +578,11 @@ def simulate(
     **settings: Any,
 ) -> ServingResult:
     """Serve ``requests`` requests, arriving at ``rate`` per second (open loop) or sent by
-    ``concurrency`` users one after another (closed loop): exactly one of the two. Returns per-request
-    records and a summary of the metrics (see the module docstring for their definitions).
+    ``concurrency`` users one after another (closed loop), or both: arriving at ``rate`` with at most
+    ``concurrency`` in flight, each further one sent when a request ends (``vllm bench serve
+    --request-rate R --max-concurrency C``; its latencies count from that send, as the tool's do).
+    Returns per-request records and a summary of the metrics (see the module docstring for their
+    definitions).
 
     ``engine`` names the serving engine (vllm, sglang, tensorrt-llm, llama.cpp, mlx, transformers):
     its scheduler defaults and its efficiency profile; ``scheduler`` overrides the defaults.
@@ -583,10 +592,10 @@ def simulate(
     that needs more than that many units of work (``STEP_WORK`` per engine step plus one per sequence
     in it) once it has spent them.
     """
-    if (rate is None) == (concurrency is None):
+    if rate is None and concurrency is None:
         raise RooflensError(
-            "give exactly one of rate (requests per second, open loop) and concurrency (users sending "
-            "one request after another, closed loop)"
+            "give rate (requests per second, open loop), concurrency (users sending one request after "
+            "another, closed loop) or both (arrivals at rate, at most concurrency in flight)"
         )
     if rate is not None:
         if (
@@ -601,13 +610,13 @@ def simulate(
             )
         if arrival not in ("poisson", "constant"):
             raise RooflensError(f"arrival takes 'poisson' or 'constant', got {str(arrival)[:40]!r}")
-    else:
+    elif arrival != "poisson":
+        raise RooflensError("arrival sets how requests arrive at a rate; without rate leave it out")
+    if concurrency is not None:
         concurrency = _whole(concurrency, "concurrency", 1, MAX_REQUESTS)
-        if arrival != "poisson":
-            raise RooflensError("arrival sets how open-loop requests arrive; with concurrency leave it out")
     requests = _whole(requests, "requests", 1, MAX_REQUESTS)
     seed = _whole(seed, "seed", 0, 2**63 - 1)
-    if concurrency is not None and concurrency > requests:
+    if concurrency is not None and rate is None and concurrency > requests:
         raise RooflensError(
             f"concurrency {concurrency} needs at least as many requests (got {requests}): each user sends "
             f"one at a time; give --requests {2 * concurrency} or more for a steady state"
@@ -668,7 +677,9 @@ def simulate(
         )
         arrivals = np.cumsum(gaps) - gaps[0]
     else:
-        arrivals = np.zeros(requests)  # the first ``concurrency`` start at 0; the rest when a slot frees
+        arrivals = np.zeros(
+            requests
+        )  # all at once: the first ``concurrency`` go at 0, the rest as slots free
     s = make_settings(**settings, batch=1, prompt=int(prompts.max()), gen=int(gens.max()))
     s = engine_settings(s, resolve_profile(hw, s.engine, spec.model_class))
     _check(spec, hw, s)
@@ -705,12 +716,9 @@ def simulate(
     # A served request's fixed cost outside the device (API server, tokenization, streaming): it reaches
     # the engine that long after the client sends it.
     front = cost.profile.request_overhead_s if cost.profile is not None else 0.0
-    if concurrency is None:
-        work = _run(reqs, [], pools, transfer, front, max_work)
-    else:
-        work = _run(reqs[:concurrency], deque(reqs[concurrency:]), pools, transfer, front, max_work)
+    work = _run(reqs, concurrency, pools, transfer, front, max_work)
     load = {
-        "mode": "open" if rate is not None else "closed",
+        "mode": "closed" if rate is None else "open" if concurrency is None else "capped",
         "offered_rate": rate,
         "concurrency": concurrency,
     }
@@ -822,16 +830,17 @@ def _transfer_model(spec: ModelSpec, hw: HardwareSpec, s):
 
 
 def _run(
-    first: list[Request],
-    backlog: deque[Request],
+    everyone: list[Request],
+    cap: int | None,
     pools: dict[str, list[Instance]],
     transfer,
     front: float = 0.0,
     max_work: float | None = None,
 ) -> float:
-    """Play the events out. ``first`` are sent at their own times; each of ``backlog`` (closed loop)
-    is sent when a request finishes, in order; each reaches the engine ``front`` seconds after.
-    Returns the work it took (see STEP_WORK), refusing the run past ``max_work``."""
+    """Play the events out. Each request comes due at its ``arrival`` and is sent then, or, with
+    ``cap`` requests in flight, when one of them finishes (in order; its ``arrival`` becomes that
+    send); it reaches the engine ``front`` seconds after. Returns the work it took (see STEP_WORK),
+    refusing the run past ``max_work``."""
     events: list[tuple[float, int, str, Any]] = []
     seq = 0
 
@@ -841,9 +850,17 @@ def _run(
         seq += 1
 
     first_pool = pools.get("mixed") or pools["prefill"]
-    everyone = [*first, *backlog]
-    for r in first:
-        push(r.arrival + front, "arrive", r)
+    backlog: deque[Request] = deque()  # due, waiting for a free slot
+    in_flight = 0
+
+    def send(r: Request, now: float) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        r.arrival = now
+        push(now + front, "arrive", r)
+
+    for r in everyone:
+        push(r.arrival, "due", r)
     # Every step moves at least one token; preemptions recompute prompts. A run past this many steps
     # would be a scheduling loop, not a server.
     max_steps = 20 * sum(r.prompt + r.gen for r in everyone) + 1000
@@ -879,7 +896,12 @@ def _run(
     due: dict[int, Instance] = {}
     while events:
         now, _, kind, payload = heapq.heappop(events)
-        if kind == "arrive":
+        if kind == "due":
+            if cap is None or in_flight < cap:
+                send(payload, now)
+            else:
+                backlog.append(payload)
+        elif kind == "arrive":
             inst = min(first_pool, key=lambda i: i.load)
             inst.inbox.append(payload)
             due[id(inst)] = inst
@@ -906,10 +928,9 @@ def _run(
                     inst.running.remove(r)
                     inst.free += r.blocks
                     r.blocks = 0
-                    if backlog:  # closed loop: this user sends its next request now
-                        nxt = backlog.popleft()
-                        nxt.arrival = now
-                        push(now + front, "arrive", nxt)
+                    in_flight -= 1
+                    if backlog:  # a slot is free: the next request that is due goes now
+                        send(backlog.popleft(), now)
                 elif inst.role == "prefill" and not r.in_prefill and r in inst.running:
                     inst.running.remove(r)  # its KV stays allocated until the transfer is done
                     push(now + transfer(r.prompt), "kv", (r, inst))

@@ -37,6 +37,11 @@ def _rate(value: float | None, digits: str = ",.0f") -> str:
 def _load(s: dict[str, Any]) -> str:
     if s["mode"] == "closed":
         return f"{s['requests']} requests from {s['concurrency']} closed-loop users"
+    if s["mode"] == "capped":
+        return (
+            f"{s['requests']} requests arriving at {s['offered_rate']:g}/s, at most {s['concurrency']} in "
+            "flight (a due request waits for a free slot)"
+        )
     state = "SATURATED: the backlog grows" if s["saturated"] else "steady"
     achieved = "-" if s["achieved_rate"] is None else f"{s['achieved_rate']:.3g}/s"
     return (

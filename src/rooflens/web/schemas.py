@@ -226,8 +226,12 @@ class SimulateRequest(_Body):
     config: dict[str, Any] | None = ConfigField
     hardware: str = Field("h100-sxm", min_length=1, max_length=64, description="catalog device name")
     custom_hardware: dict[str, Any] | None = CustomHardwareField
-    rate: float | None = Field(None, gt=0, le=1e5, description="requests per second (open loop)")
-    concurrency: int | None = Field(None, ge=1, le=MAX_SIM_CONCURRENCY, description="users (closed loop)")
+    rate: float | None = Field(
+        None, gt=0, le=1e5, description="requests per second (open loop; with concurrency, capped)"
+    )
+    concurrency: int | None = Field(
+        None, ge=1, le=MAX_SIM_CONCURRENCY, description="users (closed loop), or with rate the cap in flight"
+    )
     concurrencies: list[int] | None = Field(
         None, min_length=1, max_length=MAX_SIM_POINTS, description="a sweep of closed-loop concurrencies"
     )
@@ -252,10 +256,10 @@ class SimulateRequest(_Body):
     def _one_load(self) -> SimulateRequest:
         _one_model(self)
         given = [k for k in ("rate", "concurrency", "concurrencies") if getattr(self, k) is not None]
-        if len(given) != 1:
+        if given not in (["rate"], ["concurrency"], ["rate", "concurrency"], ["concurrencies"]):
             raise ValueError(
-                "give exactly one of rate (requests per second), concurrency (users) or concurrencies "
-                f"(a sweep); got {', '.join(given) or 'none'}"
+                "give rate (requests per second), concurrency (users), both (arrivals at rate, at most "
+                f"concurrency in flight) or concurrencies (a sweep); got {', '.join(given) or 'none'}"
             )
         points = self.concurrencies or []
         if any(not 1 <= c <= MAX_SIM_CONCURRENCY for c in points):

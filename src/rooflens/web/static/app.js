@@ -500,7 +500,11 @@ async function runServe() {
     for (let c = 1; c < top; c *= 2) body.concurrencies.push(c);
     body.concurrencies.push(top);
     body.figure = true;
-  } else body[load] = load === "rate" ? value : Math.round(value);
+  } else if (load === "rate") {
+    body.rate = value;
+    const cap = $("serve-cap").value.trim();  // a cap on requests in flight: vllm bench serve --max-concurrency
+    if (cap !== "") body.concurrency = Math.round(Number(cap));
+  } else body.concurrency = Math.round(value);
   if (state.engine) body.engine = state.engine;
   if (asked.quant) body.quant = asked.quant;
   document.body.dataset.serveRequest = JSON.stringify(body);
