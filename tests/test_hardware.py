@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -104,6 +105,11 @@ def test_catalog_figures_are_plausible():
                 continue
             if narrow in peaks and wide in peaks:
                 assert peaks[narrow] >= peaks[wide], (hw.name, narrow, wide)
+        # A GPU with tensor-core peaks for the narrow formats has a 16-bit one too: without it a BF16
+        # matmul (and every device's attention) falls back to the fp32 roof, 4-8x too slow. The few
+        # entries whose 16-bit peak has no source say so in their notes ("... peaks not sourced").
+        if hw.kind == "gpu" and {"fp8", "fp4"} & set(peaks) and not {"fp16", "bf16"} & set(peaks):
+            assert re.search(r"peaks?\b[^.;]{0,40}not sourced", hw.notes or "", re.I), hw.name
         if hw.interconnect is not None:
             assert 1e9 <= hw.interconnect.bandwidth <= 2e12, hw.name
             # Every link carries the catalog's per-step collective latency (2 us on NVLink, Infinity
