@@ -25,16 +25,25 @@ Modes and metrics (``validation/README.md`` has the full table):
   window: ``k = 1 + round(C (R - 1) / gen)`` prompts (at most C) instead of one. A served request
   also pays a fixed cost outside the device (the API server, tokenization, streaming; the profile's
   ``request_overhead_s``, fitted): once in its TTFT and E2E, once per cycle in throughput, not in TPOT.
-  Every prediction is thus a weighted sum of phase estimates. Rows at a request rate, percentiles
-  beyond the median, and offline latencies (queue-dominated) are kept but not predicted here.
+  Every prediction is thus a weighted sum of phase estimates. Open-loop rows (a request rate alone),
+  percentiles beyond the median, and offline latencies (queue-dominated) are kept but not predicted
+  here. A capped run (a request rate and a concurrency: ``vllm bench serve --request-rate R
+  --max-concurrency C``) is predicted as the closed loop of C users: the dataset keeps such runs only
+  where the cap binds (the server achieved at most 75% of the offered rate), so C are always in flight.
 - One exception, ``simulated`` rows: the TTFT of a closed loop of two or more users whose source
-  fixes every prompt and output length (``--ignore-eos``, no length spread) and states the requests
-  it sent. The C users start together, so the first C prompts queue behind one another, and with
-  equal lengths their successors stay in step; the formula's lone prompt joining a desynchronised
-  batch does not hold (it came out 90% short on the calibration row of this kind). The row's run is
-  simulated instead (``serving.simulate``: its users, requests, lengths, engine and scheduler), and
-  its TTFT median or mean taken. Such rows take no part in the fit; the fit's profiles drive the
-  simulation.
+  states the requests it sent and describes their lengths (``fixed_lengths`` true, or false: the
+  stated lengths, perhaps ending early, with any spread it states). The C users start together, so
+  the first C prompts queue behind one another, and with equal lengths their successors stay in step;
+  the formula's lone prompt joining a desynchronised batch does not hold (it came out 90% short on
+  the first calibration row of this kind, and on others it made the fit charge each request up to
+  0.2 s outside the device). Where the source says nothing of the lengths they may vary freely, which
+  keeps the users out of step: the formula stays. The row's run is simulated instead
+  (``serving.simulate``: its users, requests, engine and scheduler, its lengths with the spread the
+  source states, ``length_spread``, and a capped run's arrivals at its rate, which start its users
+  out of step), and its TTFT median or mean taken. The fit takes them in a second pass only: each
+  run is simulated under the first pass's profiles (fitted on the formula's rows), and that device
+  time is held fixed while the fixed cost per request is fitted to them with everything else
+  (``fit_two_pass``).
 
     python -m rooflens.measure.published fit      # refit hardware/efficiency.yaml on the calibration split
     python -m rooflens.measure.published report   # the error table on the report split
@@ -61,6 +70,7 @@ from ..engine import VERSION, find_engine, split_version
 from ..errors import RooflensError
 from ..hardware.catalog import load_hardware
 from ..hardware.efficiency import EfficiencyProfile, device_class
+from ..hardware.spec import HardwareSpec
 from ..model.catalog import load_model
 from ..report import Report
 from ..roofline import PhaseResult
@@ -124,8 +134,13 @@ class PublishedRow(BaseModel):
     # Whether the source fixes every prompt and output length of a serving run (a random dataset with
     # no length spread, and --ignore-eos); empty where it does not say.
     fixed_lengths: bool | None = None
+    # The spread of a serving run's lengths where the source states one: each length drawn uniformly
+    # from [L (1 - s), L (1 + s)] (vllm bench serve's --random-range-ratio); empty: none stated.
+    length_spread: float | None = None
 
-    _opt = field_validator("batch", "concurrency", "request_rate", "requests", mode="before")(_optional)
+    _opt = field_validator(
+        "batch", "concurrency", "request_rate", "requests", "length_spread", mode="before"
+    )(_optional)
 
     @field_validator("flash_attention", mode="before")
     @classmethod
@@ -150,10 +165,21 @@ class PublishedRow(BaseModel):
             raise ValueError(f"row {self.id}: a static row needs its batch")
         if not self.value > 0:
             raise ValueError(f"row {self.id}: value must be positive")
-        if self.mode != "serving" and (self.requests is not None or self.fixed_lengths is not None):
+        if self.mode != "serving" and (
+            self.requests is not None or self.fixed_lengths is not None or self.length_spread is not None
+        ):
             raise ValueError(
-                f"row {self.id}: requests and fixed_lengths describe serving runs; leave them empty"
+                f"row {self.id}: requests, fixed_lengths and length_spread describe serving runs; leave "
+                "them empty"
             )
+        if self.length_spread is not None:
+            if not 0 < self.length_spread < 1:
+                raise ValueError(
+                    f"row {self.id}: length_spread is a fraction above 0 and below 1 (0.15 for lengths "
+                    f"within 15% of the stated ones), got {self.length_spread}"
+                )
+            if self.fixed_lengths:
+                raise ValueError(f"row {self.id}: a spread of lengths contradicts fixed_lengths true")
         if self.requests is not None and self.concurrency is not None and self.requests < self.concurrency:
             raise ValueError(
                 f"row {self.id}: requests {self.requests} < concurrency {self.concurrency}: each user "
@@ -163,7 +189,7 @@ class PublishedRow(BaseModel):
             from ..serving import MAX_GENERATED_TOKENS, MAX_REQUESTS
 
             if "pp" in self.degrees:
-                raise ValueError(f"row {self.id}: a simulated row (fixed_lengths true) cannot use pp")
+                raise ValueError(f"row {self.id}: a simulated row (a closed loop's TTFT) cannot use pp")
             if self.requests > MAX_REQUESTS or self.requests * self.gen > MAX_GENERATED_TOKENS:
                 raise ValueError(
                     f"row {self.id}: {self.requests} requests of {self.gen} tokens exceed what one "
@@ -221,29 +247,30 @@ class PublishedRow(BaseModel):
         """Whether rooflens predicts this row (see the module docstring for what it leaves out)."""
         if self.mode == "static":
             return True
-        if self.request_rate is not None or self.statistic in ("p90", "p99"):
+        open_loop = self.request_rate is not None and self.concurrency is None
+        if open_loop or self.statistic in ("p90", "p99"):
             return False
         return not (self.mode == "offline" and self.metric not in THROUGHPUT)
 
     @property
     def simulated(self) -> bool:
         """Whether the row's prediction simulates its run instead of the steady-state formula: a
-        closed loop's TTFT where the source fixes every length and states the requests sent (see the
-        module docstring)."""
+        closed loop's TTFT where the source states the requests sent and describes the lengths (see
+        the module docstring)."""
         return (
             self.mode == "serving"
             and self.metric == "ttft_s"
             and self.statistic in ("mean", "median")
             and self.concurrency is not None
             and self.concurrency > 1  # a lone user has no one to keep in step with: the formula holds
-            and self.request_rate is None
             and self.requests is not None
-            and self.fixed_lengths is True
+            and self.fixed_lengths is not None  # lengths free to vary keep the users out of step
         )
 
     @property
     def fitted(self) -> bool:
-        """Whether the row takes part in the fit: predicted by the formula the fit is made of."""
+        """Whether the row is predicted by the formula the fit is made of (a simulated row enters only
+        the fit's second pass, ``fit_two_pass``)."""
         return self.predicted and not self.simulated
 
     def base_settings(self) -> dict[str, object]:
@@ -452,9 +479,11 @@ def predicted_times(
     )
 
 
-def simulated_times(row: PublishedRow) -> tuple[float, float]:
+def simulated_times(row: PublishedRow, hardware: HardwareSpec | None = None) -> tuple[float, float]:
     """(ideal, estimate) of a simulated row's TTFT statistic: its run served again by
-    ``serving.simulate``, the row's concurrency of closed-loop users sending its requests."""
+    ``serving.simulate``, the row's concurrency of closed-loop users sending its requests (arriving at
+    its request rate, where it has one as well: a capped run). ``hardware``: the row's device with a
+    profile of its own (default: the catalog's, with the shipped profiles)."""
     from ..serving import simulate
 
     assert row.concurrency is not None and row.requests is not None  # row.simulated holds
@@ -462,9 +491,10 @@ def simulated_times(row: PublishedRow) -> tuple[float, float]:
     for basis in ("ideal", "estimate"):
         try:
             result = simulate(
-                row.model, row.hardware, concurrency=row.concurrency, requests=row.requests,
-                prompt=row.prompt, gen=row.gen, engine=row_engine(row), scheduler=scheduler_of(row),
-                basis=basis, **row.base_settings(),
+                row.model, hardware or row.hardware, rate=row.request_rate, concurrency=row.concurrency,
+                requests=row.requests, prompt=row.prompt, gen=row.gen,
+                random_range_ratio=row.length_spread or 0.0,
+                engine=row_engine(row), scheduler=scheduler_of(row), basis=basis, **row.base_settings(),
             )  # fmt: skip
         except RooflensError as err:
             raise RooflensError(f"row {row.id} (a simulated row) cannot be simulated: {err}") from None
@@ -509,6 +539,7 @@ PARAMS = (
     ("comm_latency_s", 1e-8, 1e-3),  # fitted cost per collective message
     ("request_overhead_s", 1e-5, 0.5),  # per served request, outside the device (API server, streaming)
 )
+REQUEST = [p[0] for p in PARAMS].index("request_overhead_s")
 LOWER = np.log([p[1] for p in PARAMS])
 UPPER = np.log([p[2] for p in PARAMS])
 # Where every fit starts, and what the root (all engines) is gently held toward where the data is silent.
@@ -597,10 +628,18 @@ class Design:
 
     FIELDS = Phase.__dataclass_fields__
 
-    def __init__(self, rows: list[PublishedRow]):
+    def __init__(self, rows: list[PublishedRow], pinned: dict[str, float] | None = None):
+        """``pinned``: the device time of simulated rows, by id (``pinned_device_times``); such a row
+        has no phases, only that time and its request's fixed cost."""
+        pinned = pinned or {}
         cols: dict[str, list[float]] = {f: [] for f in self.FIELDS}
         index, weight = [], []
+        self.pinned = np.array([pinned.get(r.id, 0.0) for r in rows], dtype=float)
         for i, row in enumerate(rows):
+            if row.simulated:
+                if row.id not in pinned:
+                    raise ValueError(f"row {row.id} is simulated: the fit takes it only with its pinned time")
+                continue
             prefill, decode, one = row_phases(row)
             for w, ph in zip(_weights(row, decode.steps), (prefill, decode, one), strict=True):
                 if w == 0 or ph is None:
@@ -642,9 +681,10 @@ class Design:
             + a["messages"] * v[:, 12]
         )
         host = a["steps"] * (a["ops"] * v[:, 2] + v[:, 3] + a["sequences"] * v[:, 4])
-        per_row = np.exp(x[0, 13]) if x.shape[0] == 1 else np.exp(x[:, 13])
+        per_row = np.exp(x[0, REQUEST]) if x.shape[0] == 1 else np.exp(x[:, REQUEST])
         served = self.requests * per_row
-        return np.bincount(self.index, weights=self.weight * (device + host), minlength=self.n) + served
+        phases = np.bincount(self.index, weights=self.weight * (device + host), minlength=self.n)
+        return phases + served + self.pinned
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         """log(estimate / measured) per row."""
@@ -717,7 +757,7 @@ def profile_fields(params: np.ndarray, source: str) -> dict:
         "seq_overhead_s": v[4],
         "comm_efficiency": v[11],
         "comm_latency_s": v[12],
-        "request_overhead_s": v[13],
+        "request_overhead_s": v[REQUEST],
     }
 
 
@@ -787,13 +827,19 @@ class Fitted:
 
 
 def fit_hierarchy(
-    rows: list[PublishedRow], shrink: float, loss: str = "linear", versions: bool = True
+    rows: list[PublishedRow],
+    shrink: float,
+    loss: str = "linear",
+    versions: bool = True,
+    pinned: dict[str, float] | None = None,
 ) -> Fitted:
     """Fit all engines, then back-fit the offsets of device generations, engines, engines on a
     generation, engines on a device and (``versions``) engine versions on a device measured at more
-    than one version, each held toward zero with ``shrink``."""
-    rows = [r for r in rows if r.fitted]
-    root = fit_profile(Design(rows), START, ROOT_WEIGHT, loss)
+    than one version, each held toward zero with ``shrink``. Simulated rows take part only with a
+    ``pinned`` device time (``fit_two_pass``)."""
+    pinned = pinned or {}
+    rows = [r for r in rows if r.fitted or r.id in pinned]
+    root = fit_profile(Design(rows, pinned), START, ROOT_WEIGHT, loss)
     klass = {r.id: _klass(r) for r in rows}
     groups: list[tuple[str, object, list[PublishedRow]]] = []
     for c in sorted(set(klass.values())):
@@ -813,7 +859,7 @@ def fit_hierarchy(
                     if MIN_GROUP_ROWS <= len(at_v) < len(on_d):
                         groups.append(("versions", (e, d, v), at_v))
     fitted = Fitted(root, {}, {}, {}, {}, frozenset((r.engine, r.hardware) for r in rows))
-    designs = {id(g): Design(g[2]) for g in groups}
+    designs = {id(g): Design(g[2], pinned) for g in groups}
     for _ in range(ROUNDS):
         for g in groups:
             kind, key, mine = g
@@ -823,6 +869,37 @@ def fit_hierarchy(
             narrow = NARROW if kind in NARROW_LEVELS else None
             table[key] = fit_offset(designs[id(g)], base, shrink, loss, narrow)
     return fitted
+
+
+def pinned_device_times(rows: list[PublishedRow], fitted: Fitted) -> dict[str, float]:
+    """The device part of each simulated row's estimate under ``fitted`` (a fit made without them):
+    its run simulated with the profile the fit gives it, less the fixed cost per request that profile
+    charges (which reaches its TTFT once)."""
+    out = {}
+    for r in rows:
+        if not r.simulated:
+            continue
+        x, _ = fitted.params(r)
+        fields = profile_fields(x, "first pass of the fit")
+        hw = load_hardware(r.hardware)
+        own = EfficiencyProfile(engine=r.engine, **fields)  # the device's own profile serves first
+        hw = hw.model_copy(update={"efficiency": [own]})
+        out[r.id] = max(simulated_times(r, hw)[1] - fields["request_overhead_s"], 0.0)
+    return out
+
+
+def fit_two_pass(
+    rows: list[PublishedRow], shrink: float, loss: str = "linear", versions: bool = True
+) -> tuple[Fitted, Fitted, dict[str, float]]:
+    """(first pass, second pass, pinned times). The first pass fits the formula rows; each simulated
+    row's run is then simulated under it (``pinned_device_times``), and the second pass fits every
+    row, a simulated one as its pinned device time plus the fixed cost per request: the rows the
+    formula cannot describe still tell the fit what a request costs outside the device."""
+    first = fit_hierarchy(rows, shrink, loss, versions)
+    pinned = pinned_device_times(rows, first)
+    if not pinned:
+        return first, first, {}
+    return first, fit_hierarchy(rows, shrink, loss, versions, pinned), pinned
 
 
 RUN = ("engine", "hardware", "devices", "parallel", "model", "precision", "mode", "batch", "concurrency",
@@ -840,24 +917,37 @@ def _folds(rows: list[PublishedRow], k: int) -> list[list[PublishedRow]]:
     """k folds of whole runs, each run's by a hash of its key: a fold never trains on another figure of
     a run it tests, and adding rows moves no run to another fold."""
     parts: list[list[PublishedRow]] = [[] for _ in range(k)]
-    for r in sorted((r for r in rows if r.fitted), key=lambda r: r.id):
+    for r in sorted((r for r in rows if r.fitted or r.simulated), key=lambda r: r.id):
         parts[int.from_bytes(hashlib.sha256(run_key(r).encode()).digest()[:4], "big") % k].append(r)
     return parts
 
 
 def cross_validate(
-    rows: list[PublishedRow], shrink: float, folds: int = 5, loss: str = "linear", versions: bool = True
+    rows: list[PublishedRow],
+    shrink: float,
+    folds: int = 5,
+    loss: str = "linear",
+    versions: bool = True,
+    two_pass: bool = False,
 ) -> list[tuple[PublishedRow, float, bool]]:
     """(row, log(estimate / measured), extrapolated) for every calibration row, each predicted by a fit
-    that did not see it (k-fold within the calibration split)."""
+    that did not see it (k-fold within the calibration split). ``two_pass``: each fold fits as
+    ``fit_two_pass`` does, and predicts its simulated rows too (their runs simulated under the fold's
+    first pass); else simulated rows are left out."""
     out = []
     parts = _folds(rows, folds)
     for k, held in enumerate(parts):
         train = [r for j, part in enumerate(parts) if j != k for r in part]
-        fitted = fit_hierarchy(train, shrink, loss, versions)
+        if two_pass:
+            first, fitted, _ = fit_two_pass(train, shrink, loss, versions)
+            pinned = pinned_device_times(held, first)
+        else:
+            fitted, pinned = fit_hierarchy(train, shrink, loss, versions), {}
         for r in held:
+            if r.simulated and r.id not in pinned:
+                continue
             x, extrapolated = fitted.params(r)
-            out.append((r, float(Design([r]).residuals(x)[0]), extrapolated))
+            out.append((r, float(Design([r], pinned).residuals(x)[0]), extrapolated))
     return out
 
 
@@ -894,7 +984,8 @@ def choose_hyper(calibration: list[PublishedRow]) -> tuple[tuple[float, str, boo
     """Pick the pull toward zero of the offsets and the loss, then whether engine versions get their
     own offsets, by k-fold cross-validation *within* the calibration split, scoring each candidate by
     the mean over (engine, kind of figure) groups of their median |error| (so that one engine's many
-    rows do not decide for all). The report split plays no part: it is only ever used to measure the
+    rows do not decide for all), on the formula's rows (simulating runs for every candidate and fold
+    would take minutes more). The report split plays no part: it is only ever used to measure the
     final error."""
     scores = {}
     for loss in LOSS_GRID:
@@ -937,9 +1028,9 @@ def fit_all(rows: list[PublishedRow]) -> dict:
     rows only."""
     calibration = [r for r in rows if r.split == "calibration"]
     (shrink, loss, versions), scores = choose_hyper(calibration)
-    fitted = fit_hierarchy(calibration, shrink, loss, versions)
-    fitted_rows = [r for r in calibration if r.fitted]
-    cv = cross_validate(calibration, shrink, loss=loss, versions=versions)
+    _, fitted, pinned = fit_two_pass(calibration, shrink, loss, versions)
+    fitted_rows = [r for r in calibration if r.fitted or r.id in pinned]
+    cv = cross_validate(calibration, shrink, loss=loss, versions=versions, two_pass=True)
     lodo = leave_device_out(calibration, shrink, loss=loss, versions=versions)
     note = f"additive fit on the calibration split of validation/published.csv (pull {shrink}, {loss} loss)"
     klasses = sorted(fitted.classes)
@@ -990,6 +1081,7 @@ def fit_all(rows: list[PublishedRow]) -> dict:
         "fit": {
             "calibration_rows": len(calibration),
             "fitted_rows": len(fitted_rows),
+            "simulated_rows": len(pinned),
             "min_group_rows": MIN_GROUP_ROWS,
             "shrink": shrink,
             "loss": loss,
