@@ -36,25 +36,28 @@ def runs(rows: list[pub.PublishedRow]) -> dict[tuple, list[pub.PublishedRow]]:
         if r.metric not in (*METRICS, "output_tokens_per_s") or r.statistic in ("p90", "p99"):
             continue
         key = (r.engine, r.engine_version, r.hardware, r.parallel, r.model, r.precision, r.concurrency,
-               r.prompt, r.gen, r.scheduler, r.requests)  # fmt: skip
+               r.request_rate, r.prompt, r.gen, r.scheduler, r.requests)  # fmt: skip
         out.setdefault(key, []).append(r)
     return out
 
 
 def spread(row: pub.PublishedRow) -> float:
-    """The run's length spread as vLLM's random_range_ratio (about the mean length): InferenceX's
-    SGLang-style ratio 0.8 draws lengths in [0.8 L, L], that is the mean 0.9 L +- 0.1 L: r = 1/9."""
+    """The run's length spread as vLLM's random_range_ratio (about the mean length): the row's stated
+    one, or InferenceX's SGLang-style ratio 0.8, which draws lengths in [0.8 L, L], that is the mean
+    0.9 L +- 0.1 L: r = 1/9."""
+    if row.length_spread is not None:
+        return row.length_spread
     return 1 / 9 if "random-range-ratio 0.8" in row.notes else 0.0
 
 
 def simulated(row: pub.PublishedRow, seed: int = 0) -> dict:
     """The run simulated as it was run: its requests where the source states them, else 3 C (at least
-    24) for a steady state."""
+    24) for a steady state; a capped run's arrivals at its rate."""
     c = row.concurrency or 1
     settings = {**row.base_settings()}
     return simulate(  # the engine and version named, with the scheduler the run used (its recipe's)
-        row.model, row.hardware, concurrency=c, requests=row.requests or max(3 * c, 24), prompt=row.prompt,
-        gen=row.gen,
+        row.model, row.hardware, rate=row.request_rate, concurrency=c,
+        requests=row.requests or max(3 * c, 24), prompt=row.prompt, gen=row.gen,
         random_range_ratio=spread(row), engine=pub.row_engine(row), scheduler=pub.scheduler_of(row),
         seed=seed, **settings,
     ).summary  # fmt: skip
