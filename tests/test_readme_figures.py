@@ -135,51 +135,60 @@ def test_catalog_sizes_quoted(name, count):
 
 
 def test_planning_answer():
-    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.20 per million tokens, TTFT 436 ms, TPOT 5.1 ms,
-    # one replica ...; then 1 x RTX PRO 6000 (NVFP4, FP8 cache, batch 16, $0.24, 5 replicas) and 1 x B200
-    # (NVFP4, FP8 cache, batch 32, $0.27, 2 replicas) ... memory-bound (100% ...); at 128 ... TTFT to
-    # 870 ms; ... tie at $1.72 per hour instead of $2.04 ... ttft_estimate_range_s".
+    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.18 per million tokens, TTFT 383 ms, TPOT 4.6 ms,
+    # one replica ...; then 2 x RTX PRO 6000 (TP 2, NVFP4, FP8 cache, batch 32, $0.230, 3 replicas) and
+    # 1 x B200 (NVFP4, FP8 cache, batch 32, $0.234, 2 replicas) ... memory-bound (100% ...); at 128 ...
+    # TTFT to 765 ms; ... tie at $1.63 per hour instead of $2.04 ... ttft_estimate_range_s".
     from rooflens.plan import plan
 
     p = plan("llama-3-8b", prompt=2048, gen=512, ttft=0.5, tpot=0.03, rate=20)
     top = p.entries.iloc[0]
     got = (top.hardware, top.devices, top.quant, top.kv_format, top.batch, top.replicas)
     assert got == ("b300", 1, "nvfp4", "fp8", 64, 1)
-    assert round(top.usd_per_million_tokens, 2) == 0.20 and round(top.ttft_s * 1e3) == 436
-    assert round(top.tpot_s * 1e3, 1) == 5.1
+    assert round(top.usd_per_million_tokens, 2) == 0.18 and round(top.ttft_s * 1e3) == 383
+    assert round(top.tpot_s * 1e3, 1) == 4.6
     second, third = p.entries.iloc[1], p.entries.iloc[2]
-    got = (second.hardware, second.quant, second.kv_format, second.batch, second.replicas)
-    assert got == ("rtx-pro-6000", "nvfp4", "fp8", 16, 5) and round(second.usd_per_million_tokens, 2) == 0.24
+    got = (
+        second.hardware,
+        second.devices,
+        second.tp,
+        second.quant,
+        second.kv_format,
+        second.batch,
+        second.replicas,
+    )
+    assert got == ("rtx-pro-6000", 2, 2, "nvfp4", "fp8", 32, 3)
+    assert round(second.usd_per_million_tokens, 3) == 0.230
     got = (third.hardware, third.quant, third.kv_format, third.batch, third.replicas)
-    assert got == ("b200", "nvfp4", "fp8", 32, 2) and round(third.usd_per_million_tokens, 2) == 0.27
+    assert got == ("b200", "nvfp4", "fp8", 32, 2) and round(third.usd_per_million_tokens, 3) == 0.234
     text = " ".join(p.explanation)
-    assert "100%" in text and "870 ms" in text and "$1.72 " in text and "$2.04" in text and "NVFP4" in text
+    assert "100%" in text and "765 ms" in text and "$1.63 " in text and "$2.04" in text and "NVFP4" in text
     low, high = p.to_dict()["entries"][0]["ttft_estimate_range_s"]
     assert low < top.ttft_s < high
 
 
 def test_serving_paragraph():
-    # "keeps up, close to its limit: 7.6 completions/s ..., a decode batch of 37, TTFT p50 263 ms
-    # (p10-p90 range 82-2,159 ms ...) / p99 457 ms, TPOT p50 18 ms (15-22 ms) ... p99 ITL 99 ms ...
-    # 1 prefill : 1 decode ... TPOT 10 ms, ITL p99 12 ms, TTFT p99 426 ms ... 114 output tokens/s per
-    # GPU at 126 tokens/s per user at concurrency 1, 1,387 at 107 per user at 16, 3,114 at 73 at 64".
+    # "keeps up: 7.7 completions/s ..., a decode batch of 28, TTFT p50 63 ms (p10-p90 range 46-118 ms
+    # ...) / p99 172 ms, TPOT p50 14 ms (11-17 ms) ... p99 ITL 54 ms ... 1 prefill : 1 decode ... TPOT
+    # 9 ms, ITL p99 10 ms, TTFT p99 159 ms ... 151 output tokens/s per GPU at 153 tokens/s per user at
+    # concurrency 1, 1,791 at 128 per user at 16, 3,790 at 78 at 64".
     from rooflens.serving import simulate, sweep_concurrency
 
     kw = dict(rate=8, prompt=2048, gen=256, random_range_ratio=0.3, requests=1000)
     s = simulate("llama-3-8b", "h100", **kw).summary
-    assert round(float(s["achieved_rate"]), 1) == 7.6 and round(s["mean_batch"]) == 37
+    assert round(float(s["achieved_rate"]), 1) == 7.7 and round(s["mean_batch"]) == 28
     assert not s["saturated"]
     whole = [round(v * 1e3) for v in (s["ttft"]["p50"], s["ttft"]["p99"], s["tpot"]["p50"], s["itl"]["p99"])]
-    assert whole == [263, 457, 18, 99]
+    assert whole == [63, 172, 14, 54]
     ranges = s["estimate_ranges"]
-    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [82, 2159]
-    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [15, 22]
+    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [46, 118]
+    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [11, 17]
     d = simulate("llama-3-8b", "h100", disaggregate=(1, 1), **kw).summary
     assert [round(d[k][p] * 1e3) for k, p in (("tpot", "p50"), ("itl", "p99"), ("ttft", "p99"))] == [
+        9,
         10,
-        12,
-        426,
+        159,
     ]
     rows = sweep_concurrency("llama-3-8b", "h100", [1, 16, 64], prompt=1024, gen=256, requests=200)
     got = [(round(r["output_tokens_per_s_per_device"]), round(r["tokens_per_s_per_user"])) for r in rows]
-    assert got == [(114, 126), (1387, 107), (3114, 73)]
+    assert got == [(151, 153), (1791, 128), (3790, 78)]
