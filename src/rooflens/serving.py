@@ -677,9 +677,8 @@ def simulate(
         )
         arrivals = np.cumsum(gaps) - gaps[0]
     else:
-        arrivals = np.zeros(
-            requests
-        )  # all at once: the first ``concurrency`` go at 0, the rest as slots free
+        # All due at once: the first ``concurrency`` go at 0, the rest as slots free.
+        arrivals = np.zeros(requests)
     s = make_settings(**settings, batch=1, prompt=int(prompts.max()), gen=int(gens.max()))
     s = engine_settings(s, resolve_profile(hw, s.engine, spec.model_class))
     _check(spec, hw, s)
