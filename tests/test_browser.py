@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -173,7 +174,10 @@ def test_engine_choice_and_estimate_ranges(server, page):
     assert float(page.get_attribute("#tpot-est", "data-value")) == r["decode"]["tpot_estimate_s"]
     lo, hi = r["tpot_estimate_range_s"]
     text = page.inner_text("#tpot-est")
-    assert "p10–p90" in text and f"{lo * 1e3:.3g} ms" in text and f"{hi * 1e3:.3g} ms" in text
+    # The page shows three significant digits, trailing zeros kept ("4.60 ms").
+    shown_range = re.search(r"p10–p90 ([\d.]+) ms – ([\d.]+) ms", text)
+    assert shown_range, text
+    assert [float(v) for v in shown_range.groups()] == [float(f"{v * 1e3:.3g}") for v in (lo, hi)]
     info = page.inner_text("#estimate-info")
     assert "sglang" in info and r["estimate"]["scope"] in info
     assert "engine=sglang" in page.url
