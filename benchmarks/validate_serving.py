@@ -22,7 +22,6 @@ import numpy as np
 
 from rooflens.errors import RooflensError
 from rooflens.measure import published as pub
-from rooflens.serving import simulate
 
 METRICS = {"ttft_s": ("ttft", "p50"), "tpot_s": ("tpot", "p50")}
 
@@ -51,16 +50,12 @@ def spread(row: pub.PublishedRow) -> float:
 
 
 def simulated(row: pub.PublishedRow, seed: int = 0) -> dict:
-    """The run simulated as it was run: its requests where the source states them, else 3 C (at least
-    24) for a steady state; a capped run's arrivals at its rate."""
+    """The run simulated as it was run (``published.simulate_row``): its requests where the source
+    states them, else 3 C (at least 24) for a steady state."""
     c = row.concurrency or 1
-    settings = {**row.base_settings()}
-    return simulate(  # the engine and version named, with the scheduler the run used (its recipe's)
-        row.model, row.hardware, rate=row.request_rate, concurrency=c,
-        requests=row.requests or max(3 * c, 24), prompt=row.prompt, gen=row.gen,
-        random_range_ratio=spread(row), engine=pub.row_engine(row), scheduler=pub.scheduler_of(row),
-        seed=seed, **settings,
-    ).summary  # fmt: skip
+    return pub.simulate_row(
+        row, requests=row.requests or max(3 * c, 24), spread=spread(row), seed=seed
+    ).summary
 
 
 def main() -> None:

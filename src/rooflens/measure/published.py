@@ -60,7 +60,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -75,6 +75,9 @@ from ..model.catalog import load_model
 from ..report import Report
 from ..roofline import PhaseResult
 from ..settings import preset
+
+if TYPE_CHECKING:
+    from ..serving import ServingResult
 
 Metric = Literal[
     "prefill_tokens_per_s",
@@ -479,23 +482,38 @@ def predicted_times(
     )
 
 
-def simulated_times(row: PublishedRow, hardware: HardwareSpec | None = None) -> tuple[float, float]:
-    """(ideal, estimate) of a simulated row's TTFT statistic: its run served again by
-    ``serving.simulate``, the row's concurrency of closed-loop users sending its requests (arriving at
-    its request rate, where it has one as well: a capped run). ``hardware``: the row's device with a
-    profile of its own (default: the catalog's, with the shipped profiles)."""
+def simulate_row(
+    row: PublishedRow,
+    basis: str = "estimate",
+    hardware: HardwareSpec | None = None,
+    requests: int | None = None,
+    spread: float | None = None,
+    seed: int = 0,
+) -> ServingResult:
+    """The row's serving run served again by ``serving.simulate``: its concurrency of closed-loop users
+    (arriving at its request rate, where it has one as well: a capped run), its lengths, engine,
+    scheduler, parallelism and format. ``requests`` (default: the row's) and ``spread`` (the lengths'
+    random_range_ratio; default: the row's ``length_spread``, else none) for runs whose source leaves
+    them out; ``hardware``: the row's device with a profile of its own (default: the catalog's, with
+    the shipped profiles)."""
     from ..serving import simulate
 
+    return simulate(
+        row.model, hardware or row.hardware, rate=row.request_rate, concurrency=row.concurrency,
+        requests=row.requests if requests is None else requests, prompt=row.prompt, gen=row.gen,
+        random_range_ratio=(row.length_spread or 0.0) if spread is None else spread,
+        engine=row_engine(row), scheduler=scheduler_of(row), basis=basis, seed=seed, **row.base_settings(),
+    )  # fmt: skip
+
+
+def simulated_times(row: PublishedRow, hardware: HardwareSpec | None = None) -> tuple[float, float]:
+    """(ideal, estimate) of a simulated row's TTFT statistic: its run simulated (``simulate_row``).
+    ``hardware``: the row's device with a profile of its own (default: the catalog's)."""
     assert row.concurrency is not None and row.requests is not None  # row.simulated holds
     out: list[float] = []
     for basis in ("ideal", "estimate"):
         try:
-            result = simulate(
-                row.model, hardware or row.hardware, rate=row.request_rate, concurrency=row.concurrency,
-                requests=row.requests, prompt=row.prompt, gen=row.gen,
-                random_range_ratio=row.length_spread or 0.0,
-                engine=row_engine(row), scheduler=scheduler_of(row), basis=basis, **row.base_settings(),
-            )  # fmt: skip
+            result = simulate_row(row, basis, hardware)
         except RooflensError as err:
             raise RooflensError(f"row {row.id} (a simulated row) cannot be simulated: {err}") from None
         ttft = result.summary["ttft"]
