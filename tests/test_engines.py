@@ -202,12 +202,19 @@ def test_an_engine_version_is_taken_and_checked_against_the_measured_ones():
     assert not measured.extrapolated and measured.to_dict()["estimate"]["version"] == "0.9.0"
     plain = rooflens.analyze("llama-3-8b", "h100", engine="tensorrt-llm", prompt=128, gen=4)
     # A version measured on the device gets its own offset there (the fit chose version offsets by
-    # cross-validation); on a device it was not measured at, the profile pools the versions.
+    # cross-validation); on a device it was not measured at, what the release does everywhere (its
+    # offset across devices) still applies; a version never measured pools the versions.
     assert measured.profile.scope == "tensorrt-llm 0.9.0 on h100-sxm"
     assert measured.tpot_estimate_s != plain.tpot_estimate_s
-    pooled = rooflens.analyze("llama-3-8b", "b200", engine="tensorrt-llm@0.9.0", prompt=128, gen=4)
+    elsewhere = rooflens.analyze("llama-3-8b", "b200", engine="tensorrt-llm@0.9.0", prompt=128, gen=4)
     b200 = rooflens.analyze("llama-3-8b", "b200", engine="tensorrt-llm", prompt=128, gen=4)
-    assert pooled.tpot_estimate_s == b200.tpot_estimate_s and pooled.profile.scope == b200.profile.scope
+    assert elsewhere.profile.scope == "tensorrt-llm 0.9.0 on b200" and not elsewhere.extrapolated
+    assert elsewhere.tpot_estimate_s != b200.tpot_estimate_s
+    never = rooflens.analyze("llama-3-8b", "b200", engine="tensorrt-llm@9.9", prompt=128, gen=4)
+    assert never.tpot_estimate_s == b200.tpot_estimate_s and never.profile.scope == b200.profile.scope
+    # On a device without an offset of its own, the release's profile on the device's generation.
+    a100 = rooflens.analyze("llama-3-8b", "a100-pcie-80gb", engine="tensorrt-llm@0.9.0", prompt=128, gen=4)
+    assert a100.profile.scope == "tensorrt-llm 0.9.0 on nvidia-ampere"
     unknown = rooflens.analyze("llama-3-8b", "h100", engine="tensorrt-llm@9.9", prompt=128, gen=4)
     assert unknown.extrapolated
     assert any("no calibration row of tensorrt-llm 9.9" in n for n in unknown.notes)
@@ -230,9 +237,11 @@ def test_a_model_class_the_device_never_saw_is_an_extrapolation():
     unseen = resolve_profile(hw, "sglang", "dense")
     assert seen.model_classes == ["MLA"] and not seen.extrapolated
     assert unseen.extrapolated and unseen.scope == seen.scope  # the same profile, flagged
-    lo_seen, hi_seen = seen.range_factors("decode")
-    lo_unseen, hi_unseen = unseen.range_factors("decode")
-    assert lo_unseen <= lo_seen and hi_unseen >= hi_seen and (lo_unseen, hi_unseen) != (lo_seen, hi_seen)
+    for category in ("decode", "prefill", "throughput"):  # never narrower; wider where held-out residuals are
+        lo_seen, hi_seen = seen.range_factors(category)
+        lo_unseen, hi_unseen = unseen.range_factors(category)
+        assert lo_unseen <= lo_seen and hi_unseen >= hi_seen
+    assert unseen.range_factors("prefill") != seen.range_factors("prefill")
     dense = rooflens.analyze("llama-3-8b", "mi300x", engine="sglang", prompt=128, gen=4)
     assert dense.extrapolated and any("MLA models only" in n for n in dense.notes)
     mla = rooflens.analyze("deepseek-r1", "mi300x", engine="sglang", tp=8, prompt=128, gen=4)

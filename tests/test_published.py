@@ -99,6 +99,11 @@ def test_serving_rows_are_the_steady_state_cycle():
     assert not _serving(metric="ttft_s", statistic="p99").predicted
     assert not _serving(mode="offline", concurrency=None, metric="ttft_s").predicted
     assert _serving(mode="offline", concurrency=None).predicted
+    # An offline run of no more requests than its batch limit is one wave, not a steady state: kept,
+    # not predicted. More requests than the limit, or requests unstated: the steady state.
+    assert not _serving(mode="offline", concurrency=1000, requests=1000).predicted
+    assert _serving(mode="offline", concurrency=256, requests=1000).predicted
+    assert _serving(mode="offline", concurrency=256).predicted
 
 
 def test_a_closed_loop_ttft_with_its_requests_stated_is_simulated():
@@ -124,6 +129,10 @@ def test_a_closed_loop_ttft_with_its_requests_stated_is_simulated():
         _serving(**{**fixed, "requests": 4})  # 8 users cannot send 4 requests
     with pytest.raises(ValueError, match="describe serving runs"):
         _serving(mode="static", batch=1, concurrency=None, fixed_lengths="true")
+    with pytest.raises(ValueError, match="describe serving runs"):
+        _serving(mode="offline", concurrency=None, fixed_lengths="false")
+    with pytest.raises(ValueError, match="requests describes serving and offline runs"):
+        _serving(mode="static", batch=1, concurrency=None, requests=10)
     with pytest.raises(ValueError, match="describe serving runs"):
         _serving(mode="static", batch=1, concurrency=None, length_spread="0.1")
     for bad in ("0", "1", "1.5", "-0.1"):
@@ -417,6 +426,57 @@ def test_fit_recovers_known_parameters(rows):
     assert np.exp(fitted[[0, 1, 3]]) == pytest.approx(np.exp(truth[[0, 1, 3]]), rel=0.05)
 
 
+def test_a_release_measured_on_some_devices_moves_its_profile_on_every_device(rows):
+    """The fit's release level: an engine version's offset across devices (its API server's cost per
+    request, say), fitted where the version has rows on no device often enough for an offset there."""
+    lone = [r for r in rows if r.fitted and r.metric == "ttft_s" and r.engine == "vllm"]
+    devices = sorted({r.hardware for r in lone}, key=lambda d: -sum(r.hardware == d for r in lone))[:3]
+    assert len(devices) == 3
+    truth = pub.START.copy()
+    later = truth.copy()
+    later[pub.REQUEST] = np.log(0.03)  # release 2.0 pays 30 ms per request outside the device, not 1 ms
+    picked = []
+    for d in devices:
+        mine = [r for r in lone if r.hardware == d][:6]
+        # Two rows at 2.0 on each of the first two devices (too few for an offset of 2.0 on either),
+        # the others at versions the source does not name; the third device never ran 2.0.
+        for i, r in enumerate(mine):
+            release = "2.0" if d != devices[2] and i < 2 else ""
+            picked.append(r.model_copy(update={"engine_version": release, "id": f"S{len(picked)}"}))
+    design = pub.Design(picked)
+    x = np.array([later if r.engine_version == "2.0" else truth for r in picked])
+    times = design.predict(x)
+    synthetic = [r.model_copy(update={"value": float(t)}) for r, t in zip(picked, times, strict=True)]
+    fitted = pub.fit_hierarchy(synthetic, shrink=1e-3, loss="linear", versions=True)
+    assert ("vllm", "2.0") in fitted.releases and not any(k[2] == "2.0" for k in fitted.versions)
+    # On the device that never ran it, 2.0's rows are estimated as 2.0 costs (the fit may share its
+    # cost among the fixed costs a lone TTFT cannot tell apart), the others as before.
+    third = [r for r in synthetic if r.hardware == devices[2]]
+    klass = pub.device_class_of(devices[2])
+    at = pub.Design(third)
+    for version, params in (("2.0", later), ("", truth)):
+        x = fitted.compose("vllm", klass, devices[2], version)
+        assert at.predict(x) == pytest.approx(at.predict(params), rel=0.03), version
+    assert not np.allclose(at.predict(later), at.predict(truth), rtol=0.1)  # the test can tell them apart
+    # Without the release level, nothing would tell the third device about 2.0.
+    bare = pub.Fitted(fitted.root, fitted.classes, fitted.engines, fitted.pairs, fitted.devices,
+                      fitted.seen, fitted.versions)  # fmt: skip
+    assert np.allclose(
+        bare.compose("vllm", klass, devices[2], "2.0"), fitted.compose("vllm", klass, devices[2])
+    )
+    # A release seen on one device only gets no offset across devices: there, what it does everywhere
+    # and what it does on that device cannot be told apart.
+    first = [r for r in synthetic if r.hardware == devices[0]]
+    one = [
+        r.model_copy(update={"engine_version": "2.0" if r in first[:3] else ""})
+        if r.hardware in devices[:2]
+        else r
+        for r in synthetic
+    ]
+    alone = pub.fit_hierarchy(one, shrink=1e-3, loss="linear", versions=True)
+    assert ("vllm", "2.0") not in alone.releases and ("vllm", devices[0], "2.0") in alone.versions
+
+
 def test_accuracy_on_the_report_split_meets_the_floors(rows):
     summary = pub.error_summary(pub.evaluate_rows(r for r in rows if r.split == "report"))
     by = {(s["category"], s["engine"]): s for s in summary}
@@ -433,19 +493,19 @@ def test_accuracy_on_the_report_split_meets_the_floors(rows):
         ("decode", "sglang"): 0.082,
         ("prefill", "sglang"): 0.113,
         ("throughput", "sglang"): 0.07,
-        ("decode", "vllm"): 0.12,  # the goal itself: 7.8% today
-        ("throughput", "vllm"): 0.18,  # the goal (15%) missed: 15.1% today
+        ("decode", "vllm"): 0.12,  # the goal itself: 8.9% today
+        ("throughput", "vllm"): 0.18,  # the goal (15%) missed: 15.8% today (15.1% on fewer rows before)
         ("end-to-end", "vllm"): 0.031,
-        ("decode", "vendor AMD"): 0.105,  # 9.7% today (8.9% before the refit the RTX PRO 6000 peaks forced)
+        ("decode", "vendor AMD"): 0.105,  # 9.8% today
         ("prefill", "vendor AMD"): 0.085,
         ("throughput", "vendor AMD"): 0.075,
     }
     for key, floor in floors.items():
         assert by[key]["estimate_median_abs_error"] <= floor, key
     # The issue's goals, for every engine and for AMD wherever the report split has the rows: decode
-    # at most 12%, prefill and serving throughput at most 15%. Not yet met: vLLM's prefill (19 rows, 22.1%:
-    # the RTX 4090 sweep's TTFT at 32 users, the simulated start-up queues of the recipes runs, a
-    # PCIe TP4 MoE run; README, "Accuracy, measured") and its serving throughput (15.1%).
+    # at most 12%, prefill and serving throughput at most 15%. Not yet met: vLLM's prefill (33 rows,
+    # 24.4%: a fixed cost per request outside the device that differs 5-50 ms between sources, start-up
+    # queues, a PCIe TP4 MoE run; README, "Accuracy, measured") and its serving throughput (53 rows, 15.8%).
     goals = {"decode": 0.12, "prefill": 0.15, "throughput": 0.15}
     missed = {("prefill", "vllm"), ("throughput", "vllm")}
     for group in ("vllm", "sglang", "tensorrt-llm", "vendor AMD"):

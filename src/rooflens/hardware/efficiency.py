@@ -287,8 +287,9 @@ def published_profile(
     name: str, device: str, vendor: str = "", generation: str = "", version: str = "", model_class: str = ""
 ) -> EfficiencyProfile | None:
     """The profile fitted on published results for profile ``name`` on a device (at ``version``,
-    where that version has its own offset on the device), falling back from the device to its vendor
-    generation, to the engine across devices, to all engines; None if nothing was fitted at all. The
+    where that version has an offset of its own on the device or across devices), falling back from
+    the device to its vendor generation, to the engine across devices, to all engines; None if nothing
+    was fitted at all. The
     result says which level served (``scope``), whether the engine had no calibration row on this
     device, or none of a model of ``model_class`` (dense, MoE, MLA) when given (``extrapolated``),
     and its p10-p90 range factors."""
@@ -301,8 +302,11 @@ def published_profile(
         measured = False  # calibrated here, but never on a model like this one
     candidates = []
     if entry:
+        release = entry.get("by_version", {}).get(version, {}) if version else {}
         candidates += [
-            (entry.get("by_version", {}).get(version, {}).get(device), f"{name} {version} on {device}"),
+            (release.get(device), f"{name} {version} on {device}"),
+            (release.get("classes", {}).get(klass), f"{name} {version} on {klass}"),
+            (release.get("global"), f"{name} {version}, all devices"),
             (entry.get("devices", {}).get(device), f"{name} on {device}"),
             (entry.get("classes", {}).get(klass), f"{name} on {klass}"),
             (entry.get("global"), f"{name}, all devices"),

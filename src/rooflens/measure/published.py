@@ -36,8 +36,9 @@ Modes and metrics (``validation/README.md`` has the full table):
   the first C prompts queue behind one another, and with equal lengths their successors stay in step;
   the formula's lone prompt joining a desynchronised batch does not hold (it came out 90% short on
   the first calibration row of this kind, and on others it made the fit charge each request up to
-  0.2 s outside the device). Where the source says nothing of the lengths they may vary freely, which
-  keeps the users out of step: the formula stays. The row's run is simulated instead
+  0.2 s outside the device). Where the source says nothing of the lengths, or they vary freely (a
+  conversation dataset such as ShareGPT, whose mean lengths a simulation at those means would hold in
+  lock-step), the users stay out of step: the formula stays. The row's run is simulated instead
   (``serving.simulate``: its users, requests, engine and scheduler, its lengths with the spread the
   source states, ``length_spread``, and a capped run's arrivals at its rate, which start its users
   out of step), and its TTFT median or mean taken. The fit takes them in a second pass only: each
@@ -135,7 +136,8 @@ class PublishedRow(BaseModel):
     # Requests a serving run sent, where the source states it (vllm bench serve's --num-prompts).
     requests: int | None = None
     # Whether the source fixes every prompt and output length of a serving run (a random dataset with
-    # no length spread, and --ignore-eos); empty where it does not say.
+    # no length spread, and --ignore-eos), false where it states them but outputs may end early or
+    # spread by a stated ratio; empty where it does not say or they vary freely (ShareGPT).
     fixed_lengths: bool | None = None
     # The spread of a serving run's lengths where the source states one: each length drawn uniformly
     # from [L (1 - s), L (1 + s)] (vllm bench serve's --random-range-ratio); empty: none stated.
@@ -168,12 +170,11 @@ class PublishedRow(BaseModel):
             raise ValueError(f"row {self.id}: a static row needs its batch")
         if not self.value > 0:
             raise ValueError(f"row {self.id}: value must be positive")
-        if self.mode != "serving" and (
-            self.requests is not None or self.fixed_lengths is not None or self.length_spread is not None
-        ):
+        if self.mode == "static" and self.requests is not None:
+            raise ValueError(f"row {self.id}: requests describes serving and offline runs; leave it empty")
+        if self.mode != "serving" and (self.fixed_lengths is not None or self.length_spread is not None):
             raise ValueError(
-                f"row {self.id}: requests, fixed_lengths and length_spread describe serving runs; leave "
-                "them empty"
+                f"row {self.id}: fixed_lengths and length_spread describe serving runs; leave them empty"
             )
         if self.length_spread is not None:
             if not 0 < self.length_spread < 1:
@@ -253,7 +254,19 @@ class PublishedRow(BaseModel):
         open_loop = self.request_rate is not None and self.concurrency is None
         if open_loop or self.statistic in ("p90", "p99"):
             return False
-        return not (self.mode == "offline" and self.metric not in THROUGHPUT)
+        return not (self.mode == "offline" and (self.metric not in THROUGHPUT or self.one_wave))
+
+    @property
+    def one_wave(self) -> bool:
+        """An offline run that sent no more requests than its engine runs at once (``requests`` at most
+        its ``concurrency``, the batch limit): one wave that ends in a tail of its longest requests at
+        a shrinking batch, not the steady state the formula is. Kept, not predicted."""
+        return (
+            self.mode == "offline"
+            and self.requests is not None
+            and self.concurrency is not None
+            and self.requests <= self.concurrency
+        )
 
     @property
     def simulated(self) -> bool:
@@ -735,7 +748,7 @@ NARROW = np.array(
 ).T
 
 
-NARROW_LEVELS = ("devices", "versions")  # an engine on one device, at one version (chosen by CV)
+NARROW_LEVELS = ("devices", "versions", "releases")  # an engine on one device, at one version (by CV)
 
 
 def fit_offset(
@@ -811,8 +824,9 @@ def _klass(row: PublishedRow) -> str:
 class Fitted:
     """An additive fit in log space: parameters of an engine on a device = all engines' + the device
     generation's offset (any engine) + the engine's offset (any device) + the engine's offset on that
-    generation + on that device + of its version on that device, each present where the calibration
-    rows had enough of it."""
+    generation + on that device + of its version on any device (``releases``: what one release does
+    everywhere, such as its API server's cost per request) + of its version on that device, each
+    present where the calibration rows had enough of it."""
 
     root: np.ndarray
     classes: dict[str, np.ndarray]
@@ -821,6 +835,7 @@ class Fitted:
     devices: dict[tuple[str, str], np.ndarray]
     seen: frozenset
     versions: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
+    releases: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     def compose(
         self, engine: str | None, klass: str | None, device: str | None = None, version: str = ""
@@ -829,6 +844,8 @@ class Fitted:
         zero = np.zeros_like(x)
         x += self.classes.get(klass, zero) if klass else zero
         x += self.engines.get(engine, zero) if engine else zero
+        if engine and version:
+            x += self.releases.get((engine, version), zero)
         if engine and klass:
             x += self.pairs.get((engine, klass), zero)
         if engine and device:
@@ -863,7 +880,15 @@ def fit_hierarchy(
     for c in sorted(set(klass.values())):
         groups.append(("classes", c, [r for r in rows if klass[r.id] == c]))
     for e in sorted({r.engine for r in rows}):
-        groups.append(("engines", e, [r for r in rows if r.engine == e]))
+        of_e = [r for r in rows if r.engine == e]
+        groups.append(("engines", e, of_e))
+        for v in sorted({row_version(r) for r in of_e} - {""}) if versions else ():
+            at_v = [r for r in of_e if row_version(r) == v]
+            # A release among others (or unnamed ones), measured on two devices or more: on one, what
+            # the release does everywhere and what it does there cannot be told apart (that device's
+            # version offset is the one to fit).
+            if MIN_GROUP_ROWS <= len(at_v) < len(of_e) and len({r.hardware for r in at_v}) > 1:
+                groups.append(("releases", (e, v), at_v))
     for e, c in sorted({(r.engine, klass[r.id]) for r in rows}):
         mine = [r for r in rows if r.engine == e and klass[r.id] == c]
         if len(mine) >= MIN_GROUP_ROWS:
@@ -1092,6 +1117,17 @@ def fit_all(rows: list[PublishedRow]) -> dict:
                     fitted.compose(engine, device_class_of(d), d, v),
                     f"{engine} {v} on {d}: its profile on {d} + an offset from its {n} rows at {v}; {note}",
                 )
+        for e, v in sorted(fitted.releases):
+            if e != engine:
+                continue
+            n = sum(row_version(r) == v for r in mine)
+            at_v = by_version.setdefault(v, {})
+            what = f"{engine} {v}: its profile there + an offset from its {n} rows at {v} (any device); "
+            what += note
+            for d in sorted(entry["devices"]):  # the devices with an offset of their own
+                at_v.setdefault(d, profile_fields(fitted.compose(engine, device_class_of(d), d, v), what))
+            at_v["classes"] = {c: profile_fields(fitted.compose(engine, c, None, v), what) for c in klasses}
+            at_v["global"] = profile_fields(fitted.compose(engine, None, None, v), what)
         if by_version:
             entry["by_version"] = by_version
         engines[engine] = entry
