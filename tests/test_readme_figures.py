@@ -124,10 +124,10 @@ def test_early_exit_sparsity_compression_and_prefix_paragraphs():
 
 @pytest.mark.parametrize(
     ("name", "count"),
-    [("models", 72)],
+    [("models", 73)],
 )
 def test_catalog_sizes_quoted(name, count):
-    # "rooflens models  # 72 bundled models, 0.12 B to 1 T".
+    # "rooflens models  # 73 bundled models, 0.12 B to 1 T".
     models = rooflens.model.list_models()
     assert len(models) == count
     sizes = sorted(m.num_params for m in models)
@@ -135,60 +135,55 @@ def test_catalog_sizes_quoted(name, count):
 
 
 def test_planning_answer():
-    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.18 per million tokens, TTFT 383 ms, TPOT 4.6 ms,
-    # one replica ...; then 2 x RTX PRO 6000 (TP 2, NVFP4, FP8 cache, batch 32, $0.230, 3 replicas) and
-    # 1 x B200 (NVFP4, FP8 cache, batch 32, $0.234, 2 replicas) ... memory-bound (100% ...); at 128 ...
-    # TTFT to 765 ms; ... tie at $1.63 per hour instead of $2.04 ... ttft_estimate_range_s".
+    # "1 x B200, NVFP4 ... FP8 KV cache, batch 64 at $0.17 per million tokens, TTFT 499 ms, TPOT 4.8 ms,
+    # one replica ...; then 1 x B300 (NVFP4, FP8 cache, batch 64, $0.189, TTFT 366 ms) and 2 x RTX PRO
+    # 6000 (TP 2, NVFP4, FP8 cache, batch 32, $0.238, 3 replicas) ... memory-bound (100% ...); at 128
+    # ... TTFT to 996 ms; ... tie at $7.16 per hour instead of $7.89 ... ttft_estimate_range_s".
     from rooflens.plan import plan
 
     p = plan("llama-3-8b", prompt=2048, gen=512, ttft=0.5, tpot=0.03, rate=20)
     top = p.entries.iloc[0]
     got = (top.hardware, top.devices, top.quant, top.kv_format, top.batch, top.replicas)
-    assert got == ("b300", 1, "nvfp4", "fp8", 64, 1)
-    assert round(top.usd_per_million_tokens, 2) == 0.18 and round(top.ttft_s * 1e3) == 383
-    assert round(top.tpot_s * 1e3, 1) == 4.6
+    assert got == ("b200", 1, "nvfp4", "fp8", 64, 1)
+    assert round(top.usd_per_million_tokens, 2) == 0.17 and round(top.ttft_s * 1e3) == 499
+    assert round(top.tpot_s * 1e3, 1) == 4.8
     second, third = p.entries.iloc[1], p.entries.iloc[2]
-    got = (
-        second.hardware,
-        second.devices,
-        second.tp,
-        second.quant,
-        second.kv_format,
-        second.batch,
-        second.replicas,
+    got = (second.hardware, second.devices, second.quant, second.kv_format, second.batch, second.replicas)
+    assert got == ("b300", 1, "nvfp4", "fp8", 64, 1)
+    assert round(second.usd_per_million_tokens, 3) == 0.189 and round(second.ttft_s * 1e3) == 366
+    got = (third.hardware, third.devices, third.tp, third.quant, third.kv_format, third.batch, third.replicas)
+    assert (
+        got == ("rtx-pro-6000", 2, 2, "nvfp4", "fp8", 32, 3)
+        and round(third.usd_per_million_tokens, 3) == 0.238
     )
-    assert got == ("rtx-pro-6000", 2, 2, "nvfp4", "fp8", 32, 3)
-    assert round(second.usd_per_million_tokens, 3) == 0.230
-    got = (third.hardware, third.quant, third.kv_format, third.batch, third.replicas)
-    assert got == ("b200", "nvfp4", "fp8", 32, 2) and round(third.usd_per_million_tokens, 3) == 0.234
     text = " ".join(p.explanation)
-    assert "100%" in text and "765 ms" in text and "$1.63 " in text and "$2.04" in text and "NVFP4" in text
+    assert "100%" in text and "996 ms" in text and "$7.16 " in text and "$7.89" in text and "NVFP4" in text
     low, high = p.to_dict()["entries"][0]["ttft_estimate_range_s"]
     assert low < top.ttft_s < high
 
 
 def test_serving_paragraph():
-    # "keeps up: 7.7 completions/s ..., a decode batch of 28, TTFT p50 63 ms (p10-p90 range 46-118 ms
-    # ...) / p99 172 ms, TPOT p50 14 ms (11-17 ms) ... p99 ITL 54 ms ... 1 prefill : 1 decode ... TPOT
-    # 9 ms, ITL p99 10 ms, TTFT p99 159 ms ... 151 output tokens/s per GPU at 153 tokens/s per user at
-    # concurrency 1, 1,791 at 128 per user at 16, 3,790 at 78 at 64".
+    # "keeps up: 7.7 completions/s ..., a decode batch of 27, TTFT p50 98 ms (p10-p90 range 40-165 ms
+    # ...) / p99 232 ms, TPOT p50 14 ms (10-14 ms) ... p99 ITL 57 ms ... 1 prefill : 1 decode ... TPOT
+    # 9 ms, ITL p99 10 ms, TTFT p99 202 ms ... 149 output tokens/s per GPU at 154 tokens/s per user at
+    # concurrency 1, 1,756 at 128 per user at 16, 3,778 at 83 at 64".
     from rooflens.serving import simulate, sweep_concurrency
 
     kw = dict(rate=8, prompt=2048, gen=256, random_range_ratio=0.3, requests=1000)
     s = simulate("llama-3-8b", "h100", **kw).summary
-    assert round(float(s["achieved_rate"]), 1) == 7.7 and round(s["mean_batch"]) == 28
+    assert round(float(s["achieved_rate"]), 1) == 7.7 and round(s["mean_batch"]) == 27
     assert not s["saturated"]
     whole = [round(v * 1e3) for v in (s["ttft"]["p50"], s["ttft"]["p99"], s["tpot"]["p50"], s["itl"]["p99"])]
-    assert whole == [63, 172, 14, 54]
+    assert whole == [98, 232, 14, 57]
     ranges = s["estimate_ranges"]
-    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [46, 118]
-    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [11, 17]
+    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [40, 165]
+    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [10, 14]
     d = simulate("llama-3-8b", "h100", disaggregate=(1, 1), **kw).summary
     assert [round(d[k][p] * 1e3) for k, p in (("tpot", "p50"), ("itl", "p99"), ("ttft", "p99"))] == [
         9,
         10,
-        159,
+        202,
     ]
     rows = sweep_concurrency("llama-3-8b", "h100", [1, 16, 64], prompt=1024, gen=256, requests=200)
     got = [(round(r["output_tokens_per_s_per_device"]), round(r["tokens_per_s_per_user"])) for r in rows]
-    assert got == [(151, 153), (1791, 128), (3790, 78)]
+    assert got == [(149, 154), (1756, 128), (3778, 83)]
