@@ -289,10 +289,9 @@ def published_profile(
     """The profile fitted on published results for profile ``name`` on a device (at ``version``,
     where that version has an offset of its own on the device or across devices), falling back from
     the device to its vendor generation, to the engine across devices, to all engines; None if nothing
-    was fitted at all. The
-    result says which level served (``scope``), whether the engine had no calibration row on this
-    device, or none of a model of ``model_class`` (dense, MoE, MLA) when given (``extrapolated``),
-    and its p10-p90 range factors."""
+    was fitted at all. The result says which level served (``scope``), whether the engine had no
+    calibration row on this device, or none of a model of ``model_class`` (dense, MoE, MLA) when given
+    (``extrapolated``), and its p10-p90 range factors."""
     data = _published_profiles()
     entry = data.get("engines", {}).get(name)
     klass = device_class(vendor, generation)

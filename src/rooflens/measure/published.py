@@ -748,7 +748,8 @@ NARROW = np.array(
 ).T
 
 
-NARROW_LEVELS = ("devices", "versions", "releases")  # an engine on one device, at one version (by CV)
+# An engine on one device, at one version there or on any device: the narrow shape (chosen by CV).
+NARROW_LEVELS = ("devices", "versions", "releases")
 
 
 def fit_offset(
@@ -861,6 +862,15 @@ class Fitted:
         return x, (row.engine, row.hardware) not in self.seen
 
 
+def _versions_among(rows: list[PublishedRow]) -> Iterable[tuple[str, list[PublishedRow]]]:
+    """(version, its rows) for each engine version named among ``rows`` with enough rows for an offset
+    of its own and not all of them (a version among others, or among rows that name none)."""
+    for v in sorted({row_version(r) for r in rows} - {""}):
+        at_v = [r for r in rows if row_version(r) == v]
+        if MIN_GROUP_ROWS <= len(at_v) < len(rows):
+            yield v, at_v
+
+
 def fit_hierarchy(
     rows: list[PublishedRow],
     shrink: float,
@@ -882,12 +892,10 @@ def fit_hierarchy(
     for e in sorted({r.engine for r in rows}):
         of_e = [r for r in rows if r.engine == e]
         groups.append(("engines", e, of_e))
-        for v in sorted({row_version(r) for r in of_e} - {""}) if versions else ():
-            at_v = [r for r in of_e if row_version(r) == v]
-            # A release among others (or unnamed ones), measured on two devices or more: on one, what
-            # the release does everywhere and what it does there cannot be told apart (that device's
-            # version offset is the one to fit).
-            if MIN_GROUP_ROWS <= len(at_v) < len(of_e) and len({r.hardware for r in at_v}) > 1:
+        for v, at_v in _versions_among(of_e) if versions else ():
+            # A release measured on two devices or more: on one, what the release does everywhere and
+            # what it does there cannot be told apart (that device's version offset is the one to fit).
+            if len({r.hardware for r in at_v}) > 1:
                 groups.append(("releases", (e, v), at_v))
     for e, c in sorted({(r.engine, klass[r.id]) for r in rows}):
         mine = [r for r in rows if r.engine == e and klass[r.id] == c]
@@ -897,10 +905,8 @@ def fit_hierarchy(
                 on_d = [r for r in mine if r.hardware == d]
                 if MIN_GROUP_ROWS <= len(on_d) < len(mine):
                     groups.append(("devices", (e, d), on_d))
-                for v in sorted({row_version(r) for r in on_d} - {""}) if versions else ():
-                    at_v = [r for r in on_d if row_version(r) == v]
-                    if MIN_GROUP_ROWS <= len(at_v) < len(on_d):
-                        groups.append(("versions", (e, d, v), at_v))
+                for v, at_v in _versions_among(on_d) if versions else ():
+                    groups.append(("versions", (e, d, v), at_v))
     fitted = Fitted(root, {}, {}, {}, {}, frozenset((r.engine, r.hardware) for r in rows))
     designs = {id(g): Design(g[2], pinned) for g in groups}
     for _ in range(ROUNDS):
