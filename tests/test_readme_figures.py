@@ -135,38 +135,38 @@ def test_catalog_sizes_quoted(name, count):
 
 
 def test_planning_answer():
-    # "1 x B200, NVFP4 ... FP8 KV cache, batch 64 at $0.17 per million tokens, TTFT 499 ms, TPOT 4.8 ms,
-    # one replica ...; then 1 x B300 (NVFP4, FP8 cache, batch 64, $0.189, TTFT 366 ms) and 2 x RTX PRO
-    # 6000 (TP 2, NVFP4, FP8 cache, batch 32, $0.238, 3 replicas) ... memory-bound (100% ...); at 128
-    # ... TTFT to 996 ms; ... tie at $7.16 per hour instead of $7.89 ... ttft_estimate_range_s".
+    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.186 per million tokens, TTFT 384 ms, TPOT 4.7 ms,
+    # one replica ...; then 2 x RTX PRO 6000 (TP 2, NVFP4, FP8 cache, batch 32, $0.225, 3 replicas, TTFT
+    # 432 ms) and 1 x RTX PRO 6000 (NVFP4, FP8 cache, batch 16, 5 replicas, $0.238 ...) ... memory-bound
+    # (100% ...); at 128 ... TTFT to 765 ms; ... tie at $1.69 per device-hour instead of $2.04 ...
+    # ttft_estimate_range_s".
     from rooflens.plan import plan
 
     p = plan("llama-3-8b", prompt=2048, gen=512, ttft=0.5, tpot=0.03, rate=20)
     top = p.entries.iloc[0]
     got = (top.hardware, top.devices, top.quant, top.kv_format, top.batch, top.replicas)
-    assert got == ("b200", 1, "nvfp4", "fp8", 64, 1)
-    assert round(top.usd_per_million_tokens, 2) == 0.17 and round(top.ttft_s * 1e3) == 499
-    assert round(top.tpot_s * 1e3, 1) == 4.8
-    second, third = p.entries.iloc[1], p.entries.iloc[2]
-    got = (second.hardware, second.devices, second.quant, second.kv_format, second.batch, second.replicas)
     assert got == ("b300", 1, "nvfp4", "fp8", 64, 1)
-    assert round(second.usd_per_million_tokens, 3) == 0.189 and round(second.ttft_s * 1e3) == 366
-    got = (third.hardware, third.devices, third.tp, third.quant, third.kv_format, third.batch, third.replicas)
+    assert round(top.usd_per_million_tokens, 3) == 0.186 and round(top.ttft_s * 1e3) == 384
+    assert round(top.tpot_s * 1e3, 1) == 4.7
+    second, third = p.entries.iloc[1], p.entries.iloc[2]
+    got = (second.hardware, second.devices, second.tp, second.quant, second.kv_format, second.batch)
+    assert got == ("rtx-pro-6000", 2, 2, "nvfp4", "fp8", 32) and second.replicas == 3
+    assert round(second.usd_per_million_tokens, 3) == 0.225 and round(second.ttft_s * 1e3) == 432
+    got = (third.hardware, third.devices, third.quant, third.kv_format, third.batch, third.replicas)
     assert (
-        got == ("rtx-pro-6000", 2, 2, "nvfp4", "fp8", 32, 3)
-        and round(third.usd_per_million_tokens, 3) == 0.238
+        got == ("rtx-pro-6000", 1, "nvfp4", "fp8", 16, 5) and round(third.usd_per_million_tokens, 3) == 0.238
     )
     text = " ".join(p.explanation)
-    assert "100%" in text and "996 ms" in text and "$7.16 " in text and "$7.89" in text and "NVFP4" in text
+    assert "100%" in text and "765 ms" in text and "$1.69 " in text and "$2.04" in text and "NVFP4" in text
     low, high = p.to_dict()["entries"][0]["ttft_estimate_range_s"]
     assert low < top.ttft_s < high
 
 
 def test_serving_paragraph():
-    # "keeps up: 7.7 completions/s ..., a decode batch of 27, TTFT p50 98 ms (p10-p90 range 40-165 ms
-    # ...) / p99 232 ms, TPOT p50 14 ms (10-14 ms) ... p99 ITL 57 ms ... 1 prefill : 1 decode ... TPOT
-    # 9 ms, ITL p99 10 ms, TTFT p99 202 ms ... 149 output tokens/s per GPU at 154 tokens/s per user at
-    # concurrency 1, 1,756 at 128 per user at 16, 3,778 at 83 at 64".
+    # "keeps up: 7.7 completions/s ..., a decode batch of 27, TTFT p50 96 ms (p10-p90 range 47-158 ms
+    # ...) / p99 209 ms, TPOT p50 13 ms (8-14 ms) ... p99 ITL 52 ms ... 1 prefill : 1 decode ... TPOT
+    # 9 ms, ITL p99 10 ms, TTFT p99 188 ms ... 144 output tokens/s per GPU at 149 tokens/s per user at
+    # concurrency 1, 1,766 at 128 per user at 16, 3,827 at 83 at 64".
     from rooflens.serving import simulate, sweep_concurrency
 
     kw = dict(rate=8, prompt=2048, gen=256, random_range_ratio=0.3, requests=1000)
@@ -174,16 +174,16 @@ def test_serving_paragraph():
     assert round(float(s["achieved_rate"]), 1) == 7.7 and round(s["mean_batch"]) == 27
     assert not s["saturated"]
     whole = [round(v * 1e3) for v in (s["ttft"]["p50"], s["ttft"]["p99"], s["tpot"]["p50"], s["itl"]["p99"])]
-    assert whole == [98, 232, 14, 57]
+    assert whole == [96, 209, 13, 52]
     ranges = s["estimate_ranges"]
-    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [40, 165]
-    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [10, 14]
+    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [47, 158]
+    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [8, 14]
     d = simulate("llama-3-8b", "h100", disaggregate=(1, 1), **kw).summary
     assert [round(d[k][p] * 1e3) for k, p in (("tpot", "p50"), ("itl", "p99"), ("ttft", "p99"))] == [
         9,
         10,
-        202,
+        188,
     ]
     rows = sweep_concurrency("llama-3-8b", "h100", [1, 16, 64], prompt=1024, gen=256, requests=200)
     got = [(round(r["output_tokens_per_s_per_device"]), round(r["tokens_per_s_per_user"])) for r in rows]
-    assert got == [(149, 154), (1756, 128), (3778, 83)]
+    assert got == [(144, 149), (1766, 128), (3827, 83)]

@@ -378,9 +378,15 @@ def test_prefix_cache_and_chunked_prefill():
     plain = simulate("llama-3-8b", "h100", **kw).summary
     cached = simulate("llama-3-8b", "h100", scheduler=replace(vllm, prefix_cache_hit_rate=0.5), **kw).summary
     assert cached["ttft"]["p50"] < plain["ttft"]["p50"] and cached["tpot"]["p50"] < plain["tpot"]["p50"]
-    whole = simulate("llama-3-8b", "h100", scheduler=replace(vllm, chunked_prefill=False), **kw).summary
-    # Whole-prompt steps stall every running decode: the worst gaps between tokens grow.
+    apart = replace(vllm, chunked_prefill=False, mixed_steps=False)
+    whole = simulate("llama-3-8b", "h100", scheduler=apart, **kw).summary
+    # Whole-prompt steps that run alone stall every running decode: the worst gaps between tokens grow.
     assert whole["itl"]["p99"] > 1.5 * plain["itl"]["p99"]
+    # So do chunked prompts that run alone (SGLang's default): a decode waits out each prompt's steps,
+    # where vLLM's mixed steps carry it along.
+    alone = simulate("llama-3-8b", "h100", scheduler=replace(vllm, mixed_steps=False), **kw).summary
+    assert alone["itl"]["p99"] > 1.5 * plain["itl"]["p99"]
+    assert not SchedulerConfig.for_engine("sglang").mixed_steps and vllm.mixed_steps
     lone = simulate("llama-3-8b", "h100", rate=1e-3, prompt=2048, gen=2, requests=1, basis="ideal",
                     scheduler=SchedulerConfig(prefix_cache_hit_rate=0.5)).summary  # fmt: skip
     assert lone["ttft"]["p50"] < 0.6 * rooflens.analyze("llama-3-8b", "h100", prompt=2048, gen=2).ttft_s
@@ -455,6 +461,7 @@ def test_bad_simulations(kwargs, message):
         ({"max_num_seqs": 2.5}, "max_num_seqs takes a whole number"),
         ({"cuda_graph_max_batch": -1}, "cuda_graph_max_batch must be in"),
         ({"chunked_prefill": "yes"}, "chunked_prefill takes True or False"),
+        ({"mixed_steps": 1}, "mixed_steps takes True or False"),
     ],
 )
 def test_bad_scheduler_configs(kwargs, message):

@@ -1287,7 +1287,7 @@ def simulate(
         _option(
             "--chunked-prefill",
             rich_help_panel=SCHEDULER,
-            help="Mix prompt chunks into decode steps [engine's].",
+            help="Split long prompts over steps within the token budget [engine's].",
         ),
     ] = False,
     no_chunked_prefill: Annotated[
@@ -1295,7 +1295,23 @@ def simulate(
         _option(
             "--no-chunked-prefill",
             rich_help_panel=SCHEDULER,
-            help="Never mix prompt chunks into decode steps [engine's].",
+            help="Prefill each prompt whole, in one step [engine's].",
+        ),
+    ] = False,
+    mixed_steps: Annotated[
+        bool,
+        _option(
+            "--mixed-steps",
+            rich_help_panel=SCHEDULER,
+            help="Carry the running decodes in steps with prompt tokens, as vLLM does [engine's].",
+        ),
+    ] = False,
+    no_mixed_steps: Annotated[
+        bool,
+        _option(
+            "--no-mixed-steps",
+            rich_help_panel=SCHEDULER,
+            help="Run prompts in steps of their own while decodes wait, as SGLang does [engine's].",
         ),
     ] = False,
     block_size: Annotated[
@@ -1364,6 +1380,7 @@ def simulate(
             "gpu_memory_utilization": gpu_memory_utilization, "max_num_seqs": max_num_seqs,
             "max_num_batched_tokens": max_batched_tokens,
             "chunked_prefill": _either(chunked_prefill, no_chunked_prefill, "--chunked-prefill"),
+            "mixed_steps": _either(mixed_steps, no_mixed_steps, "--mixed-steps"),
             "block_size": block_size, "cuda_graph_max_batch": cuda_graph_max_batch,
             "recv_interval": recv_interval, "prefix_cache_hit_rate": prefix_hit,
         }  # fmt: skip

@@ -299,6 +299,9 @@ class SchedulerConfig:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     chunked_prefill: bool = True
+    # Whether a step that carries prompt tokens also carries the running decodes (vLLM V1, llama.cpp),
+    # or runs the prompts alone while the decodes wait (SGLang without --enable-mixed-chunk).
+    mixed_steps: bool = True
     block_size: int = 16
     prefix_cache_hit_rate: float = 0.0
     cuda_graph_max_batch: int = 0  # decode batches up to this run padded CUDA graphs; 0: none
@@ -317,8 +320,9 @@ class SchedulerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise RooflensError(f"{name} takes a whole number, got {value!r}")
-        if not isinstance(self.chunked_prefill, bool):
-            raise RooflensError(f"chunked_prefill takes True or False, got {self.chunked_prefill!r}")
+        for name in ("chunked_prefill", "mixed_steps"):
+            if not isinstance(getattr(self, name), bool):
+                raise RooflensError(f"{name} takes True or False, got {getattr(self, name)!r}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise RooflensError("gpu_memory_utilization must be in (0, 1], e.g. 0.9")
         if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1 or self.block_size < 1:
@@ -343,7 +347,7 @@ class SchedulerConfig:
         for key, value in info.scheduler.items():
             if key in _INT_FIELDS:
                 values[key] = int(value)
-            elif key == "chunked_prefill":
+            elif key in ("chunked_prefill", "mixed_steps"):
                 values[key] = bool(value)
             elif key == "memory_share_of":
                 values[key] = str(value)
@@ -460,16 +464,16 @@ class Instance:
         self._intake()
         self._admit()
         budget = self.engine.max_num_batched_tokens
-        whole_prompts = not self.engine.chunked_prefill and any(r.in_prefill for r in self.running)
-        # Without chunked prefill a step with prompts is all-prefill: decodes wait (what chunking removes).
-        if self.role != "prefill" and not whole_prompts:
+        # Where steps are not mixed, a step with prompts is all-prefill: the decodes wait.
+        prompts_alone = not self.engine.mixed_steps and any(r.in_prefill for r in self.running)
+        if self.role != "prefill" and not prompts_alone:
             for r in [r for r in self.running if not r.in_prefill]:
                 # r.blocks == 0: preempted by an earlier one of these (a list lookup here was
                 # quadratic in the batch)
                 if r.blocks and self.blocks_for(r.prompt + r.generated + 1) > r.blocks:
                     self._grow(r)
         decodes = (
-            [] if self.role == "prefill" or whole_prompts else [r for r in self.running if not r.in_prefill]
+            [] if self.role == "prefill" or prompts_alone else [r for r in self.running if not r.in_prefill]
         )
         prefilling = [r for r in self.running if r.in_prefill]
         tokens = len(decodes)

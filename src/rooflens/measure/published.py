@@ -16,9 +16,11 @@ Modes and metrics (``validation/README.md`` has the full table):
   then the engine's batch limit or the KV cache's, whichever is smaller): the steady state of a
   continuously batching server. Over one request's life the server runs C prompts and ``gen``
   decode steps of C sequences: the cycle ``E2E = prefill(C x prompt) + decode(C, gen)``, and
-  ``throughput = C x gen / E2E``; ``TTFT = prefill(1 x prompt) + 1.5 decode steps`` (the prompt joins
-  a running step, after half a step's wait on average; a lone user, C = 1, finds no step running, so
-  its TTFT is its prefill); ``TPOT = (E2E - TTFT) / (gen - 1)``. Where the
+  ``throughput = C x gen / E2E``; ``TTFT = 0.5 decode steps + the pass that carries the prompt`` (half
+  a step's wait on average, then, where the scheduler mixes prompts into decode steps, one pass of the
+  prompt and the other C - 1 users' next tokens, which reads the weights once, else the prompt's own
+  pass; a lone user, C = 1, finds no step running, so its TTFT is its prefill);
+  ``TPOT = (E2E - TTFT) / (gen - 1)``. Where the
   run's scheduler takes new requests in only every R decode steps (the row's ``scheduler`` column,
   SGLang's ``--scheduler-recv-interval``), a request also waits (R - 1) / 2 steps on average, added to
   its TTFT and to the cycle, and its prompt is prefilled with the others that arrived in the same
@@ -371,9 +373,34 @@ def intake_wait(row: PublishedRow) -> float:
 
 
 def join_steps(row: PublishedRow) -> float:
-    """Decode steps of the running batch in a served request's TTFT: 1.5 (half a step's wait, then the
-    step that carries its prompt), or none for a lone user, whose request finds no batch running."""
-    return 0.0 if concurrency(row) == 1 else 1.5
+    """Decode steps of the running batch in a served request's TTFT before the pass that carries its
+    prompt: half a step's wait on average, or none for a lone user, whose request finds no batch
+    running. (The pass itself is ``first_pass``: with the running users' tokens riding in it where the
+    scheduler mixes them, so the weights it reads are read once, not once for the prompt and once for
+    a decode step.)"""
+    return 0.0 if concurrency(row) == 1 else 0.5
+
+
+def riders(row: PublishedRow) -> int:
+    """Decode tokens that ride in the pass carrying a served request's prompt: the other C - k users'
+    next tokens where the scheduler mixes prompts into decode steps (``mixed_steps``: vLLM's default),
+    as ``serving.simulate`` plans such a step; none where a step with prompts runs them alone while
+    the decodes wait (SGLang's default, TensorRT-LLM as modelled) or for a lone user."""
+    if row.mode != "serving" or not _needs_one(row) or not scheduler_of(row).mixed_steps:
+        return 0
+    return max(concurrency(row) - first_batch(row), 0)
+
+
+def first_pass(
+    row: PublishedRow, profile: EfficiencyProfile | Literal["default"] | None = "default"
+) -> Report:
+    """The analysis of the pass that yields a served request's first token: its prompt and the others
+    taken in with it (``first_batch``: k prompts), with the riders' decode tokens spread over the k
+    prompts (each ceil(riders / k) tokens longer: one pass of the right number of tokens, whose
+    weights are read once; the riders' attention to their own contexts is left out, small beside the
+    weights at the short contexts where the pass is bandwidth-bound)."""
+    k = first_batch(row)
+    return analyse_row(row, profile, batch=k, prompt=row.prompt + math.ceil(riders(row) / k))
 
 
 def first_batch(row: PublishedRow) -> int:
@@ -424,18 +451,20 @@ def analyse_row(
     row: PublishedRow,
     profile: EfficiencyProfile | Literal["default"] | None = "default",
     batch: int | None = None,
+    prompt: int | None = None,
 ) -> Report:
-    """Run the analysis a row calls for (at ``batch`` sequences: default its concurrency);
-    ``profile`` overrides the efficiency profile (None: ideal only)."""
+    """Run the analysis a row calls for (at ``batch`` sequences: default its concurrency, of ``prompt``
+    tokens each: default its prompt); ``profile`` overrides the efficiency profile (None: ideal only)."""
     spec, hw = load_model(row.model), load_hardware(row.hardware)
     b = concurrency(row) if batch is None else batch
+    p = row.prompt if prompt is None else prompt
     kw = {**row.base_settings(), "batch": b}
     if row.mode == "static" and row.category == "prefill":
-        kw.update(prompt=row.prompt, gen=1)
+        kw.update(prompt=p, gen=1)
     elif row.mode == "static" and row.category == "decode":
-        kw.update(prompt=max(row.prompt, 1), gen=row.gen + 1)
+        kw.update(prompt=max(p, 1), gen=row.gen + 1)
     else:
-        kw.update(prompt=row.prompt, gen=max(row.gen, 2) if row.mode != "static" else row.gen)
+        kw.update(prompt=p, gen=max(row.gen, 2) if row.mode != "static" else row.gen)
     if profile is None:
         return run(spec, hw, make_settings(**kw, engine=row.engine, estimate=False))
     if profile != "default":  # the device's own profile, under the row's engine name so it is chosen
@@ -647,9 +676,10 @@ def row_phases(row: PublishedRow) -> tuple[Phase, Phase, Phase | None]:
         decode = summarise(report.decode, per_device, per_device)
         one = None
         if _needs_one(row):
-            k = first_batch(row)
-            single = analyse_row(row, profile=None, batch=k)
-            one = summarise(single.prefill, k, k * s.prompt)
+            first = first_pass(row, profile=None)
+            one = summarise(
+                first.prefill, first_batch(row) + riders(row), first.settings.batch * first.settings.prompt
+            )
         _PHASES[key] = (prefill, decode, one)
     return _PHASES[key]
 
@@ -1216,7 +1246,7 @@ def evaluate_rows(rows: Iterable[PublishedRow]) -> list[RowResult]:
         if row.simulated:
             ideal, estimate = simulated_times(row)
         else:
-            one = analyse_row(row, batch=first_batch(row)) if _needs_one(row) else None
+            one = first_pass(row) if _needs_one(row) else None
             ideal, estimate = predicted_times(row, report, one)
         lo = hi = None
         profile = report.profile
