@@ -77,7 +77,7 @@ def test_the_wheel_ships_the_dataset_and_the_fitted_profiles(wheel):
         packaged = z.read("rooflens/measure/published.csv")
     assert {
         "rooflens/measure/published.csv",
-        "rooflens/hardware/efficiency.yaml",  # what `python -m rooflens.measure.published fit` writes
+        "rooflens/hardware/efficiency.json",  # what `python -m rooflens.measure.published fit` writes
         "rooflens/hardware/catalog.yaml",
         "rooflens/engines.yaml",
         "rooflens/model/catalog/llama-3-8b.json",

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from rooflens.cli import app
@@ -407,7 +406,7 @@ def test_the_split_is_the_recorded_hash_rule(rows):
 
 @pytest.fixture(scope="module")
 def shipped():
-    return yaml.safe_load((ROOT / "src" / "rooflens" / "hardware" / "efficiency.yaml").read_text())
+    return json.loads((ROOT / "src" / "rooflens" / "hardware" / "efficiency.json").read_text())
 
 
 def test_shipped_profiles_are_exactly_the_calibration_fit(rows, shipped):

@@ -3,7 +3,7 @@ TensorRT-LLM, llama.cpp, MLX, transformers).
 
 An engine has a name (with aliases), per-vendor backends where one engine has several kernel sets
 (llama.cpp: CUDA, ROCm, Metal), and its scheduler's defaults (``rooflens.serving.SchedulerConfig``).
-Its efficiency profiles live in ``hardware/efficiency.yaml``, keyed by the engine's profile name
+Its efficiency profiles live in ``hardware/efficiency.json``, keyed by the engine's profile name
 (``profile_name``). The data is ``engines.yaml``; every default there carries its source.
 """
 

@@ -66,8 +66,8 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 
 def load_bundled_yaml(text: str) -> Any:
-    """Parse one of rooflens's own YAML files with libyaml where PyYAML has it (the fitted profiles
-    parse in 0.04 s instead of 0.6 s: most of a cold CLI run), else the pure-Python safe loader."""
+    """Parse one of rooflens's own YAML files with libyaml where PyYAML has it (ten times faster than
+    the pure-Python safe loader, which serves where it does not)."""
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # safe: no object tags
 
 

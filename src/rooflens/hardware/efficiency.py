@@ -26,6 +26,7 @@ on) or published end-to-end results (the calibration split of ``validation/publi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import cache, cached_property
 from importlib import resources
@@ -33,8 +34,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from ..userfiles import load_bundled_yaml
 
 KINDS = ("matmul", "attention", "vector")
 MIN_EFFICIENCY = 1e-4  # a factor below this is a typo (0.01% of peak), and would overflow times
@@ -269,8 +268,10 @@ class EfficiencyProfile(BaseModel):
 
 @cache
 def _published_profiles() -> dict:
-    text = (resources.files("rooflens.hardware") / "efficiency.yaml").read_text()
-    return load_bundled_yaml(text) or {}
+    """The fitted profiles (``efficiency.json``, written by ``python -m rooflens.measure.published
+    fit``): JSON, because a quarter of a megabyte of it parses in milliseconds, where YAML took a
+    fifth of a second of every CLI call."""
+    return json.loads((resources.files("rooflens.hardware") / "efficiency.json").read_text())
 
 
 def published_engines() -> list[str]:
