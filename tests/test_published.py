@@ -118,9 +118,9 @@ def test_a_served_prompt_rides_in_one_pass_with_the_running_decodes():
     assert pub.riders(row.model_copy(update={"concurrency": 1})) == 0
     assert pub.riders(row.model_copy(update={"metric": "output_tokens_per_s", "statistic": ""})) == 0
     for engine in ("sglang", "tensorrt-llm"):
-        alone = row.model_copy(update={"engine": engine})
-        assert not pub.scheduler_of(alone).mixed_steps and pub.riders(alone) == 0
-        assert pub.first_pass(alone, profile=None).settings.prompt == 1000
+        apart = row.model_copy(update={"engine": engine})
+        assert not pub.scheduler_of(apart).mixed_steps and pub.riders(apart) == 0
+        assert pub.first_pass(apart, profile=None).settings.prompt == 1000
     # A scheduler taking requests in every 4 steps (the row's scheduler column) at 64 users: k = 1 +
     # round(64 x 3 / 101) = 3 prompts arrive together, and the other 61 users' tokens ride with them,
     # ceil(61 / 3) = 21 tokens per prompt.
