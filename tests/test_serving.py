@@ -517,6 +517,12 @@ def test_cli_simulate(tmp_path):
     assert lazy["queue"]["mean"] > eager["queue"]["mean"]
     zero = CliRunner().invoke(app, [*every, "--recv-interval", "0"])
     assert zero.exit_code != 0 and "recv_interval must be in" in zero.output
+    # --mixed-steps overrides SGLang's default (prompt steps alone); both forms at once are refused.
+    assert not eager["scheduler"]["mixed_steps"]
+    mixed = json.loads(CliRunner().invoke(app, [*every, "--mixed-steps"]).output)
+    assert mixed["scheduler"]["mixed_steps"] and mixed["itl"]["p99"] < eager["itl"]["p99"]
+    both = CliRunner().invoke(app, [*every, "--mixed-steps", "--no-mixed-steps"])
+    assert both.exit_code != 0 and "not both" in both.output
 
 
 def test_cli_concurrency_sweep(tmp_path):
