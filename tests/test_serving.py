@@ -378,12 +378,15 @@ def test_prefix_cache_and_chunked_prefill():
     plain = simulate("llama-3-8b", "h100", **kw).summary
     cached = simulate("llama-3-8b", "h100", scheduler=replace(vllm, prefix_cache_hit_rate=0.5), **kw).summary
     assert cached["ttft"]["p50"] < plain["ttft"]["p50"] and cached["tpot"]["p50"] < plain["tpot"]["p50"]
-    apart = replace(vllm, chunked_prefill=False, mixed_steps=False)
-    whole = simulate("llama-3-8b", "h100", scheduler=apart, **kw).summary
-    # Whole-prompt steps that run alone stall every running decode: the worst gaps between tokens grow.
-    assert whole["itl"]["p99"] > 1.5 * plain["itl"]["p99"]
-    # So do chunked prompts that run alone (SGLang's default): a decode waits out each prompt's steps,
-    # where vLLM's mixed steps carry it along.
+    # With a 512-token budget chunked prefill spreads a 2,048-token prompt over four steps that carry
+    # the decodes along; prefilled whole, the prompt makes one long step: the worst gaps between tokens
+    # grow.
+    small = replace(vllm, max_num_batched_tokens=512)
+    chunked = simulate("llama-3-8b", "h100", scheduler=small, **kw).summary
+    whole = simulate("llama-3-8b", "h100", scheduler=replace(small, chunked_prefill=False), **kw).summary
+    assert whole["itl"]["p99"] > 1.5 * chunked["itl"]["p99"]
+    # Prompts that run in steps of their own (SGLang's default) stall every running decode: a decode
+    # waits out each prompt's steps, where vLLM's mixed steps carry it along.
     alone = simulate("llama-3-8b", "h100", scheduler=replace(vllm, mixed_steps=False), **kw).summary
     assert alone["itl"]["p99"] > 1.5 * plain["itl"]["p99"]
     assert not SchedulerConfig.for_engine("sglang").mixed_steps and vllm.mixed_steps
@@ -523,6 +526,8 @@ def test_cli_simulate(tmp_path):
     assert mixed["scheduler"]["mixed_steps"] and mixed["itl"]["p99"] < eager["itl"]["p99"]
     both = CliRunner().invoke(app, [*every, "--mixed-steps", "--no-mixed-steps"])
     assert both.exit_code != 0 and "not both" in both.output
+    vllm = [*every[:-2], "--engine", "vllm", "--no-mixed-steps"]
+    assert not json.loads(CliRunner().invoke(app, vllm).output)["scheduler"]["mixed_steps"]
 
 
 def test_cli_concurrency_sweep(tmp_path):

@@ -14,16 +14,17 @@ vLLM moved ``random`` to a spread around the mean; output lengths at least 1). v
 not subtracted. SGLang's ``bench_serving --random-range-ratio`` means something else ([L * r, L]).
 
 Scheduling: each engine instance runs steps like vLLM's scheduler: running decodes first, one token
-each, then prompt tokens up to the per-step token budget (chunked prefill; without it a step is
-all-prefill or all-decode). KV memory is paged: ``gpu_memory_utilization`` of device memory, less
-weights, activations of the largest step and runtime overhead, split into blocks of ``block_size``
-tokens; a request is admitted when its prompt's blocks are free, and a decode that needs a block when
-none is left preempts the newest request (recomputed later, as vLLM does). A prefix-cache hit rate skips
-that share of every prompt's computation. Arrivals wait for the scheduler's next intake: before every
-step by default, or every ``recv_interval`` decode steps (SGLang's ``--scheduler-recv-interval``; at
-once after a step with prompt tokens, or when the instance is idle). Disaggregation runs prefill and
-decode on separate instances and moves each prompt's KV cache between them over the interconnect (or
-the network), bandwidth plus latency.
+each, then prompt tokens up to the per-step token budget (``chunked_prefill`` splits a long prompt over
+steps; without it a prompt is prefilled whole). Where ``mixed_steps`` is off (SGLang's default), a step
+with prompt tokens carries no decodes: they wait. KV memory is paged: ``gpu_memory_utilization`` of
+device memory, less weights, activations of the largest step and runtime overhead, split into blocks of
+``block_size`` tokens; a request is admitted when its prompt's blocks are free, and a decode that needs
+a block when none is left preempts the newest request (recomputed later, as vLLM does). A prefix-cache
+hit rate skips that share of every prompt's computation. Arrivals wait for the scheduler's next intake:
+before every step by default, or every ``recv_interval`` decode steps (SGLang's
+``--scheduler-recv-interval``; at once after a step with prompt tokens, or when the instance is idle).
+Disaggregation runs prefill and decode on separate instances and moves each prompt's KV cache between
+them over the interconnect (or the network), bandwidth plus latency.
 
 Scheduler defaults per engine (``SchedulerConfig.for_engine``; the data and its sources are
 ``engines.yaml``): ``simulate(engine="vllm")`` takes vLLM's (max_num_seqs 1024, 8192 tokens per step,

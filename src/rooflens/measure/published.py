@@ -18,7 +18,7 @@ Modes and metrics (``validation/README.md`` has the full table):
   decode steps of C sequences: the cycle ``E2E = prefill(C x prompt) + decode(C, gen)``, and
   ``throughput = C x gen / E2E``; ``TTFT = 0.5 decode steps + the pass that carries the prompt`` (half
   a step's wait on average, then, where the scheduler mixes prompts into decode steps, one pass of the
-  prompt and the other C - 1 users' next tokens, which reads the weights once, else the prompt's own
+  prompt and the other users' next tokens, which reads the weights once, else the prompt's own
   pass; a lone user, C = 1, finds no step running, so its TTFT is its prefill);
   ``TPOT = (E2E - TTFT) / (gen - 1)``. Where the
   run's scheduler takes new requests in only every R decode steps (the row's ``scheduler`` column,
@@ -398,16 +398,17 @@ def first_pass(
     """The analysis of the pass that yields a served request's first token: its prompt and the others
     taken in with it (``first_batch``: k prompts), with the riders' decode tokens spread over the k
     prompts (each ceil(riders / k) tokens longer: one pass of the right number of tokens, whose
-    weights are read once; the riders' attention to their own contexts is left out, small beside the
-    weights at the short contexts where the pass is bandwidth-bound)."""
+    weights are read once). Left out: the riders' attention to their own contexts, small beside the
+    weights at short contexts, but not at long ones with many users (for Llama-3-8B on an H100 at 64
+    users and 2,000 tokens of context, attention is 44% of a decode step)."""
     k = first_batch(row)
     return analyse_row(row, profile, batch=k, prompt=row.prompt + math.ceil(riders(row) / k))
 
 
 def first_batch(row: PublishedRow) -> int:
-    """Prompts prefilled together in the one-prompt phase of a row: for a served request's TTFT, its
-    own and those arriving in its intake window, C (R - 1) / gen of them in a closed loop (see the
-    module docstring); else 1."""
+    """Prompts prefilled together in the first pass of a row (``first_pass``): for a served request's
+    TTFT, its own and those arriving in its intake window, C (R - 1) / gen of them in a closed loop
+    (see the module docstring); else 1."""
     if row.mode != "serving" or row.metric != "ttft_s":
         return 1
     c, r = concurrency(row), scheduler_of(row).recv_interval
@@ -481,7 +482,8 @@ def _terms(row: PublishedRow, prefill: float, decode: float, prefill_one: float,
 
 
 def _weights(row: PublishedRow, decode_steps: int) -> tuple[float, float, float]:
-    """Weights of (prefill of the batch, its decode phase, one prompt's prefill) in the row's time."""
+    """Weights of (prefill of the batch, its decode phase, the first pass carrying a served prompt) in
+    the row's time."""
     steps = max(decode_steps, 1)
     if row.mode == "static":
         if row.category == "prefill":
@@ -512,16 +514,20 @@ def _weights(row: PublishedRow, decode_steps: int) -> tuple[float, float, float]
 def predicted_times(
     row: PublishedRow, report: Report, one: Report | None = None
 ) -> tuple[float, float | None]:
-    """(ideal, estimate) of the time the row measures, from its analysis (and one prompt's, serving)."""
+    """(ideal, estimate) of the time the row measures, from its analysis (and its first pass's, serving)."""
     steps = report.decode.steps
     one_ideal = one.prefill.time_s if one is not None else 0.0
     ideal = _terms(row, report.prefill.time_s, report.decode.time_s, one_ideal, steps)
     if report.prefill.estimate_s is None:
         return ideal, None
     one_est = one.prefill.estimate_s if one is not None else 0.0
-    served = request_overheads(row) * (report.profile.request_overhead_s if report.profile else 0.0)
+    profile = report.profile
+    served = request_overheads(row) * (profile.request_overhead_s if profile else 0.0)
+    # The first pass's analysis holds its k prompts; the riders are sequences of that step too, each
+    # with its per-sequence cost (as the fit's Design and serving.simulate count them).
+    riding = riders(row) * profile.seq_overhead_s if profile is not None and one is not None else 0.0
     return ideal, served + _terms(
-        row, report.prefill.estimate_s, report.decode.estimate_s or 0.0, one_est or 0.0, steps
+        row, report.prefill.estimate_s, report.decode.estimate_s or 0.0, (one_est or 0.0) + riding, steps
     )
 
 
@@ -667,7 +673,8 @@ _PHASES: dict[tuple, tuple[Phase, Phase, Phase | None]] = {}
 
 
 def row_phases(row: PublishedRow) -> tuple[Phase, Phase, Phase | None]:
-    """(prefill of the batch, its decode, one prompt's prefill) of a row, summarised (memoised)."""
+    """(prefill of the batch, its decode, the first pass of a served prompt) of a row, summarised
+    (memoised)."""
     key = _workload(row)
     if key not in _PHASES:
         report = analyse_row(row, profile=None)
