@@ -400,7 +400,7 @@ def first_pass(
     prompts (each ceil(riders / k) tokens longer: one pass of the right number of tokens, whose
     weights are read once). Left out: the riders' attention to their own contexts, small beside the
     weights at short contexts, but not at long ones with many users (for Llama-3-8B on an H100 at 64
-    users and 2,000 tokens of context, attention is 44% of a decode step)."""
+    users, 1,500 tokens of context on average, attention is 44% of a decode step's ideal time)."""
     k = first_batch(row)
     return analyse_row(row, profile, batch=k, prompt=row.prompt + math.ceil(riders(row) / k))
 
