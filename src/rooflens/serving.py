@@ -290,6 +290,7 @@ def _graph_sizes(max_batch: int) -> np.ndarray:
 _INT_FIELDS = (
     "max_num_seqs", "max_num_batched_tokens", "block_size", "cuda_graph_max_batch", "recv_interval",
 )  # fmt: skip
+_BOOL_FIELDS = ("chunked_prefill", "mixed_steps")
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,7 @@ class SchedulerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise RooflensError(f"{name} takes a whole number, got {value!r}")
-        for name in ("chunked_prefill", "mixed_steps"):
+        for name in _BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 raise RooflensError(f"{name} takes True or False, got {getattr(self, name)!r}")
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -348,7 +349,7 @@ class SchedulerConfig:
         for key, value in info.scheduler.items():
             if key in _INT_FIELDS:
                 values[key] = int(value)
-            elif key in ("chunked_prefill", "mixed_steps"):
+            elif key in _BOOL_FIELDS:
                 values[key] = bool(value)
             elif key == "memory_share_of":
                 values[key] = str(value)
