@@ -314,9 +314,16 @@ def test_a_scheduler_that_takes_requests_in_every_r_steps_delays_ttft():
     # The engine's default (SGLang takes requests in every step) changes nothing.
     plain = ttft.model_copy(update={"scheduler": ""})
     assert pub._weights(plain, 100) == (0.0, 0.5 / 100, 1.0) and pub.first_batch(plain) == 1
-    for bad in ("recv_interval", "recv_interval=x", "warp_speed=3"):
-        with pytest.raises(ValueError, match="scheduler takes name=whole-number pairs"):
+    for bad in ("recv_interval", "recv_interval=x", "warp_speed=3", "mixed_steps=1", "recv_interval=true"):
+        with pytest.raises(ValueError, match="scheduler takes name=value pairs"):
             _serving(scheduler=bad)
+    # An on/off field takes true or false: SGLang run with --enable-mixed-chunk mixes its steps, so
+    # the first pass carries the other 32 - 2 users' tokens (15 per prompt), as vLLM's would.
+    mixed = ttft.model_copy(update={"scheduler": "recv_interval=30 mixed_steps=true"})
+    checked = pub.PublishedRow(**mixed.model_dump())
+    assert checked.scheduler_overrides == {"recv_interval": 30, "mixed_steps": True}
+    assert pub.scheduler_of(mixed).mixed_steps and pub.riders(mixed) == 30
+    assert pub.row_phases(mixed)[2].sequences == 32
     with pytest.raises(ValueError, match="recv_interval must be in"):
         _serving(scheduler="recv_interval=0")
     # A lone user's request finds the scheduler idle: no wait, whatever the interval.

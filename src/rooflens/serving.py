@@ -287,10 +287,12 @@ def _graph_sizes(max_batch: int) -> np.ndarray:
     return np.array(cuda_graph_sizes(max_batch), dtype=np.int64)
 
 
-_INT_FIELDS = (
+# The scheduler's whole-number and on/off fields (what engines.yaml and a published row's scheduler
+# column may set besides the memory share and the prefix-cache hit rate).
+INT_FIELDS = (
     "max_num_seqs", "max_num_batched_tokens", "block_size", "cuda_graph_max_batch", "recv_interval",
 )  # fmt: skip
-_BOOL_FIELDS = ("chunked_prefill", "mixed_steps")
+BOOL_FIELDS = ("chunked_prefill", "mixed_steps")
 
 
 @dataclass(frozen=True)
@@ -318,11 +320,11 @@ class SchedulerConfig:
     def __post_init__(self) -> None:
         if self.memory_share_of not in ("total", "free"):
             raise RooflensError(f"memory_share_of takes 'total' or 'free', got {self.memory_share_of!r}")
-        for name in _INT_FIELDS:
+        for name in INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise RooflensError(f"{name} takes a whole number, got {value!r}")
-        for name in _BOOL_FIELDS:
+        for name in BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 raise RooflensError(f"{name} takes True or False, got {getattr(self, name)!r}")
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -347,9 +349,9 @@ class SchedulerConfig:
             raise RooflensError(f"engines.yaml: {info.name} lists unknown scheduler fields {unknown}")
         values: dict[str, Any] = {}
         for key, value in info.scheduler.items():
-            if key in _INT_FIELDS:
+            if key in INT_FIELDS:
                 values[key] = int(value)
-            elif key in _BOOL_FIELDS:
+            elif key in BOOL_FIELDS:
                 values[key] = bool(value)
             elif key == "memory_share_of":
                 values[key] = str(value)

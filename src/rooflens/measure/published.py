@@ -213,20 +213,24 @@ class PublishedRow(BaseModel):
         return self
 
     @property
-    def scheduler_overrides(self) -> dict[str, int]:
-        """The ``scheduler`` column as SchedulerConfig fields (whole numbers)."""
-        from ..serving import SchedulerConfig
+    def scheduler_overrides(self) -> dict[str, int | bool]:
+        """The ``scheduler`` column as SchedulerConfig fields: whole numbers (``recv_interval=30``), or
+        true/false for the on/off ones (``mixed_steps=true``: SGLang's ``--enable-mixed-chunk``)."""
+        from ..serving import BOOL_FIELDS, INT_FIELDS
 
-        known = SchedulerConfig.__dataclass_fields__
-        out: dict[str, int] = {}
+        out: dict[str, int | bool] = {}
         for item in self.scheduler.split():
             name, sep, value = item.partition("=")
-            if not sep or name not in known or not value.isdigit():
+            if sep and name in INT_FIELDS and value.isdigit():
+                out[name] = int(value)
+            elif sep and name in BOOL_FIELDS and value in ("true", "false"):
+                out[name] = value == "true"
+            else:
                 raise ValueError(
-                    f"row {self.id}: scheduler takes name=whole-number pairs of SchedulerConfig fields "
-                    f"(e.g. recv_interval=30), got {item!r}"
+                    f"row {self.id}: scheduler takes name=value pairs of SchedulerConfig fields, a whole "
+                    f"number for {', '.join(INT_FIELDS)} (e.g. recv_interval=30) and true or false for "
+                    f"{', '.join(BOOL_FIELDS)}; got {item!r}"
                 )
-            out[name] = int(value)
         return out
 
     @property
