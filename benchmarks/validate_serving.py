@@ -45,9 +45,10 @@ def runs(rows: list[pub.PublishedRow], split: str = "report") -> dict[tuple, lis
 # The spread given to a run whose source leaves its lengths free (``fixed_lengths`` empty: a
 # conversation dataset, or lengths it does not describe). At its mean lengths and no spread, a
 # closed loop's users would finish together and send their next prompts together, a lock-step the
-# run did not have (its users' TTFT came out 23% long at the median on the calibration split's nine
+# run did not have (its users' TTFT came out 25% long at the median on the calibration split's nine
 # such runs). Chosen on those runs (``--split calibration --free-only``), TTFT median |error| at
-# spreads 0 / 0.25 / 0.5 / 0.8: 23.2 / 12.5 / 12.7 / 13.6%; TPOT 1.2 / 2.7 / 2.7 / 2.7%.
+# spreads 0 / 0.25 / 0.5 / 0.8: 24.9 / 12.1 / 12.3 / 13.7%; TPOT 1.5 / 2.5 / 2.5 / 2.5% (with the
+# shipped profiles; 23.2 / 12.5 / 12.7 / 13.6% with those fitted before 2026-12-01's A100 rows).
 FREE_SPREAD = 0.25
 
 
