@@ -1,9 +1,9 @@
-"""The serving simulation against published closed-loop serving runs (report split only).
+"""The serving simulation against published closed-loop serving runs (the report split by default).
 
     python benchmarks/validate_serving.py              # every report-split closed-loop run
     python benchmarks/validate_serving.py --limit 12   # the first 12 runs (sorted by id)
     python benchmarks/validate_serving.py --split calibration --free-only --free-spread 0.5
-                                                       # how FREE_SPREAD was chosen (see spread())
+                                                       # how FREE_SPREAD was chosen (see its comment)
 
 ``rooflens validate --published`` checks serving rows with a fast steady-state formula (what the
 fit can afford). This script checks what users run instead: ``rooflens.serving.simulate`` with
@@ -45,16 +45,22 @@ def runs(rows: list[pub.PublishedRow], split: str = "report") -> dict[tuple, lis
 # The spread given to a run whose source leaves its lengths free (``fixed_lengths`` empty: a
 # conversation dataset, or lengths it does not describe). At its mean lengths and no spread, a
 # closed loop's users would finish together and send their next prompts together, a lock-step the
-# run did not have (its users' TTFT came out 25% long at the median on the calibration split's nine
-# such runs). Chosen on those runs (``--split calibration --free-only``), TTFT median |error| at
-# spreads 0 / 0.25 / 0.5 / 0.8: 24.9 / 12.1 / 12.3 / 13.7%; TPOT 1.5 / 2.5 / 2.5 / 2.5% (with the
-# shipped profiles; 23.2 / 12.5 / 12.7 / 13.6% with those fitted before 2026-12-01's A100 rows).
+# run did not have (TTFT median error +25% on the calibration split's nine such runs of two users or
+# more; a lone user has no one to keep step with). Chosen on those runs (``--split calibration
+# --free-only``), TTFT median |error| at spreads 0 / 0.25 / 0.5 / 0.8: 24.9 / 12.1 / 12.3 / 13.7%;
+# TPOT 1.5 / 2.5 / 2.5 / 2.5% (with the shipped profiles; TTFT 23.2 / 12.5 / 12.7 / 13.6% with those
+# fitted before 2026-12-01's A100 rows).
 FREE_SPREAD = 0.25
+
+
+def _inferencex_ratio(row: pub.PublishedRow) -> bool:
+    """Whether the run drew its lengths with InferenceX's ``--random-range-ratio 0.8`` (its notes say)."""
+    return "random-range-ratio 0.8" in row.notes
 
 
 def free(row: pub.PublishedRow) -> bool:
     """Whether the run's lengths are free: its source neither fixes them nor states their spread."""
-    stated = row.length_spread is not None or "random-range-ratio 0.8" in row.notes
+    stated = row.length_spread is not None or _inferencex_ratio(row)
     return row.fixed_lengths is None and not stated
 
 
@@ -65,7 +71,7 @@ def spread(row: pub.PublishedRow, free_spread: float = FREE_SPREAD) -> float:
     (fixed lengths, or stated ones that may end early)."""
     if row.length_spread is not None:
         return row.length_spread
-    if "random-range-ratio 0.8" in row.notes:
+    if _inferencex_ratio(row):
         return 1 / 9
     return free_spread if free(row) else 0.0
 
@@ -82,9 +88,23 @@ def simulated(row: pub.PublishedRow, seed: int = 0, free_spread: float = FREE_SP
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="at most this many runs (0: all)")
-    parser.add_argument("--split", choices=("report", "calibration"), default="report")
-    parser.add_argument("--free-only", action="store_true", help="only runs whose lengths are free")
-    parser.add_argument("--free-spread", type=float, default=FREE_SPREAD, help="spread of free lengths")
+    parser.add_argument(
+        "--split",
+        choices=("report", "calibration"),
+        default="report",
+        help="the split whose runs to simulate (default: report)",
+    )
+    parser.add_argument(
+        "--free-only",
+        action="store_true",
+        help="only runs of two users or more whose lengths are free (see free())",
+    )
+    parser.add_argument(
+        "--free-spread",
+        type=float,
+        default=FREE_SPREAD,
+        help=f"spread of free lengths, as --random-range-ratio (default {FREE_SPREAD})",
+    )
     args = parser.parse_args()
     groups = runs(pub.load_rows(), args.split)
     if args.free_only:

@@ -154,6 +154,13 @@ def test_planning_answer():
     assert round(second.usd_per_million_tokens, 3) == 0.239 and round(second.ttft_s * 1e3) == 436
     got = (third.hardware, third.devices, third.quant, third.kv_format, third.batch, third.replicas)
     assert got == ("b200", 1, "nvfp4", "fp8", 32, 2) and round(third.usd_per_million_tokens, 3) == 0.251
+    fourth = p.entries.iloc[3]  # "1 x RTX PRO 6000 at batch 16 follows, $0.254"
+    assert (fourth.hardware, fourth.devices, fourth.batch) == ("rtx-pro-6000", 1, 16)
+    assert round(fourth.usd_per_million_tokens, 3) == 0.254
+    # "at 64 its [the B200's] TTFT, 520 ms, misses the target"
+    b200 = plan("llama-3-8b", prompt=2048, gen=512, ttft=5.0, tpot=0.03, rate=20, hardware=["b200"],
+                tp=(1,), quants=("nvfp4",), kv_formats=("fp8",), batches=(64,))  # fmt: skip
+    assert round(b200.entries.iloc[0].ttft_s * 1e3) == 520
     text = " ".join(p.explanation)
     assert "100%" in text and "764 ms" in text and "$1.65 " in text and "$2.04" in text and "NVFP4" in text
     low, high = p.to_dict()["entries"][0]["ttft_estimate_range_s"]

@@ -287,8 +287,9 @@ def _graph_sizes(max_batch: int) -> np.ndarray:
     return np.array(cuda_graph_sizes(max_batch), dtype=np.int64)
 
 
-# The scheduler's whole-number and on/off fields (what engines.yaml and a published row's scheduler
-# column may set besides the memory share and the prefix-cache hit rate).
+# The scheduler's whole-number and on/off fields: what a published row's scheduler column may set
+# (validation/README.md), and how engines.yaml's values are read (its other fields are floats or, for
+# memory_share_of, a word).
 INT_FIELDS = (
     "max_num_seqs", "max_num_batched_tokens", "block_size", "cuda_graph_max_batch", "recv_interval",
 )  # fmt: skip
