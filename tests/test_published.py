@@ -314,9 +314,17 @@ def test_a_scheduler_that_takes_requests_in_every_r_steps_delays_ttft():
     # The engine's default (SGLang takes requests in every step) changes nothing.
     plain = ttft.model_copy(update={"scheduler": ""})
     assert pub._weights(plain, 100) == (0.0, 0.5 / 100, 1.0) and pub.first_batch(plain) == 1
-    for bad in ("recv_interval", "recv_interval=x", "warp_speed=3", "mixed_steps=1", "recv_interval=true"):
+    for bad in (
+        "recv_interval", "recv_interval=x", "warp_speed=3", "mixed_steps=1", "recv_interval=true",
+        "gpu_memory_utilization=1.5", "gpu_memory_utilization=0", "gpu_memory_utilization=most",
+        "max_num_seqs=0.5",
+    ):  # fmt: skip
         with pytest.raises(ValueError, match="scheduler takes name=value pairs"):
             _serving(scheduler=bad)
+    # A fraction for the memory share: vLLM's --gpu-memory-utilization 0.85.
+    share = pub.PublishedRow(**_serving(scheduler="gpu_memory_utilization=0.85 max_num_seqs=64").model_dump())
+    assert share.scheduler_overrides == {"gpu_memory_utilization": 0.85, "max_num_seqs": 64}
+    assert pub.scheduler_of(share).gpu_memory_utilization == 0.85
     # An on/off field takes true or false: SGLang run with --enable-mixed-chunk mixes its steps, so
     # the first pass carries the other 32 - 2 users' tokens (15 per prompt), as vLLM's would.
     mixed = ttft.model_copy(update={"scheduler": "recv_interval=30 mixed_steps=true"})
@@ -366,6 +374,12 @@ def test_offline_concurrency_is_the_engine_limit_or_the_kv_cache():
     assert pub.concurrency(short.model_copy(update={"concurrency": 1500})) == 1500
     # A stated limit above what the KV cache holds still stops at the cache (about a hundred).
     assert 90 < pub.concurrency(long.model_copy(update={"concurrency": 1500})) < 120
+    # The run's own scheduler settings (the scheduler column) bind too: its max_num_seqs, and its
+    # --gpu-memory-utilization. 0.5 instead of 0.9 of 80 GiB leaves 0.4 x 80 = 32 GiB less for the
+    # cache: 32 / 0.5 = 64 sequences fewer.
+    assert pub.concurrency(short.model_copy(update={"scheduler": "max_num_seqs=256"})) == 256
+    half = long.model_copy(update={"scheduler": "gpu_memory_utilization=0.5"})
+    assert pub.concurrency(half) == c - 64
 
 
 def test_multi_device_rows_run_split_and_price_their_collectives(rows):

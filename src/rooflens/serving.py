@@ -287,13 +287,14 @@ def _graph_sizes(max_batch: int) -> np.ndarray:
     return np.array(cuda_graph_sizes(max_batch), dtype=np.int64)
 
 
-# The scheduler's whole-number and on/off fields: what a published row's scheduler column may set
-# (validation/README.md), and how engines.yaml's values are read (its other fields are floats or, for
-# memory_share_of, a word).
+# The scheduler's whole-number, on/off and fractional fields: what a published row's scheduler column
+# may set (validation/README.md), and how engines.yaml's values are read (its other fields are floats
+# or, for memory_share_of, a word).
 INT_FIELDS = (
     "max_num_seqs", "max_num_batched_tokens", "block_size", "cuda_graph_max_batch", "recv_interval",
 )  # fmt: skip
 BOOL_FIELDS = ("chunked_prefill", "mixed_steps")
+FRACTION_FIELDS = ("gpu_memory_utilization",)  # in (0, 1]: a run's --gpu-memory-utilization
 
 
 @dataclass(frozen=True)

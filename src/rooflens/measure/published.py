@@ -81,7 +81,7 @@ from ..roofline import PhaseResult
 from ..settings import preset
 
 if TYPE_CHECKING:
-    from ..serving import ServingResult
+    from ..serving import SchedulerConfig, ServingResult
 
 Metric = Literal[
     "prefill_tokens_per_s",
@@ -103,6 +103,15 @@ PACKAGED = Path(__file__).with_name("published.csv")  # the copy a built wheel s
 # A source checkout's copy (an editable install, or PYTHONPATH=src).
 CHECKOUT = Path(__file__).resolve().parents[3] / DATA
 LOW_BIT = ("fp8", "fp6", "fp4", "int8", "int4")
+
+
+def _fraction(text: str) -> float | None:
+    """``text`` as a number in (0, 1], else None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 < value <= 1 else None
 
 
 def _optional(value: object) -> object:
@@ -213,23 +222,27 @@ class PublishedRow(BaseModel):
         return self
 
     @property
-    def scheduler_overrides(self) -> dict[str, int | bool]:
-        """The ``scheduler`` column as SchedulerConfig fields: whole numbers (``recv_interval=30``), or
-        true/false for the on/off ones (``mixed_steps=true``: SGLang's ``--enable-mixed-chunk``)."""
-        from ..serving import BOOL_FIELDS, INT_FIELDS
+    def scheduler_overrides(self) -> dict[str, int | bool | float]:
+        """The ``scheduler`` column as SchedulerConfig fields: whole numbers (``recv_interval=30``),
+        true/false for the on/off ones (``mixed_steps=true``: SGLang's ``--enable-mixed-chunk``), or a
+        fraction in (0, 1] (``gpu_memory_utilization=0.85``: vLLM's ``--gpu-memory-utilization``)."""
+        from ..serving import BOOL_FIELDS, FRACTION_FIELDS, INT_FIELDS
 
-        out: dict[str, int | bool] = {}
+        out: dict[str, int | bool | float] = {}
         for item in self.scheduler.split():
             name, sep, value = item.partition("=")
             if sep and name in INT_FIELDS and value.isdigit():
                 out[name] = int(value)
             elif sep and name in BOOL_FIELDS and value in ("true", "false"):
                 out[name] = value == "true"
+            elif sep and name in FRACTION_FIELDS and _fraction(value) is not None:
+                out[name] = _fraction(value)
             else:
                 raise ValueError(
                     f"row {self.id}: scheduler takes name=value pairs of SchedulerConfig fields, a whole "
-                    f"number for {', '.join(INT_FIELDS)} (e.g. recv_interval=30) and true or false for "
-                    f"{', '.join(BOOL_FIELDS)}; got {item!r}"
+                    f"number for {', '.join(INT_FIELDS)} (e.g. recv_interval=30), true or false for "
+                    f"{', '.join(BOOL_FIELDS)} and a fraction in (0, 1] for {', '.join(FRACTION_FIELDS)} "
+                    f"(e.g. gpu_memory_utilization=0.85); got {item!r}"
                 )
         return out
 
@@ -421,26 +434,32 @@ def first_batch(row: PublishedRow) -> int:
 
 def concurrency(row: PublishedRow) -> int:
     """Sequences the row runs at once: its batch or concurrency, or for offline runs the batch limit
-    (the run's own where the source states it, else the engine's default) or what the KV cache holds,
-    whichever is smaller."""
+    (the run's own where the source states it, else its scheduler's) or what the KV cache holds under
+    its scheduler's memory share, whichever is smaller."""
     if row.mode == "static":
         return row.batch or 1
     if row.mode == "serving" and row.concurrency is not None:
         return row.concurrency
     settings = tuple(sorted(row.base_settings().items()))
     c = _offline_concurrency(
-        row.model, row.hardware, row.engine, settings, row.prompt, row.gen, row.concurrency
+        row.model, row.hardware, row.engine, scheduler_of(row), settings, row.prompt, row.gen, row.concurrency
     )
     return c
 
 
 @cache
 def _offline_concurrency(
-    model: str, hardware: str, engine: str, settings: tuple, prompt: int, gen: int, limit: int | None = None
+    model: str,
+    hardware: str,
+    engine: str,
+    eng: SchedulerConfig,
+    settings: tuple,
+    prompt: int,
+    gen: int,
+    limit: int | None = None,
 ) -> int:
-    from ..serving import SchedulerConfig, kv_room, scheduler_defaults
+    from ..serving import kv_room
 
-    eng = scheduler_defaults(hardware, engine) if find_engine(engine) else SchedulerConfig()
     limit = limit or eng.max_num_seqs  # the run's own batch limit when the source states it
     kw = dict(settings)
     settings_one = make_settings(**kw, batch=1, prompt=prompt, gen=gen, engine=engine, estimate=False)
