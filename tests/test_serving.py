@@ -472,6 +472,26 @@ def test_bad_scheduler_configs(kwargs, message):
         SchedulerConfig(**kwargs)
 
 
+def test_scheduler_values_are_read_by_field_type():
+    # One reader for engines.yaml's typed values and a published row's text: whole numbers, true or
+    # false, a word, else a number (a fraction's range is SchedulerConfig's to check, above).
+    from rooflens.serving import scheduler_value
+
+    assert scheduler_value("max_num_seqs", 1024) == 1024 and scheduler_value("max_num_seqs", "256") == 256
+    assert scheduler_value("mixed_steps", True) is True
+    assert scheduler_value("chunked_prefill", "false") is False
+    assert scheduler_value("gpu_memory_utilization", "0.85") == 0.85
+    assert scheduler_value("gpu_memory_utilization", 0.9) == 0.9
+    assert scheduler_value("memory_share_of", "free") == "free"
+    for name, value, kind in (
+        ("max_num_seqs", "2.5", "a whole number"), ("max_num_seqs", True, "a whole number"),
+        ("chunked_prefill", 1, "true or false"), ("chunked_prefill", "yes", "true or false"),
+        ("gpu_memory_utilization", "most", "a number"), ("gpu_memory_utilization", True, "a number"),
+    ):  # fmt: skip
+        with pytest.raises(RooflensError, match=f"{name} takes {kind}"):
+            scheduler_value(name, value)
+
+
 def test_sweep_concurrency():
     rows = sweep_concurrency("llama-3-8b", "h100", [1, 4, 16], requests=32, prompt=256, gen=32,
                              engine="vllm", basis="ideal")  # fmt: skip

@@ -288,13 +288,33 @@ def _graph_sizes(max_batch: int) -> np.ndarray:
 
 
 # The scheduler's whole-number, on/off and fractional fields: what a published row's scheduler column
-# may set (validation/README.md), and how engines.yaml's values are read (its other fields are floats
-# or, for memory_share_of, a word).
+# may set (validation/README.md); ``scheduler_value`` reads them, there and from engines.yaml (whose
+# other fields are floats or, for memory_share_of, a word).
 INT_FIELDS = (
     "max_num_seqs", "max_num_batched_tokens", "block_size", "cuda_graph_max_batch", "recv_interval",
 )  # fmt: skip
 BOOL_FIELDS = ("chunked_prefill", "mixed_steps")
-FRACTION_FIELDS = ("gpu_memory_utilization",)  # in (0, 1]: a run's --gpu-memory-utilization
+FRACTION_FIELDS = ("gpu_memory_utilization",)  # in (0, 1] (SchedulerConfig checks): --gpu-memory-utilization
+
+
+def scheduler_value(name: str, value: object) -> int | bool | float | str:
+    """``value`` (a number or word from engines.yaml, or text from a published row) as the type of
+    SchedulerConfig field ``name``: a whole number, true/false, a word for memory_share_of, else a
+    number. Its range is SchedulerConfig's to check. A value of the wrong kind raises RooflensError."""
+    text = str(value).strip().lower()
+    if name in INT_FIELDS and not isinstance(value, bool) and (isinstance(value, int) or text.isdigit()):
+        return int(text)
+    if name in BOOL_FIELDS and text in ("true", "false"):
+        return text == "true"
+    if name == "memory_share_of":
+        return text
+    if name not in INT_FIELDS + BOOL_FIELDS and not isinstance(value, bool):
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    kind = "a whole number" if name in INT_FIELDS else "true or false" if name in BOOL_FIELDS else "a number"
+    raise RooflensError(f"scheduler field {name} takes {kind}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -349,17 +369,7 @@ class SchedulerConfig:
         unknown = sorted(set(info.scheduler) - known)
         if unknown:
             raise RooflensError(f"engines.yaml: {info.name} lists unknown scheduler fields {unknown}")
-        values: dict[str, Any] = {}
-        for key, value in info.scheduler.items():
-            if key in INT_FIELDS:
-                values[key] = int(value)
-            elif key in BOOL_FIELDS:
-                values[key] = bool(value)
-            elif key == "memory_share_of":
-                values[key] = str(value)
-            else:
-                values[key] = float(value)
-        return cls(**values)
+        return cls(**{key: scheduler_value(key, value) for key, value in info.scheduler.items()})
 
     def graph_batch(self, batch: int) -> int:
         """Rows a decode-only step of ``batch`` sequences computes: the captured size at or above it,

@@ -13,7 +13,8 @@ Modes and metrics (``validation/README.md`` has the full table):
   and ``ttft_s`` (prefill), ``decode_tokens_per_s``, ``tpot_s``, ``itl_s`` (one mean decode step),
   ``output_tokens_per_s`` per device and ``e2e_latency_s`` (the whole batch);
 - ``serving`` at a concurrency C (closed-loop clients) and ``offline`` (all requests at once; C is
-  then the engine's batch limit or the KV cache's, whichever is smaller): the steady state of a
+  then the run's batch limit, else its engine's, or what the KV cache holds under its scheduler's
+  memory share, whichever is smaller): the steady state of a
   continuously batching server. Over one request's life the server runs C prompts and ``gen``
   decode steps of C sequences: the cycle ``E2E = prefill(C x prompt) + decode(C, gen)``, and
   ``throughput = C x gen / E2E``; ``TTFT = 0.5 decode steps + the pass that carries the prompt`` (half
@@ -103,15 +104,6 @@ PACKAGED = Path(__file__).with_name("published.csv")  # the copy a built wheel s
 # A source checkout's copy (an editable install, or PYTHONPATH=src).
 CHECKOUT = Path(__file__).resolve().parents[3] / DATA
 LOW_BIT = ("fp8", "fp6", "fp4", "int8", "int4")
-
-
-def _fraction(text: str) -> float | None:
-    """``text`` as a number in (0, 1], else None."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if 0 < value <= 1 else None
 
 
 def _optional(value: object) -> object:
@@ -212,6 +204,12 @@ class PublishedRow(BaseModel):
                     f"simulation takes ({MAX_REQUESTS:,} requests, {MAX_GENERATED_TOKENS:,} tokens)"
                 )
         overrides = self.scheduler_overrides  # a malformed or unknown setting is refused on load
+        limit = overrides.get("max_num_seqs")
+        if self.mode == "offline" and self.concurrency is not None and limit not in (None, self.concurrency):
+            raise ValueError(
+                f"row {self.id}: an offline run's concurrency is its batch limit, {self.concurrency}, "
+                f"but its scheduler says max_num_seqs={limit}; state one limit"
+            )
         if overrides:
             from ..serving import SchedulerConfig
 
@@ -222,28 +220,27 @@ class PublishedRow(BaseModel):
         return self
 
     @property
-    def scheduler_overrides(self) -> dict[str, int | bool | float]:
+    def scheduler_overrides(self) -> dict[str, int | bool | float | str]:
         """The ``scheduler`` column as SchedulerConfig fields: whole numbers (``recv_interval=30``),
-        true/false for the on/off ones (``mixed_steps=true``: SGLang's ``--enable-mixed-chunk``), or a
-        fraction in (0, 1] (``gpu_memory_utilization=0.85``: vLLM's ``--gpu-memory-utilization``)."""
-        from ..serving import BOOL_FIELDS, FRACTION_FIELDS, INT_FIELDS
+        true/false for the on/off ones (``mixed_steps=true``: SGLang's ``--enable-mixed-chunk``), a
+        fraction in (0, 1] for the memory share (``gpu_memory_utilization=0.85``: vLLM's
+        ``--gpu-memory-utilization``; its range, like every field's, is SchedulerConfig's to check)."""
+        from ..serving import BOOL_FIELDS, FRACTION_FIELDS, INT_FIELDS, scheduler_value
 
-        out: dict[str, int | bool | float] = {}
+        out: dict[str, int | bool | float | str] = {}
         for item in self.scheduler.split():
             name, sep, value = item.partition("=")
-            if sep and name in INT_FIELDS and value.isdigit():
-                out[name] = int(value)
-            elif sep and name in BOOL_FIELDS and value in ("true", "false"):
-                out[name] = value == "true"
-            elif sep and name in FRACTION_FIELDS and _fraction(value) is not None:
-                out[name] = _fraction(value)
-            else:
+            try:
+                if not sep or name not in INT_FIELDS + BOOL_FIELDS + FRACTION_FIELDS:
+                    raise RooflensError(name)
+                out[name] = scheduler_value(name, value)
+            except RooflensError:
                 raise ValueError(
-                    f"row {self.id}: scheduler takes name=value pairs of SchedulerConfig fields, a whole "
-                    f"number for {', '.join(INT_FIELDS)} (e.g. recv_interval=30), true or false for "
-                    f"{', '.join(BOOL_FIELDS)} and a fraction in (0, 1] for {', '.join(FRACTION_FIELDS)} "
+                    f"row {self.id}: scheduler takes name=value pairs of SchedulerConfig fields: a whole "
+                    f"number for {', '.join(INT_FIELDS)} (e.g. recv_interval=30); true or false for "
+                    f"{' or '.join(BOOL_FIELDS)}; a fraction in (0, 1] for {', '.join(FRACTION_FIELDS)} "
                     f"(e.g. gpu_memory_utilization=0.85); got {item!r}"
-                )
+                ) from None
         return out
 
     @property
@@ -371,7 +368,7 @@ def _workload(row: PublishedRow) -> tuple:
 
 
 @cache
-def scheduler_of(row: PublishedRow):
+def scheduler_of(row: PublishedRow) -> SchedulerConfig:
     """The scheduler the row's run used: its engine's defaults on its device, with what the source
     states (the ``scheduler`` column)."""
     from dataclasses import replace
@@ -469,7 +466,12 @@ def _offline_concurrency(
     per_seq = m.kv_cache_bytes + m.state_bytes
     replicas = kw.get("ep", 1)  # attention runs data-parallel over the expert-parallel devices
     fits = int(room // per_seq) * replicas if per_seq > 0 else limit
-    return max(1, min(limit, fits))
+    if fits < 1:  # as serving.simulate refuses such a server
+        raise RooflensError(
+            f"{model} on {hardware} leaves no room in the KV cache for one sequence of {prompt + gen} tokens "
+            f"at gpu_memory_utilization {eng.gpu_memory_utilization} ({room / 1e9:.1f} GB left per device)"
+        )
+    return min(limit, fits)
 
 
 def analyse_row(
