@@ -135,10 +135,10 @@ def test_catalog_sizes_quoted(name, count):
 
 
 def test_planning_answer():
-    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.193 per million tokens, TTFT 383 ms, TPOT 4.9 ms,
-    # one replica ...; then 2 x RTX PRO 6000 (TP 2, NVFP4, FP8 cache, batch 32, $0.239, 3 replicas, TTFT
-    # 436 ms) and 1 x B200 (NVFP4, FP8 cache, batch 32, 2 replicas, $0.251 ...) ... memory-bound
-    # (100% ...); at 128 ... TTFT to 764 ms; ... tie at $1.65 per device-hour instead of $2.04 ...
+    # "1 x B300, NVFP4 ... FP8 KV cache, batch 64 at $0.198 per million tokens, TTFT 423 ms, TPOT 5.0 ms,
+    # one replica ...; then 2 x RTX PRO 6000 (TP 2, NVFP4, FP8 cache, batch 32, $0.240, 3 replicas, TTFT
+    # 472 ms) and 1 x B200 (NVFP4, FP8 cache, batch 32, 2 replicas, $0.257 ...) ... memory-bound
+    # (100% ...); at 128 ... TTFT to 844 ms; ... tie at $1.68 per device-hour instead of $2.04 ...
     # ttft_estimate_range_s".
     from rooflens.plan import plan
 
@@ -146,49 +146,49 @@ def test_planning_answer():
     top = p.entries.iloc[0]
     got = (top.hardware, top.devices, top.quant, top.kv_format, top.batch, top.replicas)
     assert got == ("b300", 1, "nvfp4", "fp8", 64, 1)
-    assert round(top.usd_per_million_tokens, 3) == 0.193 and round(top.ttft_s * 1e3) == 383
-    assert round(top.tpot_s * 1e3, 1) == 4.9
+    assert round(top.usd_per_million_tokens, 3) == 0.198 and round(top.ttft_s * 1e3) == 423
+    assert round(top.tpot_s * 1e3, 1) == 5.0
     second, third = p.entries.iloc[1], p.entries.iloc[2]
     got = (second.hardware, second.devices, second.tp, second.quant, second.kv_format, second.batch)
     assert got == ("rtx-pro-6000", 2, 2, "nvfp4", "fp8", 32) and second.replicas == 3
-    assert round(second.usd_per_million_tokens, 3) == 0.239 and round(second.ttft_s * 1e3) == 436
+    assert round(second.usd_per_million_tokens, 3) == 0.240 and round(second.ttft_s * 1e3) == 472
     got = (third.hardware, third.devices, third.quant, third.kv_format, third.batch, third.replicas)
-    assert got == ("b200", 1, "nvfp4", "fp8", 32, 2) and round(third.usd_per_million_tokens, 3) == 0.251
-    fourth = p.entries.iloc[3]  # "1 x RTX PRO 6000 at batch 16 follows, $0.254"
+    assert got == ("b200", 1, "nvfp4", "fp8", 32, 2) and round(third.usd_per_million_tokens, 3) == 0.257
+    fourth = p.entries.iloc[3]  # "1 x RTX PRO 6000 at batch 16 follows, $0.260"
     assert (fourth.hardware, fourth.devices, fourth.batch) == ("rtx-pro-6000", 1, 16)
-    assert round(fourth.usd_per_million_tokens, 3) == 0.254
-    # "at 64 its [the B200's] TTFT, 520 ms, misses the target"
+    assert round(fourth.usd_per_million_tokens, 3) == 0.260
+    # "at 64 its [the B200's] TTFT, 578 ms, misses the target"
     b200 = plan("llama-3-8b", prompt=2048, gen=512, ttft=5.0, tpot=0.03, rate=20, hardware=["b200"],
                 tp=(1,), quants=("nvfp4",), kv_formats=("fp8",), batches=(64,))  # fmt: skip
-    assert round(b200.entries.iloc[0].ttft_s * 1e3) == 520
+    assert round(b200.entries.iloc[0].ttft_s * 1e3) == 578
     text = " ".join(p.explanation)
-    assert "100%" in text and "764 ms" in text and "$1.65 " in text and "$2.04" in text and "NVFP4" in text
+    assert "100%" in text and "844 ms" in text and "$1.68 " in text and "$2.04" in text and "NVFP4" in text
     low, high = p.to_dict()["entries"][0]["ttft_estimate_range_s"]
     assert low < top.ttft_s < high
 
 
 def test_serving_paragraph():
-    # "keeps up: 7.7 completions/s ..., a decode batch of 27, TTFT p50 97 ms (p10-p90 range 42-168 ms
-    # ...) / p99 199 ms, TPOT p50 13 ms (10-14 ms) ... p99 ITL 52 ms ... 1 prefill : 1 decode ... TPOT
-    # 9 ms, ITL p99 10 ms, TTFT p99 188 ms ... 144 output tokens/s per GPU at 148 tokens/s per user at
-    # concurrency 1, 1,750 at 127 per user at 16, 3,806 at 82 at 64".
+    # "keeps up: 7.8 completions/s ..., a decode batch of 26, TTFT p50 96 ms (p10-p90 range 43-148 ms
+    # ...) / p99 201 ms, TPOT p50 13 ms (9-13 ms) ... p99 ITL 51 ms ... 1 prefill : 1 decode ... TPOT
+    # 9 ms, ITL p99 10 ms, TTFT p99 187 ms ... 143 output tokens/s per GPU at 148 tokens/s per user at
+    # concurrency 1, 1,760 at 128 per user at 16, 3,887 at 85 at 64".
     from rooflens.serving import simulate, sweep_concurrency
 
     kw = dict(rate=8, prompt=2048, gen=256, random_range_ratio=0.3, requests=1000)
     s = simulate("llama-3-8b", "h100", **kw).summary
-    assert round(float(s["achieved_rate"]), 1) == 7.7 and round(s["mean_batch"]) == 27
+    assert round(float(s["achieved_rate"]), 1) == 7.8 and round(s["mean_batch"]) == 26
     assert not s["saturated"]
     whole = [round(v * 1e3) for v in (s["ttft"]["p50"], s["ttft"]["p99"], s["tpot"]["p50"], s["itl"]["p99"])]
-    assert whole == [97, 199, 13, 52]
+    assert whole == [96, 201, 13, 51]
     ranges = s["estimate_ranges"]
-    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [42, 168]
-    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [10, 14]
+    assert [round(v * 1e3) for v in ranges["ttft_p50_estimate_range_s"]] == [43, 148]
+    assert [round(v * 1e3) for v in ranges["tpot_p50_estimate_range_s"]] == [9, 13]
     d = simulate("llama-3-8b", "h100", disaggregate=(1, 1), **kw).summary
     assert [round(d[k][p] * 1e3) for k, p in (("tpot", "p50"), ("itl", "p99"), ("ttft", "p99"))] == [
         9,
         10,
-        188,
+        187,
     ]
     rows = sweep_concurrency("llama-3-8b", "h100", [1, 16, 64], prompt=1024, gen=256, requests=200)
     got = [(round(r["output_tokens_per_s_per_device"]), round(r["tokens_per_s_per_user"])) for r in rows]
-    assert got == [(144, 148), (1750, 127), (3806, 82)]
+    assert got == [(143, 148), (1760, 128), (3887, 85)]
