@@ -62,6 +62,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -230,17 +231,18 @@ class PublishedRow(BaseModel):
         out: dict[str, int | bool | float | str] = {}
         for item in self.scheduler.split():
             name, sep, value = item.partition("=")
-            try:
-                if not sep or name not in INT_FIELDS + BOOL_FIELDS + FRACTION_FIELDS:
-                    raise RooflensError(name)
-                out[name] = scheduler_value(name, value)
-            except RooflensError:
+            parsed = None
+            if sep and name in INT_FIELDS + BOOL_FIELDS + FRACTION_FIELDS:
+                with suppress(RooflensError):
+                    parsed = scheduler_value(name, value)
+            if parsed is None:
                 raise ValueError(
                     f"row {self.id}: scheduler takes name=value pairs of SchedulerConfig fields: a whole "
                     f"number for {', '.join(INT_FIELDS)} (e.g. recv_interval=30); true or false for "
                     f"{' or '.join(BOOL_FIELDS)}; a fraction in (0, 1] for {', '.join(FRACTION_FIELDS)} "
                     f"(e.g. gpu_memory_utilization=0.85); got {item!r}"
-                ) from None
+                )
+            out[name] = parsed
         return out
 
     @property
