@@ -113,6 +113,21 @@ def test_devices_without_price_are_left_out_and_said():
     assert set(with_price.entries["hardware"]) == {"mi300x"}
 
 
+def test_prices_by_alias_and_repeated_names_count_once():
+    """A price given under an alias ('h100', 'H100') is the device's; a format or TP degree named
+    twice (or by a second name, 'FP8') is searched once and listed once."""
+    kw = dict(prompt=128, gen=16, ttft=1.0, tpot=1.0, hardware=["h100"], kv_formats=["fp8"])
+    one = plan("gpt2", **kw, quants=["fp8"], tp=[1], prices={"h100-sxm": 100.0})
+    alias = plan("gpt2", **kw, quants=["fp8"], tp=[1], prices={"H100": 100.0})
+    assert alias.entries.equals(one.entries)
+    default = plan("gpt2", **kw, quants=["fp8"], tp=[1])
+    # cost scales with the price: 100 $/h against the bundled one
+    ratio = one.entries.iloc[0].usd_per_million_tokens / default.entries.iloc[0].usd_per_million_tokens
+    assert ratio == pytest.approx(100.0 / bundled_prices()["h100-sxm"])
+    twice = plan("gpt2", **{**kw, "kv_formats": ["fp8", "FP8"]}, quants=["fp8", "FP8", "fp8"], tp=[1, 1])
+    assert twice.entries.equals(default.entries) and twice.considered == default.considered
+
+
 def test_nothing_meets_says_why():
     result = plan("llama-3-70b", prompt=1024, gen=64, ttft=0.001, tpot=0.05, **SMALL)
     assert result.entries.empty and "fastest TTFT that fits" in result.explanation[0]
@@ -126,6 +141,10 @@ def test_nothing_meets_says_why():
         ({"quants": ["w3"]}, "unknown format .w3."),
         ({"hardware": ["mi300x"]}, "no device with a price"),
         ({"rate": -1.0}, "--rate"),
+        # a price for a device that is no name nor alias would silently not apply
+        ({"hardware": ["h100"], "prices": {"h100-sx": 3.0}}, "prices: unknown hardware 'h100-sx'"),
+        ({"hardware": ["h100"], "prices": {"h100": 0.0}}, "price of 'h100' must be a positive"),
+        ({"hardware": ["h100"], "prices": {"h100": float("inf")}}, "must be a positive"),
     ],
 )
 def test_bad_plans(kwargs, message):

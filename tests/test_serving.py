@@ -443,6 +443,8 @@ def test_request_longer_than_kv_cache_is_refused_before_it_runs():
         ({"draft_model": "llama-3.2-1b"}, "does not follow draft_model"),
         ({"batch": 4}, "sets these per request"),
         ({"disaggregate": (0, 1)}, "disaggregate takes"),
+        ({"disaggregate": (1, 1), "replicas": 4}, r"replicas \(4\) and disaggregate .* not both"),
+        ({"rate": None, "concurrency": 8, "requests": 3}, r"give at least 8 requests \(16 or more"),
         ({"prompt": 0}, "prompt must be at least 1"),
         ({"random_range_ratio": 1.0}, r"random_range_ratio must be in \[0, 1\)"),
         ({"random_range_ratio": -0.1}, r"random_range_ratio must be in \[0, 1\)"),

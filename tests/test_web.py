@@ -152,6 +152,40 @@ def test_bad_input_is_a_readable_4xx(client, body, status, message):
     assert message in res.json()["detail"]
 
 
+def test_deep_nesting_is_a_4xx(client):
+    """A body nested past MAX_BODY_DEPTH (32) levels is refused up front: 300 levels of lists inside
+    `settings` (530 bytes) was a 500 once, when serialising the request for the cache failed."""
+    from rooflens.web.schemas import MAX_BODY_DEPTH
+
+    assert MAX_BODY_DEPTH == 32
+    for path, head, tail in (
+        ("/api/analyze", '{"settings":{"tp":', "}}"),
+        ("/api/plan", '{"ttft":1,"tpot":1,"config":{"x":', "}}"),
+        ("/api/fit", '{"custom_hardware":{"x":', "}}"),
+        ("/api/compare", '{"analyses":[{"settings":{"x":', '}},{"model":"gpt2"}]}'),
+    ):
+        body = head + "[" * 300 + "]" * 300 + tail
+        res = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert res.status_code == 422 and "more than 32 levels deep" in res.json()["detail"], (path, res.text)
+    # The body and `settings` are two levels: 31 lists inside make 33 (past the cap), 30 make 32.
+    nested = lambda n: {"model": "gpt2", "settings": {"x": json.loads("[" * n + "]" * n)}}  # noqa: E731
+    assert client.post("/api/analyze", json=nested(31)).status_code == 422
+    res = client.post("/api/analyze", json=nested(30))
+    assert res.status_code == 400 and "x" in res.json()["detail"]  # an unknown setting, not a depth
+
+
+def test_a_device_listed_by_the_api_can_be_sent_back(client):
+    """GET /api/hardware's entries carry the derived ridge point; sent back as `custom_hardware` they
+    analyse as the catalog name does. A ridge point that disagrees with the spec is refused."""
+    h100 = next(h for h in client.get("/api/hardware").json() if h["name"] == "h100-sxm")
+    body = {"model": "llama-3-8b", "batch": 4}
+    by_name = client.post("/api/analyze", json={**body, "hardware": "h100-sxm"}).json()["report"]
+    by_spec = client.post("/api/analyze", json={**body, "custom_hardware": h100}).json()["report"]
+    assert by_spec["decode"] == by_name["decode"] and by_spec["prefill"] == by_name["prefill"]
+    res = client.post("/api/analyze", json={**body, "custom_hardware": {**h100, "ridge_point_fp16": 5}})
+    assert res.status_code == 400 and "ridge_point_fp16 is derived" in res.json()["detail"]
+
+
 def test_no_file_is_read_from_client_paths(client, tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model_type": "gpt2", "n_embd": 64, "n_layer": 1, "n_head": 2}))
@@ -542,6 +576,10 @@ def test_plan_work_is_capped_before_the_search_runs(client, monkeypatch):
             and f"{work:.0f} units of work" in detail
             and "over this server's 180" in detail
         )
+    # A repeated name is one format (a repeat once ran the search again, past the cap: 20 s).
+    assert search_size(gen=256, quants=["fp8"] * 8, kv_formats=["fp8", "FP8"], tp=[1, 1]) == (
+        priced, priced * (1 + 256 / 4096)
+    )
     monkeypatch.undo()
     assert client.post("/api/plan", json={**body, "quants": ["fp8"]}).status_code == 200
 
@@ -572,6 +610,15 @@ def test_simulate_endpoint_is_the_python_simulation(client):
         {"model": "llama-3-8b", "concurrencies": [1, 2, 4, 8, 16], "requests": 2000},  # 10,000 in all
         {"model": "llama-3-8b", "concurrency": 5000},
         {"model": "llama-3-8b", "rate": 1, "settings": {"requests": 3}},
+        # simulate's own arguments are top-level fields or not settable: never passed twice (a 500 once)
+        {"model": "llama-3-8b", "rate": 1, "settings": {"random_range_ratio": 0.5}},
+        {"model": "llama-3-8b", "rate": 1, "settings": {"max_work": 1e12}},
+        {"model": "llama-3-8b", "concurrencies": [1, 2], "settings": {"max_work": 1e12}},
+        {"model": "llama-3-8b", "rate": 1, "random_range_ratio": 1.0},  # the core takes [0, 1)
+        # instances: at most 16 in all, as replicas (1,024 + 1,024 took 7 s to refuse)
+        {"model": "llama-3-8b", "rate": 1, "settings": {"disaggregate": [1024, 1024]}},
+        {"model": "llama-3-8b", "rate": 1, "settings": {"disaggregate": [8, 9]}},
+        {"model": "llama-3-8b", "rate": 1, "settings": {"disaggregate": [0, 2]}},
         # 2,000 requests x 1,024 tokens = 2,048,000 generated tokens: past the 1,000,000 a request may take
         {"model": "llama-3-8b", "rate": 1, "requests": 2000, "gen": 1024},
     ]
@@ -579,6 +626,10 @@ def test_simulate_endpoint_is_the_python_simulation(client):
         res = client.post("/api/simulate", json=b)
         assert res.status_code == 422 and res.json()["detail"], b
     assert "2,048,000 generated tokens" in res.json()["detail"]
+    # Both replicas and disaggregate set the instances: refused, not one silently ignored.
+    both = {"model": "llama-3-8b", "concurrency": 4, "requests": 50, "replicas": 4}
+    res = client.post("/api/simulate", json={**both, "settings": {"disaggregate": [1, 1]}})
+    assert res.status_code == 400 and "not both" in res.json()["detail"], res.text
     res = client.post("/api/simulate", json={"model": "./secret.json", "rate": 1})
     assert res.status_code == 400
     res = client.post("/api/simulate", json={"model": "llama-3-8b", "hardware": "nope", "rate": 1})

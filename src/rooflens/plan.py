@@ -18,6 +18,7 @@ each entry says which.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ import pandas as pd
 from .analysis import analyze
 from .errors import RooflensError
 from .formats import kv_lookup, lookup
-from .hardware.catalog import HardwareLike, hardware_names, load_hardware
+from .hardware.catalog import HardwareLike, hardware_by_name, hardware_names, load_hardware
 from .hardware.prices import bundled_prices
 from .hardware.spec import HardwareSpec
 from .model.catalog import ModelLike, load_model
@@ -110,10 +111,7 @@ def plan(
         raise RooflensError("plan needs gen >= 2: TPOT is undefined without a decode step")
     if rate is not None and rate <= 0:
         raise RooflensError("--rate must be a positive number of requests per second")
-    for name in quants:
-        lookup(name)  # an unknown format is refused with the known ones
-    for name in kv_formats:
-        kv_lookup(name)
+    quants, kv_formats, tp = _distinct(quants, kv_formats, tp)
     spec = load_model(model)
     devices, excluded, price = _priced(hardware, prices)
     parts: list[dict[str, np.ndarray]] = []  # the columns of every sweep
@@ -184,13 +182,44 @@ def _priced(
 ) -> tuple[list[HardwareSpec], list[str], dict[str, float]]:
     """The devices a plan searches (those with a price), the names left out for want of one, and
     the prices (the bundled list, overridden by ``prices``)."""
-    price = {**bundled_prices(), **(prices or {})}
-    devices = [load_hardware(h) for h in (hardware or hardware_names())]
+    devices = list({hw.name: hw for hw in map(load_hardware, hardware or hardware_names())}.values())
+    price = {**bundled_prices(), **_price_names(prices or {}, devices)}
     excluded = [hw.name for hw in devices if hw.name not in price]
     devices = [hw for hw in devices if hw.name in price]
     if not devices:
-        raise RooflensError("no device with a price to plan on; give --price NAME=USD_PER_HOUR")
+        raise RooflensError(
+            "no device with a price to plan on; give one its USD per device-hour (--price NAME=USD, "
+            "or `prices` in Python and the web API)"
+        )
     return devices, excluded, price
+
+
+def _distinct(
+    quants: Sequence[str], kv_formats: Sequence[str], tp: Sequence[int]
+) -> tuple[list[str], list[str], list[int]]:
+    """The formats and TP degrees a plan tries, each once: a repeat, or a second name of one format
+    ('FP8' beside 'fp8'), would search it twice. An unknown format is refused with the known ones."""
+    weights = {lookup(name).name: name for name in reversed(list(quants))}
+    kvs = {kv_lookup(name).name: name for name in reversed(list(kv_formats))}
+    return list(reversed(weights.values())), list(reversed(kvs.values())), list(dict.fromkeys(tp))
+
+
+def _price_names(prices: dict[str, float], devices: list[HardwareSpec]) -> dict[str, float]:
+    """``prices`` by the devices' own names: a catalog alias ('h100') becomes the name it stands for
+    ('h100-sxm'); a name that is neither a planned device nor in the catalog is refused, not ignored
+    (its price would silently not apply). Each price is a positive, finite USD per device-hour."""
+    planned = {hw.name for hw in devices}
+    out: dict[str, float] = {}
+    for name, usd in prices.items():
+        if isinstance(usd, bool) or not isinstance(usd, int | float) or not 0 < usd < math.inf:
+            raise RooflensError(f"the price of {name!r} must be a positive USD per device-hour, got {usd!r}")
+        if name not in planned:
+            try:
+                name = hardware_by_name(name).name
+            except RooflensError as err:
+                raise RooflensError(f"prices: {err}") from None
+        out[name] = float(usd)
+    return out
 
 
 def search_size(
@@ -208,7 +237,8 @@ def search_size(
     (1 + gen / GEN_PER_UNIT). Servers cap the work per request (``rooflens.web``)."""
     devices, _, _ = _priced(hardware, prices)
     shares = len(OFFLOAD_SHARES) if allow_offload else 1
-    configurations = len(devices) * len(set(quants)) * len(set(kv_formats)) * len(set(tp)) * shares
+    quants, kv_formats, tp = _distinct(quants, kv_formats, tp)
+    configurations = len(devices) * len(quants) * len(kv_formats) * len(tp) * shares
     return configurations, configurations * (1 + gen / GEN_PER_UNIT)
 
 

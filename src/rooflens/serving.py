@@ -639,7 +639,8 @@ def simulate(
     if concurrency is not None and rate is None and concurrency > requests:
         raise RooflensError(
             f"concurrency {concurrency} needs at least as many requests (got {requests}): each user sends "
-            f"one at a time; give --requests {2 * concurrency} or more for a steady state"
+            f"one at a time; give at least {concurrency} requests ({2 * concurrency} or more for a steady "
+            "state)"
         )
     replicas = _whole(replicas, "replicas", 1, MAX_INSTANCES)
     if disaggregate is not None and (
@@ -650,6 +651,12 @@ def simulate(
     ):
         raise RooflensError(
             f"disaggregate takes (prefill instances, decode instances), each from 1 to {MAX_INSTANCES}"
+        )
+    if disaggregate is not None and replicas != 1:
+        raise RooflensError(
+            f"replicas ({replicas}) and disaggregate ({disaggregate}) both set the instances: give "
+            "replicas for instances that each serve whole requests, or disaggregate for prefill and "
+            "decode instances, not both"
         )
     if isinstance(random_range_ratio, bool) or not (
         isinstance(random_range_ratio, int | float) and 0 <= random_range_ratio < 1

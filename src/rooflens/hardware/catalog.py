@@ -7,6 +7,7 @@ device (the same fields as a catalog entry), a dict, or a HardwareSpec.
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -53,7 +54,9 @@ def hardware_by_name(name: str) -> HardwareSpec:
     found = _aliases().get(name.strip().lower())
     if found is None:
         hint = did_you_mean(name, list(_aliases()))
-        raise RooflensError(f"unknown hardware '{name}'.{hint} GET /api/hardware lists the catalog.")
+        raise RooflensError(
+            f"unknown hardware '{name}'.{hint} `rooflens hardware` (GET /api/hardware) lists the catalog."
+        )
     return catalog_hardware(found)
 
 
@@ -67,10 +70,26 @@ def hardware_from_dict(data: dict[str, Any], origin: str = "hardware spec") -> H
     data = dict(data)
     data.pop("aliases", None)
     data.setdefault("name", origin)
+    # What the catalog's own listing adds (HardwareSpec.summary) may come back with a spec taken from
+    # it: checked against the spec, then dropped, as it is derived, not an input.
+    ridge = data.pop("ridge_point_fp16", None)
     try:
-        return HardwareSpec(**data)
+        spec = HardwareSpec(**data)
     except ValidationError as err:
         raise explain_validation(err, origin) from None
+    if ridge is not None:
+        derived = spec.ridge_point("fp16")
+        if (
+            isinstance(ridge, bool)
+            or not isinstance(ridge, int | float)
+            or not math.isclose(ridge, derived, rel_tol=1e-6)
+        ):
+            raise RooflensError(
+                f"{origin}: ridge_point_fp16 is derived (peak fp16 FLOP/s / memory_bandwidth = "
+                f"{derived:.4g} FLOP/B here), not an input; got {str(ridge)[:40]}: drop it, or fix "
+                "peak_flops or memory_bandwidth"
+            )
+    return spec
 
 
 def load_hardware_file(path: Path) -> HardwareSpec:

@@ -44,21 +44,33 @@ class ValidationErrorBody(BaseModel):
     errors: list[ErrorItem]
 
 
+# Levels of objects and lists a body may nest: a request holds a config.json (which nests at most 16
+# deep, model.bounds) inside an analysis inside a comparison. Deeper input is refused before anything
+# walks it recursively (serialising a 300-deep list fails inside pydantic).
+MAX_BODY_DEPTH = 32
+
+
 def _valid_text(value: Any) -> Any:
-    """Refuse strings that are not valid Unicode (lone surrogates) anywhere in a body, up front."""
-    stack = [value]
+    """Refuse strings that are not valid Unicode (lone surrogates) anywhere in a body, and bodies
+    nested deeper than ``MAX_BODY_DEPTH``, up front."""
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth >= MAX_BODY_DEPTH:
+            raise ValueError(
+                f"the body nests objects and lists more than {MAX_BODY_DEPTH} levels deep; no request "
+                "field needs that many"
+            )
         if isinstance(item, str):
             try:
                 item.encode()
             except UnicodeEncodeError:
                 raise ValueError("the body holds text that is not valid Unicode (a lone surrogate)") from None
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((v, depth + 1) for v in item)
     return value
 
 
@@ -168,6 +180,7 @@ MAX_SIM_REQUESTS = 2_000
 MAX_SIM_CONCURRENCY = 1_024
 MAX_SIM_POINTS = 16
 MAX_SIM_TOTAL = 8_000  # requests x concurrency points of one sweep
+MAX_SIM_INSTANCES = 16  # engine instances of one run: replicas, or prefill + decode ones
 MAX_SIM_TOKENS = 1_000_000  # generated tokens per simulate request, refused before it runs
 # Units of simulation work per request (rooflens.serving.STEP_WORK: engine steps, the sequences in
 # them, the step times built), counted as it runs: about 0.5-0.8 s. A run past it is refused then.
@@ -216,6 +229,13 @@ class PlanRequest(_Body):
         return self
 
 
+# The request's own fields (and the sweep's), which `settings` may not give again.
+SIMULATE_OWN = frozenset(
+    {"rate", "concurrency", "concurrencies", "prompt", "gen", "random_range_ratio", "requests", "arrival",
+     "seed", "replicas", "engine", "basis", "quant", "model", "hardware", "hub"}
+)  # fmt: skip
+
+
 class SimulateRequest(_Body):
     """A serving simulation (`rooflens.serving.simulate`): requests arriving at ``rate`` per second,
     or ``concurrency`` users; ``concurrencies`` sweeps several (`sweep_concurrency`)."""
@@ -237,11 +257,11 @@ class SimulateRequest(_Body):
     )
     prompt: int = Field(1024, ge=1, le=MAX_PROMPT)
     gen: int = Field(256, ge=1, le=MAX_GEN)
-    random_range_ratio: float = Field(0.0, ge=0, le=1, description="lengths drawn within +-ratio")
+    random_range_ratio: float = Field(0.0, ge=0, lt=1, description="lengths drawn within +-ratio")
     requests: int = Field(200, ge=1, le=MAX_SIM_REQUESTS, description="requests (per sweep point)")
     arrival: Literal["poisson", "constant"] = "poisson"
     seed: int = Field(0, ge=0, le=2**32 - 1)
-    replicas: int = Field(1, ge=1, le=16)
+    replicas: int = Field(1, ge=1, le=MAX_SIM_INSTANCES)
     engine: str | None = Field(None, max_length=64)
     basis: Literal["estimate", "ideal"] = "estimate"
     quant: str | None = Field(None, max_length=32)
@@ -275,8 +295,23 @@ class SimulateRequest(_Body):
                 f"takes at most {MAX_SIM_TOKENS:,} per request: fewer requests or shorter "
                 "outputs, or rooflens simulate on your machine"
             )
-        own = {"rate", "concurrency", "prompt", "gen", "requests", "engine", "quant", "model", "hardware"}
-        doubled = sorted(set(self.settings) & (own | {"replicas", "hub", "arrival", "seed", "basis"}))
+        doubled = sorted(set(self.settings) & SIMULATE_OWN)
         if doubled:
             raise ValueError(f"give {', '.join(doubled)} as top-level fields, not inside `settings`")
+        if "max_work" in self.settings or "scheduler" in self.settings:
+            raise ValueError(
+                "settings.max_work and settings.scheduler are not settable here: this server caps the "
+                "work itself, and runs each engine's scheduler defaults (give `engine`)"
+            )
+        split = self.settings.get("disaggregate")
+        if split is not None and (
+            not isinstance(split, list)
+            or len(split) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in split)
+            or sum(split) > MAX_SIM_INSTANCES
+        ):
+            raise ValueError(
+                "settings.disaggregate takes [prefill instances, decode instances], each at least 1 and "
+                f"at most {MAX_SIM_INSTANCES} in all (as `replicas`), e.g. [1, 2]"
+            )
         return self
