@@ -578,7 +578,8 @@ def test_plan_work_is_capped_before_the_search_runs(client, monkeypatch):
         )
     # A repeated name is one format (a repeat once ran the search again, past the cap: 20 s).
     assert search_size(gen=256, quants=["fp8"] * 8, kv_formats=["fp8", "FP8"], tp=[1, 1]) == (
-        priced, priced * (1 + 256 / 4096)
+        priced,
+        priced * (1 + 256 / 4096),
     )
     monkeypatch.undo()
     assert client.post("/api/plan", json={**body, "quants": ["fp8"]}).status_code == 200
