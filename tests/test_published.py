@@ -649,6 +649,44 @@ def test_validate_published_cli():
     assert bad.exit_code == 2 and "--split must be report or calibration" in bad.output
 
 
+def test_validate_published_data_and_plot(tmp_path):
+    """--data takes a CSV of the dataset's columns; anything else is refused naming what is wrong
+    (the header, the encoding, an empty file, the row and line), never a traceback. --plot writes the
+    predicted-against-measured figure (it once failed after the whole run) and its path is checked
+    before the run; a MODEL with --published is refused, not ignored."""
+    header, *lines = pub.find_data().read_text().splitlines()
+    llama = [line for line in lines if ",report,vllm," in line and "llama-3" in line][:4]
+    files = {
+        "small.csv": "\n".join([header, *llama]),
+        "header.csv": "a,b\n1,2",
+        "empty.csv": header,
+        "engine.csv": "\n".join([header, llama[0].replace(",report,vllm,", ",report,vllmx,", 1)]),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text + "\n")
+    (tmp_path / "latin.csv").write_bytes(b"\xff\xfe\x00")
+    assert ",report,vllm," in llama[0]  # the edit above changes the engine
+    run = lambda *a: CliRunner().invoke(app, ["validate", "--published", *map(str, a)])  # noqa: E731
+    for name, message in (
+        ("header.csv", "missing columns id, split"),
+        ("latin.csv", "not UTF-8 text"),
+        ("empty.csv", "holds no row"),
+        ("engine.csv", "line 2 (row P"),
+    ):
+        result = run("--data", tmp_path / name)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert "unknown engine 'vllmx'" in run("--data", tmp_path / "engine.csv").output
+    figure = tmp_path / "scatter.html"
+    result = run("--data", tmp_path / "small.csv", "--plot", figure)
+    assert result.exit_code == 0 and figure.stat().st_size > 1_000_000, result.output
+    assert "vllm" in figure.read_text()[-200_000:]  # the trace of the rows' engine
+    for bad, message in ((tmp_path / "x.txt", "use .html"), (tmp_path / "no" / "x.html", "no folder")):
+        result = run("--data", tmp_path / "header.csv", "--plot", bad)  # refused before the data is read
+        assert result.exit_code == 2 and message in result.output, result.output
+    result = CliRunner().invoke(app, ["validate", "llama-3-8b", "--published"])
+    assert result.exit_code == 2 and "runs no MODEL" in result.output
+
+
 def test_every_row_reads_at_80_columns(rows):
     """`validate --published --rows` fits an 80-column terminal: the run and workload wrap between
     words, names are never cut, and --wide brings back the id, ideal and range columns."""

@@ -958,6 +958,15 @@ def validate(
 
             if split not in ("report", "calibration"):
                 raise RooflensError(f"--split must be report or calibration, not '{split}'")
+            if model is not None:
+                raise RooflensError(
+                    f"--published compares the published dataset's own rows; it runs no MODEL "
+                    f"('{model}'): leave it out, or drop --published to run it here"
+                )
+            if plot is not None:
+                from .plots import check_figure_path
+
+                check_figure_path(plot)  # before the minute the rows take, not after
             results = pub.evaluate_rows(r for r in pub.load_rows(data) if r.split == split)
             summary = pub.error_summary(results)
             table_rows = [pub.result_dict(r) for r in results]
@@ -974,6 +983,8 @@ def validate(
                 raise RooflensError(
                     "give a MODEL to run, or --published to compare with published measurements"
                 )
+            if plot is not None or rows or data is not None:
+                raise RooflensError("--plot, --rows and --data go with --published")
             from .measure.validate import validate as run_validation
 
             workloads = _workloads(

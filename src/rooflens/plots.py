@@ -475,8 +475,18 @@ KINDS: dict[str, Callable[[Report], Any]] = {
 STATIC_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp")
 
 
+def check_figure_path(out: Path) -> None:
+    """Refuse a figure path that cannot be written (an unknown suffix, a missing folder) before the
+    work that makes the figure, not after it."""
+    if out.suffix.lower() != ".html" and out.suffix.lower() not in STATIC_SUFFIXES:
+        raise RooflensError(f"cannot write '{out.name}': use .html or one of {', '.join(STATIC_SUFFIXES)}")
+    if not out.parent.is_dir():
+        raise RooflensError(f"cannot write '{out}': no folder '{out.parent}'")
+
+
 def write_figure(fig: go.Figure, out: Path) -> None:
     """HTML carries plotly.js inline (no CDN); images need kaleido and a local Chromium."""
+    check_figure_path(out)
     suffix = out.suffix.lower()
     if suffix == ".html":
         try:
@@ -484,8 +494,6 @@ def write_figure(fig: go.Figure, out: Path) -> None:
         except OSError as err:
             raise RooflensError(f"cannot write '{out}': {err.strerror or err}") from None
         return
-    if suffix not in STATIC_SUFFIXES:
-        raise RooflensError(f"cannot write '{out.name}': use .html or one of {', '.join(STATIC_SUFFIXES)}")
     # choreographer (kaleido's browser driver) logs harmless protocol chatter at error level.
     logging.getLogger("choreographer").setLevel(logging.CRITICAL)
     try:
@@ -531,6 +539,7 @@ def serving_sweep(rows: list[dict[str, Any]]) -> go.Figure:
 def published_scatter(results: list[Any]) -> go.Figure:
     """Predicted against measured time of published rows (log-log), one colour per engine, with the
     p10-p90 range as error bars and the line of perfect agreement."""
+    go = _go()
     fig = go.Figure()
     engines = sorted({r.row.engine for r in results if r.estimate_s is not None})
     for engine in engines:

@@ -69,11 +69,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ..analysis import make_settings, run
-from ..engine import VERSION, find_engine, split_version
-from ..errors import RooflensError
+from ..engine import VERSION, find_engine, get_engine, split_version
+from ..errors import RooflensError, explain_validation
 from ..hardware.catalog import load_hardware
 from ..hardware.efficiency import EfficiencyProfile, device_class
 from ..hardware.spec import HardwareSpec
@@ -164,6 +164,8 @@ class PublishedRow(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> PublishedRow:
+        if find_engine(self.engine) is None:
+            get_engine(self.engine)  # refused here, with the known engines, not midway through a run
         if self.devices > 1 and not self.parallel:
             raise ValueError(f"row {self.id}: {self.devices} devices need a parallel mode (tp, pp or ep)")
         if self.devices == 1 and self.parallel:
@@ -354,8 +356,43 @@ def find_data(path: str | Path | None = None) -> Path:
 
 
 def load_rows(path: str | Path | None = None) -> list[PublishedRow]:
-    with find_data(path).open(newline="") as fh:
-        return [PublishedRow(**row) for row in csv.DictReader(fh)]
+    """The dataset's rows. A file that is not UTF-8 CSV with the dataset's columns, holds a row that
+    breaks its rules, or holds no row is refused, naming what is wrong (and where)."""
+    source = find_data(path)
+    columns = list(PublishedRow.model_fields)
+    try:
+        with source.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            missing = [c for c in columns if c not in header]
+            unknown = [c for c in header if c not in columns]
+            if missing or unknown:
+                raise RooflensError(
+                    f"{source}: not a published dataset: "
+                    + "; ".join(
+                        part
+                        for part in (
+                            f"missing columns {', '.join(missing)}" if missing else "",
+                            f"unknown columns {', '.join(map(repr, unknown))}" if unknown else "",
+                        )
+                        if part
+                    )
+                    + f". Its header is: {','.join(columns)}"
+                )
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                try:
+                    rows.append(PublishedRow(**row))
+                except ValidationError as err:
+                    problems = str(explain_validation(err, "row")).removeprefix("invalid row: ")
+                    raise RooflensError(
+                        f"{source}, line {line} (row {row.get('id') or '?'}): {problems.removeprefix('row: ')}"
+                    ) from None
+    except UnicodeDecodeError as err:
+        raise RooflensError(f"{source}: not UTF-8 text (byte {err.start}); save the CSV as UTF-8") from None
+    if not rows:
+        raise RooflensError(f"{source}: the dataset holds no row")
+    return rows
 
 
 # --- what a row's prediction is made of -------------------------------------------------------------
