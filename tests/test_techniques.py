@@ -93,6 +93,13 @@ def test_speculative_rounds_and_costs():
     assert r.memory.weights_bytes == pytest.approx(plain.memory.weights_bytes + 2 * 1_235_814_400)
     full = rooflens.analyze("llama-3-8b", "h100", **BASE, draft_model="llama-3.2-1b", acceptance_rate=1.0)
     assert full.decode.steps == int(np.ceil(64 / 5))
+    # A target that verifies fewer positions than the chain holds keeps at most those: 4 drafts with
+    # 3 verified keep (1 - 0.8^3) / 0.2 = 2.44 per round, not 3.36; with 1 verified, 1 (no speed-up).
+    kw = dict(BASE, draft_model="llama-3.2-1b", draft_tokens=4, acceptance_rate=0.8)
+    three = rooflens.analyze("llama-3-8b", "h100", **kw, verify_tokens=3)
+    assert three.decode.steps == int(np.ceil(64 / 2.44))
+    one = rooflens.analyze("llama-3-8b", "h100", **kw, verify_tokens=1)
+    assert one.decode.steps == 64 and one.tpot_s > plain.tpot_s  # drafting for nothing costs time
     with pytest.raises(RooflensError, match="needs the KV cache"):
         rooflens.analyze("llama-3-8b", "h100", draft_model="llama-3.2-1b", kv_cache=False)
 

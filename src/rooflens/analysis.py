@@ -152,9 +152,13 @@ class Speculation:
 
     @property
     def accepted(self) -> float:
+        """Tokens kept per round: the accepted run of a chain of drafts, plus the target's own next
+        token, ``(1 - r^n) / (1 - r)`` for ``n = k + 1`` positions; a target that verifies fewer
+        positions (``verify_tokens < k + 1``) keeps at most those, ``n = verify_tokens``."""
+        n = min(self.k + 1, self.verify_tokens)
         if self.rate >= 1:
-            return float(self.k + 1)
-        return (1 - self.rate ** (self.k + 1)) / (1 - self.rate)
+            return float(n)
+        return (1 - self.rate**n) / (1 - self.rate)
 
     @property
     def verify_tokens(self) -> int:
