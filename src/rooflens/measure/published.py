@@ -385,9 +385,8 @@ def load_rows(path: str | Path | None = None) -> list[PublishedRow]:
                     rows.append(PublishedRow(**row))
                 except ValidationError as err:
                     problems = str(explain_validation(err, "row")).removeprefix("invalid row: ")
-                    raise RooflensError(
-                        f"{source}, line {line} (row {row.get('id') or '?'}): {problems.removeprefix('row: ')}"
-                    ) from None
+                    where = f"{source}, line {line} (row {row.get('id') or '?'})"
+                    raise RooflensError(f"{where}: {problems.removeprefix('row: ')}") from None
     except UnicodeDecodeError as err:
         raise RooflensError(f"{source}: not UTF-8 text (byte {err.start}); save the CSV as UTF-8") from None
     if not rows:
