@@ -110,6 +110,13 @@ def test_beyond_one_node_uses_the_network():
         ),
         ({"model": "gpt2", "hardware": "h100", "pp": 13}, "exceeds gpt2's 12 layers"),
         ({"model": "gpt2", "hardware": "h100", "tp": 0}, "tp: Input should be greater than or equal to 1"),
+        # settings that would change nothing here: refused, not silently ignored
+        ({"model": "llama-3-8b", "hardware": "h100", "micro_batches": 4}, "needs --pp 2 or more"),
+        ({"model": "llama-3-8b", "hardware": "h100", "expert_quant": "mxfp4"}, "llama-3-8b is dense"),
+        ({"model": "llama-3-8b", "hardware": "h100", "routing": "zipf"}, "shape how tokens pick experts"),
+        ({"model": "llama-3-8b", "hardware": "h100", "routing_skew": 1.0}, "shape how tokens pick experts"),
+        ({"model": "llama-3-8b", "hardware": "h100", "mla_absorb": "never"}, "llama-3-8b has none"),
+        ({"model": "llama-3-8b", "hardware": "h100", "verify_tokens": 3}, "needs --draft-model or --spec"),
     ],
 )
 def test_impossible_parallel_setups(kwargs, message):

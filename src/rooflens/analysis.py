@@ -368,6 +368,28 @@ def _check(spec: ModelSpec, hw: HardwareSpec, s: Settings) -> None:
         raise RooflensError(f"--pp {s.pp} exceeds {spec.name}'s {spec.num_layers} layers")
     if s.ep > 1 and not spec.num_experts:
         raise RooflensError(f"--ep needs a mixture-of-experts model; {spec.name} is dense")
+    # Settings that would change nothing for this model: refused, not silently ignored.
+    if not spec.num_experts and s.expert_quant:
+        raise RooflensError(
+            f"--expert-quant sets the routed experts' format; {spec.name} is dense (for all its weights: "
+            "--quant)"
+        )
+    if not spec.num_experts and (s.routing != "uniform" or s.routing_skew):
+        raise RooflensError(
+            f"--routing and --routing-skew shape how tokens pick experts; {spec.name} is dense"
+        )
+    if s.mla_absorb != "auto" and not spec.is_mla:
+        raise RooflensError(
+            f"--mla-absorb applies to multi-head latent attention (DeepSeek-V2/V3 and kin); "
+            f"{spec.name} has none"
+        )
+    if s.micro_batches is not None and s.pp == 1:
+        raise RooflensError("--micro-batches splits the batch for a pipeline; it needs --pp 2 or more")
+    if s.verify_tokens is not None and not (s.draft_model or s.spec_heads):
+        raise RooflensError(
+            "--verify-tokens sets how many tokens the target checks per speculative round; it needs "
+            "--draft-model or --spec-heads"
+        )
     if s.ep > max(spec.num_experts, 1):
         raise RooflensError(f"--ep {s.ep} exceeds {spec.name}'s {spec.num_experts} experts")
     if s.shared_prefix > s.prompt:

@@ -20,7 +20,7 @@ DTYPES: tuple[str, ...] = DType.__args__  # type: ignore[attr-defined]
 # When a device has no peak for the dtype the math wants, the math runs in the next format the
 # device does have (an int8 GEMM on a V100 runs through fp16 tensor cores). The report says so.
 FALLBACK: dict[str, tuple[str, ...]] = {
-    "fp4": ("fp6", "fp8", "int8", "fp16", "bf16", "fp32"),
+    "fp4": ("fp6", "fp8", "fp16", "bf16", "fp32"),  # float math: never on integer tensor cores
     "fp6": ("fp8", "fp16", "bf16", "fp32"),
     "int4": ("int8", "fp16", "bf16", "fp32"),
     "fp8": ("fp16", "bf16", "fp32"),
