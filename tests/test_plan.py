@@ -137,10 +137,15 @@ def test_nothing_meets_says_why():
     ("kwargs", "message"),
     [
         ({"gen": 1}, "gen >= 2"),
-        ({"ttft": 0}, "must be positive"),
+        ({"ttft": 0}, "latency targets are positive, finite seconds"),
         ({"quants": ["w3"]}, "unknown format .w3."),
         ({"hardware": ["mi300x"]}, "no device with a price"),
         ({"rate": -1.0}, "--rate"),
+        ({"rate": float("inf")}, "positive, finite"),  # JSON output once failed on it
+        ({"rate": float("nan")}, "positive, finite"),  # once planned for `replicas: null`
+        ({"ttft": float("nan")}, "positive, finite seconds"),
+        ({"ttft": "1s"}, "positive, finite seconds"),  # a TypeError once
+        ({"tp": [5]}, "--tp 5 does not divide gpt2.s 12 attention heads"),  # the reason, not only "none"
         # a price for a device that is no name nor alias would silently not apply
         ({"hardware": ["h100"], "prices": {"h100-sx": 3.0}}, "prices: unknown hardware 'h100-sx'"),
         ({"hardware": ["h100"], "prices": {"h100": 0.0}}, "price of 'h100' must be a positive"),

@@ -657,3 +657,35 @@ def test_a_run_counts_its_work_and_stops_past_a_budget():
     assert len(sweep_concurrency("llama-3-8b", "h100-sxm", [1, 2], max_work=sum(points), **kw)) == 2
     with pytest.raises(RooflensError, match="units of work allowed"):
         sweep_concurrency("llama-3-8b", "h100-sxm", [1, 2], max_work=sum(points) - 1, **kw)
+
+
+def test_simulate_csv_is_one_row_per_request_or_per_point():
+    """--format csv: a run's requests, in arrival order, whose TTFTs average to the summary's mean;
+    a sweep's points, one row each with the summary flattened (ttft.p50 as ttft_p50)."""
+    import csv
+    import io
+
+    args = ["simulate", "llama-3-8b", "--requests", "12", "--gen", "16", "--rate", "2"]
+    rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(app, [*args, "-f", "csv"]).output)))
+    summary = json.loads(CliRunner().invoke(app, [*args, "-f", "json"]).output)
+    assert len(rows) == 12 and [float(r["arrival_s"]) for r in rows] == sorted(
+        float(r["arrival_s"]) for r in rows
+    )
+    assert np.mean([float(r["ttft_s"]) for r in rows]) == pytest.approx(summary["ttft"]["mean"])
+    assert all(float(r["e2e_s"]) > float(r["ttft_s"]) > 0 for r in rows)
+    sweep = ["simulate", "llama-3-8b", "--sweep", "concurrency=1,2", "--requests", "8", "--gen", "16"]
+    points = list(csv.DictReader(io.StringIO(CliRunner().invoke(app, [*sweep, "-f", "csv"]).output)))
+    assert [p["concurrency"] for p in points] == ["1", "2"] and "ttft_p50" in points[0]
+
+
+def test_a_sweep_checks_every_point_before_the_first_runs(monkeypatch):
+    """A concurrency above the requests per point is refused before any point is simulated (it was
+    found only when the sweep reached it, 10 s in)."""
+    import rooflens.serving
+
+    def never(*args, **kwargs):
+        raise AssertionError("no point should run")
+
+    monkeypatch.setattr(rooflens.serving, "simulate", never)
+    with pytest.raises(RooflensError, match=r"concurrency 512 needs at least as many requests \(got 500\)"):
+        sweep_concurrency("llama-3-8b", "h100", [1, 2, 512, 1024])

@@ -26,6 +26,7 @@ from .render import (
     HARDWARE_DROP,
     MODEL_DROP,
     fit_lines,
+    flatten,
     print_report,
     print_rows,
     report_csv,
@@ -1157,7 +1158,7 @@ def plan(
             help="List every passing batch, not the cheapest per set-up.",
         ),
     ] = False,
-    top: Annotated[int, _option("--top", rich_help_panel=OUTPUT, help="Rows in the table.")] = 10,
+    top: Annotated[int, _option("--top", min=1, rich_help_panel=OUTPUT, help="Rows in the table.")] = 10,
     fmt: ListFormatOption = "table",  # type: ignore[assignment]
     wide: WideOption = False,
     plot_out: Annotated[
@@ -1441,12 +1442,16 @@ def simulate(
     if sweep is not None:
         if fmt.value == "json":
             _emit(to_json(rows), None)
+        elif fmt.value == "csv":  # one row per concurrency
+            _emit(rows_csv([flatten(r) for r in rows]), None)
         else:
             print_concurrency_sweep(rows, _console(), wide)
             if plot_out is not None:
                 _console().print(f"wrote {plot_out}", markup=False, highlight=False)
     elif fmt.value == "json":
         _emit(to_json(result.to_dict()), None)
+    elif fmt.value == "csv":  # one row per request
+        _emit(rows_csv(result.records()), None)
     else:
         print_serving(result.summary, _console(), wide)
 

@@ -105,12 +105,17 @@ def plan(
     are left out (and listed in ``excluded``). Each (hardware, tp, quantization) keeps its cheapest
     passing batch unless ``every_batch``.
     """
-    if ttft <= 0 or tpot <= 0:
-        raise RooflensError("latency targets must be positive (e.g. --ttft 0.5s --tpot 50ms)")
+    if not all(_positive(t) for t in (ttft, tpot)):
+        raise RooflensError(
+            f"latency targets are positive, finite seconds (e.g. --ttft 0.5s --tpot 50ms); got ttft "
+            f"{str(ttft)[:20]}, tpot {str(tpot)[:20]}"
+        )
     if gen < 2:
         raise RooflensError("plan needs gen >= 2: TPOT is undefined without a decode step")
-    if rate is not None and rate <= 0:
-        raise RooflensError("--rate must be a positive number of requests per second")
+    if rate is not None and not _positive(rate):
+        raise RooflensError(
+            f"--rate must be a positive, finite number of requests per second, got {str(rate)[:20]}"
+        )
     quants, kv_formats, tp = _distinct(quants, kv_formats, tp)
     spec = load_model(model)
     devices, excluded, price = _priced(hardware, prices)
@@ -127,6 +132,7 @@ def plan(
 
     eps = [e for e in ep if e == 1 or spec.num_experts]
     efficiencies: dict = {}  # each (profile, operator class): shared by every sweep below
+    refusals: dict[str, None] = {}  # why set-ups could not run, each once, in order
     for label in quants:
         for kv in kv_formats:
             for share in offloads:
@@ -148,7 +154,8 @@ def plan(
                             kv_format=kv, batch=list(batches), prompt=prompt, gen=gen, stop=missed,
                             memo=memo, **extra,
                         )  # fmt: skip
-                    except RooflensError:
+                    except RooflensError as err:  # this set-up cannot run; the others may
+                        refusals.setdefault(str(err), None)
                         continue
                     considered += len(result) + len(result.skipped)
                     size = len(result)
@@ -157,7 +164,12 @@ def plan(
                     result.columns["offload_weights"] = np.full(size, share)
                     parts.append(result.columns)
     if not parts:
-        raise RooflensError("no configuration of this plan can be analysed on the chosen devices")
+        reasons = list(refusals)
+        raise RooflensError(
+            "no configuration of this plan can be analysed on the chosen devices: "
+            + "; ".join(reasons[:3])
+            + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else "")
+        )
     rows = pd.DataFrame({k: np.concatenate([part[k] for part in parts]) for k in parts[0]})
     entries = _score(rows, price, use_estimate, rate)
     passing = entries[entries["fits"] & (entries["ttft_s"] <= ttft) & (entries["tpot_s"] <= tpot)]
@@ -192,6 +204,10 @@ def _priced(
             "or `prices` in Python and the web API)"
         )
     return devices, excluded, price
+
+
+def _positive(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 < value < math.inf
 
 
 def _distinct(

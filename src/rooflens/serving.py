@@ -123,6 +123,7 @@ MAX_REQUESTS = 20_000  # requests (and closed-loop users) one simulation takes: 
 # so this keeps any run to seconds (benchmarks/bench_serve.py measures the heaviest).
 MAX_GENERATED_TOKENS = 4_000_000
 MAX_INSTANCES = 1024
+DEFAULT_REQUESTS = 500  # requests a simulation serves when none are given
 # Open-loop rates a run takes: from one request a day (a denormal rate made every gap between
 # arrivals infinite) to a million a second.
 MIN_RATE, MAX_RATE = 1 / 86_400, 1e6
@@ -539,6 +540,24 @@ class ServingResult:
     def to_dict(self) -> dict[str, Any]:
         return self.summary
 
+    def records(self) -> list[dict[str, Any]]:
+        """One row per request, in arrival order (``simulate --format csv``): when it arrived, its
+        lengths, its TTFT, TPOT and end-to-end latency in seconds (None where it never finished) and
+        its preemptions."""
+        rows = []
+        for r in sorted(self.requests, key=lambda r: (r.arrival, r.id)):
+            done = r.finished is not None and r.first_token is not None
+            ttft = None if r.first_token is None else r.first_token - r.arrival
+            rows.append(
+                {
+                    "id": r.id, "arrival_s": r.arrival, "prompt": r.prompt, "gen": r.gen,
+                    "cached_prompt": r.cached, "ttft_s": ttft,
+                    "tpot_s": (r.finished - r.first_token) / (r.gen - 1) if done and r.gen > 1 else None,
+                    "e2e_s": r.finished - r.arrival if done else None, "preempted": r.preempted,
+                }
+            )  # fmt: skip
+        return rows
+
 
 def _lengths(
     value: int | Sequence[int], n: int, ratio: float, rng: np.random.Generator, name: str
@@ -584,7 +603,7 @@ def simulate(
     prompt: int | Sequence[int] = 1024,
     gen: int | Sequence[int] = 256,
     random_range_ratio: float = 0.0,
-    requests: int = 500,
+    requests: int = DEFAULT_REQUESTS,
     arrival: Literal["poisson", "constant"] = "poisson",
     seed: int = 0,
     replicas: int = 1,
@@ -798,6 +817,13 @@ def sweep_concurrency(
     if not 1 <= len(concurrencies) <= MAX_SWEEP_POINTS:
         raise RooflensError(f"concurrencies takes 1 to {MAX_SWEEP_POINTS} values, got {len(concurrencies)}")
     values = [_whole(c, "concurrency", 1, MAX_REQUESTS) for c in concurrencies]
+    requests = simulate_kwargs.get("requests", DEFAULT_REQUESTS)
+    short = [c for c in values if isinstance(requests, int) and c > requests]
+    if short:  # every point checked before the first runs, not when the sweep reaches it
+        raise RooflensError(
+            f"concurrency {short[0]} needs at least as many requests (got {requests}): each user sends "
+            f"one at a time; give at least {max(short)} requests per point, or a smaller concurrency"
+        )
     budget = simulate_kwargs.pop("max_work", None)  # shared by the points, in order
     summaries = []
     for c in values:

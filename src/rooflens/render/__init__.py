@@ -43,6 +43,18 @@ def report_csv(report: Report) -> str:
     return buf.getvalue()
 
 
+def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of ``outer_inner`` keys (a summary's ``ttft.p50`` is ``ttft_p50``),
+    for CSV."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}_"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def rows_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     if rows:
