@@ -120,6 +120,29 @@ def test_catalog_listings():
     assert len(hardware) >= 20 and {"name", "memory_bandwidth", "peak_flops", "sources"} <= set(hardware[0])
     assert "llama-3.1-405b" in invoke("models").output
     assert "h100-sxm" in invoke("hardware").output
+    # A device that lists no 16-bit peak shows none, not "0 FLOP/s" (its math falls back to fp32).
+    gb10 = next(line for line in invoke("hardware", "--wide").output.splitlines() if "gb10" in line)
+    assert "0 FLOP/s" not in gb10 and " - " in gb10
+
+
+def test_formats_listing_is_the_one_table():
+    """`rooflens formats` (which --quant's help names) lists every weight format with its aliases and
+    every KV-cache format, as /api/formats does; each weight format runs with --quant."""
+    from rooflens import formats
+
+    rows = json.loads(invoke("formats", "--format", "json").output)
+    weights = [r for r in rows if r["kind"] == "weights"]
+    assert [r["name"] for r in weights] == list(formats.FORMATS)
+    assert [r["name"] for r in rows if r["kind"] == "kv cache"] == list(formats.KV_FORMATS)
+    awq = next(r for r in weights if r["name"] == "awq")
+    # 4 bits a weight, and per group of 128 a 16-bit scale and a 4-bit zero point: 4 + 20 / 128
+    assert awq["aliases"] == ["w4a16"] and awq["bits_per_value"] == pytest.approx(4 + 20 / 128)
+    import typer
+
+    analyze = typer.main.get_command(app).commands["analyze"]
+    quant = next(p for p in analyze.params if p.name == "quant")
+    assert "`rooflens formats`" in quant.help  # the command its help names exists
+    assert "nvfp4" in invoke("formats").output
 
 
 @pytest.mark.parametrize(

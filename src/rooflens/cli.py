@@ -22,6 +22,7 @@ from .hardware import list_hardware, load_hardware
 from .model import list_models
 from .plots import KINDS as PLOT_KINDS
 from .render import (
+    FORMAT_DROP,
     FORMATS,
     HARDWARE_DROP,
     MODEL_DROP,
@@ -35,7 +36,7 @@ from .render import (
     to_json,
 )
 from .render.sweep import print_sweep_summary, write_frame
-from .render.views import hardware_columns, model_columns
+from .render.views import format_columns, hardware_columns, model_columns
 from .userfiles import write_user_text
 
 app = typer.Typer(
@@ -163,7 +164,7 @@ QuantOption = Annotated[
     Values,
     _values(
         "--quant", metavar="FORMAT", panel=PRECISION,
-        help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (rooflens formats).",
+        help="Named format: fp8, fp8-block, w8a8, awq, gptq, nvfp4, mxfp4, q4_0, ... (`rooflens formats`).",
     ),
 ]  # fmt: skip
 KvFormatOption = Annotated[
@@ -698,6 +699,20 @@ def hardware(
     rows = [h.summary() for h in list_hardware()]
     title = f"{len(rows)} bundled devices (add your own: --hardware my_gpu.yaml)"
     _listing(fmt.value, rows, hardware_columns(rows), title, HARDWARE_DROP, wide)
+
+
+@_command
+def formats(
+    fmt: ListFormatOption = "table",  # type: ignore[assignment]
+    wide: WideOption = False,
+) -> None:
+    """List the number formats: weight formats for --quant (and --expert-quant), KV-cache formats
+    for --kv-format."""
+    from .formats import kv_rows, weight_rows
+
+    rows = [{"kind": "weights", **r} for r in weight_rows()] + [{"kind": "kv cache", **r} for r in kv_rows()]
+    title = f"{len(rows)} number formats (--quant NAME, --kv-format NAME)"
+    _listing(fmt.value, rows, format_columns(rows), title, FORMAT_DROP, wide)
 
 
 @_command

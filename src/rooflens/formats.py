@@ -169,6 +169,24 @@ def format_names() -> list[str]:
     return [*FORMATS, *ALIASES]
 
 
+def weight_rows() -> list[dict[str, Any]]:
+    """The weight formats (``--quant``) as rows: name, description, stored bits per weight, settings,
+    and the other names that mean it."""
+    return [
+        {"name": f.name, "description": f.description, "bits_per_value": f.bits_per_value,
+         "settings": f.settings, "aliases": [a for a, n in ALIASES.items() if n == f.name]}
+        for f in FORMATS.values()
+    ]  # fmt: skip
+
+
+def kv_rows() -> list[dict[str, Any]]:
+    """The KV-cache formats (``--kv-format``) as rows."""
+    return [
+        {"name": k.name, "description": k.description, "kv_bits": k.kv_bits, "kv_scale": k.kv_scale}
+        for k in KV_FORMATS.values()
+    ]
+
+
 def lookup(name: str) -> Format:
     """The weight format called ``name`` (case-insensitive; '-' and '_' alike)."""
     from .errors import RooflensError, did_you_mean

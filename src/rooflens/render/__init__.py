@@ -101,6 +101,7 @@ _OP_DROP = {"×": 5, "FLOP": 6, "Weight B": 8, "Act B": 9, "KV B": 7, "FLOP/B": 
 MODEL_DROP = {"Type": 3, "Layers": 2, "Hidden": 5, "Heads/KV": 6, "FFN": 7, "Vocab": 8, "Context": 1,
               "Hugging Face id": 4}  # fmt: skip
 HARDWARE_DROP = {"Device": 5, "16-bit peak": 1, "8/4-bit peaks": 4, "Ridge FLOP/B": 2, "TDP": 3}
+FORMAT_DROP = {"Also": 2, "Bits": 1}
 
 
 def print_report(report: Report, console: Console, per_layer: bool = False, wide: bool = False) -> None:

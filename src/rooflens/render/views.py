@@ -274,7 +274,8 @@ def hardware_columns(rows: list[dict]) -> list[tuple[str, str]]:
         peaks = row["peak_flops"]
         row["mem"] = fmt_bytes(row["memory_bytes"])
         row["bw"] = fmt_rate(row["memory_bandwidth"], "B/s")
-        row["f16"] = fmt_rate(peaks.get("bf16", peaks.get("fp16", 0.0)), "FLOP/s")
+        half = peaks.get("bf16", peaks.get("fp16"))
+        row["f16"] = "-" if half is None else fmt_rate(half, "FLOP/s")  # none listed: not 0 FLOP/s
         row["low"] = ", ".join(
             f"{k} {v / 1e12:,.0f}T" for k, v in peaks.items() if k in ("fp8", "int8", "int4", "fp4")
         )
@@ -289,4 +290,19 @@ def hardware_columns(rows: list[dict]) -> list[tuple[str, str]]:
         ("8/4-bit peaks", "low"),
         ("Ridge FLOP/B", "ridge"),
         ("TDP", "tdp"),
+    ]
+
+
+def format_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """Adds display fields to format rows (in place) and names the table's columns."""
+    for row in rows:
+        bits = row.get("bits_per_value", row.get("kv_bits"))
+        row["bits"] = f"{bits:.3g}"
+        row["also"] = ", ".join(row.get("aliases", []))
+    return [
+        ("Name", "name"),
+        ("Kind", "kind"),
+        ("Bits", "bits"),
+        ("Also", "also"),
+        ("What it is", "description"),
     ]

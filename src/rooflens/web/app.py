@@ -325,18 +325,11 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         from ..plan import QUANTS
 
         return {
-            "weights": [
-                {"name": f.name, "description": f.description, "bits_per_value": f.bits_per_value,
-                 "settings": f.settings}
-                for f in table.FORMATS.values()
-            ],
+            "weights": table.weight_rows(),
             "aliases": table.ALIASES,
-            "kv": [
-                {"name": k.name, "description": k.description, "kv_bits": k.kv_bits, "kv_scale": k.kv_scale}
-                for k in table.KV_FORMATS.values()
-            ],
+            "kv": table.kv_rows(),
             "plan": list(QUANTS),
-        }  # fmt: skip
+        }
 
     @app.post(
         "/api/analyze",
