@@ -167,3 +167,15 @@ def test_cli_labels_config_files_apart(tmp_path):
         app, ["compare", str(a), str(b), "-H", "h100", "-p", "64", "-g", "4", "--no-ops"]
     )
     assert result.exit_code == 0 and "alpha" in result.output and "beta" in result.output
+
+
+def test_cli_table_says_what_does_not_fit_and_each_analysis_notes():
+    """The side-by-side table says which analysis fits (its times alone looked normal for a model
+    8x the device's memory), and each analysis's notes follow it, a shared one once."""
+    result = CliRunner().invoke(app, ["compare", "llama-3.1-8b", "deepseek-r1", "--no-ops"])
+    assert result.exit_code == 0, result.output
+    fits = next(line for line in result.output.splitlines() if "Fits in memory" in line)
+    assert [c.strip() for c in fits.split("│")][2:4] == ["yes", "NO"]
+    assert "note [B]: does not fit: needs 673.8 GB per device" in result.output
+    assert "note [A]: does not fit" not in result.output
+    assert result.output.count("API server a request also spends") == 1  # shared: "note (all)"

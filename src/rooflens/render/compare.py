@@ -41,7 +41,19 @@ def print_comparison(cmp: Comparison, console: Console, ops: bool = True, wide: 
         )
         for row in cmp.metric_rows()
     ]
+    fits = [r.memory.fits for r in cmp.reports]
+    rows.append(
+        (cell("Fits in memory", wrap=True), *["yes" if f else "NO" for f in fits], *["" for _ in fits[1:]])
+    )
     print_table(console, "Side by side", [Col("Figure"), *map(Col, columns), *ratios], rows, wide=wide)
+    # Each analysis's notes (a note every analysis shares, once): what the table cannot say.
+    shared = set.intersection(*(set(r.notes) for r in cmp.reports))
+    for note in dict.fromkeys(n for n in cmp.reports[0].notes if n in shared):
+        console.print(f"note (all): {note}", style="yellow", markup=False, highlight=False)
+    for column, report in zip(columns, cmp.reports, strict=True):
+        for note in report.notes:
+            if note not in shared:
+                console.print(f"note [{column}]: {note}", style="yellow", markup=False, highlight=False)
     if not ops:
         return
     for phase, title in (("prefill", "Prefill, per pass"), ("decode", "Decode, per generated token")):
