@@ -174,6 +174,27 @@ def test_deep_nesting_is_a_4xx(client):
     assert res.status_code == 400 and "x" in res.json()["detail"]  # an unknown setting, not a depth
 
 
+def test_errors_name_the_api_fields_not_the_command_line_options(client):
+    """The core words its errors for the command line (--tp, --requests, --price NAME=USD); an API
+    client reads its own fields instead: settings.tp for an analysis, tp for a plan, requests, prices."""
+    from rooflens.web.app import api_wording
+
+    res = client.post("/api/analyze", json={"model": "llama-3-8b", "settings": {"tp": 3}})
+    assert res.status_code == 400 and "settings.tp 3 does not divide" in res.json()["detail"]
+    res = client.post("/api/plan", json={"model": "llama-3-8b", "ttft": 1, "tpot": 1, "tp": [3],
+                                         "quants": ["fp8"], "hardware": ["h100"]})  # fmt: skip
+    detail = res.json()["detail"]
+    assert res.status_code == 400 and "tp 3 does not divide" in detail and "--tp" not in detail
+    res = client.post("/api/plan", json={"model": "llama-3-8b", "ttft": 1, "tpot": 1, "hardware": ["mi300x"]})
+    assert res.status_code == 400 and "or `prices` in Python" in res.json()["detail"]
+    assert api_wording("give --requests 2048 or more", "/api/simulate") == "give requests 2048 or more"
+    assert api_wording("raise --devices-per-node", "/api/analyze") == "raise settings.devices_per_node"
+    assert api_wording("run it with --ideal", "/api/simulate") == 'run it with basis "ideal"'
+    # an option the endpoint has no field for stays as written; so does any text off the API
+    assert api_wording("--max-num-seqs 4", "/api/simulate") == "--max-num-seqs 4"
+    assert api_wording("--tp 3", "/docs") == "--tp 3"
+
+
 def test_a_device_listed_by_the_api_can_be_sent_back(client):
     """GET /api/hardware's entries carry the derived ridge point; sent back as `custom_hardware` they
     analyse as the catalog name does. A ridge point that disagrees with the spec is refused."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -292,8 +293,8 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
         return Response(body, media_type=media_type)
 
     @app.exception_handler(RooflensError)
-    async def _bad_input(_: Request, err: RooflensError) -> JSONResponse:
-        return JSONResponse({"detail": _printable(str(err))}, status_code=400)
+    async def _bad_input(request: Request, err: RooflensError) -> JSONResponse:
+        return JSONResponse({"detail": api_wording(_printable(str(err)), request.url.path)}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_shape(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -447,6 +448,39 @@ def create_app(*, cache_entries: int = MAX_ENTRIES, cache_bytes: int = MAX_BYTES
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+# Command-line options the core's messages name, as each endpoint spells them: the request's own
+# field, else a setting inside `settings` (where the endpoint takes settings), else as below.
+_API_SPELLING = {"--ideal": 'basis "ideal"', "--price": "prices", "--hf": "config (the config.json as data)"}
+_BODIES: dict[str, type] = {
+    "/api/analyze": AnalyzeRequest, "/api/fit": AnalyzeRequest, "/api/compare": AnalyzeRequest,
+    "/api/plan": PlanRequest, "/api/simulate": SimulateRequest,
+}  # fmt: skip
+
+
+def api_wording(text: str, path: str) -> str:
+    """A core message as a client of ``path`` reads it: ``--tp`` becomes ``settings.tp`` for an
+    analysis and ``tp`` for a plan, ``--requests`` ``requests``, ``--price NAME=USD`` ``prices`` (the
+    core speaks the command line's language). An option the endpoint has no field for stays."""
+    from ..settings import Settings
+
+    body = _BODIES.get(path)
+    if body is None:
+        return text
+    own = set(body.model_fields) - {"settings"}
+    settings = set(Settings.model_fields) | {"kv_format"} if "settings" in body.model_fields else set()
+
+    def field(match: re.Match[str]) -> str:
+        flag = match.group(0)
+        name = flag[2:].replace("-", "_")
+        if name in own:
+            return name
+        if name in settings:
+            return f"settings.{name}"
+        return _API_SPELLING.get(flag, flag)
+
+    return re.sub(r"(?<![\w-])--[a-z][a-z0-9-]*", field, text)
 
 
 def _printable(text: str) -> str:
