@@ -164,7 +164,10 @@ def plan(
                     result.columns["offload_weights"] = np.full(size, share)
                     parts.append(result.columns)
     if not parts:
-        reasons = list(refusals)
+        reasons = list(refusals) or [
+            "no TP degree fits within a device's scale-up domain (or, offloading, a device lists no "
+            "host link)"
+        ]
         raise RooflensError(
             "no configuration of this plan can be analysed on the chosen devices: "
             + "; ".join(reasons[:3])

@@ -367,17 +367,11 @@ def load_rows(path: str | Path | None = None) -> list[PublishedRow]:
             missing = [c for c in columns if c not in header]
             unknown = [c for c in header if c not in columns]
             if missing or unknown:
+                wrong = [f"missing columns {', '.join(missing)}"] if missing else []
+                wrong += [f"unknown columns {', '.join(map(repr, unknown))}"] if unknown else []
                 raise RooflensError(
-                    f"{source}: not a published dataset: "
-                    + "; ".join(
-                        part
-                        for part in (
-                            f"missing columns {', '.join(missing)}" if missing else "",
-                            f"unknown columns {', '.join(map(repr, unknown))}" if unknown else "",
-                        )
-                        if part
-                    )
-                    + f". Its header is: {','.join(columns)}"
+                    f"{source}: not a published dataset: {'; '.join(wrong)}. Its header is: "
+                    + ",".join(columns)
                 )
             rows = []
             for line, row in enumerate(reader, start=2):
