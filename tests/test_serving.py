@@ -672,6 +672,7 @@ def test_simulate_csv_is_one_row_per_request_or_per_point():
         float(r["arrival_s"]) for r in rows
     )
     assert np.mean([float(r["ttft_s"]) for r in rows]) == pytest.approx(summary["ttft"]["mean"])
+    assert np.mean([float(r["tpot_s"]) for r in rows]) == pytest.approx(summary["tpot"]["mean"])
     assert all(float(r["e2e_s"]) > float(r["ttft_s"]) > 0 for r in rows)
     sweep = ["simulate", "llama-3-8b", "--sweep", "concurrency=1,2", "--requests", "8", "--gen", "16"]
     points = list(csv.DictReader(io.StringIO(CliRunner().invoke(app, [*sweep, "-f", "csv"]).output)))

@@ -547,12 +547,12 @@ class ServingResult:
         rows = []
         for r in sorted(self.requests, key=lambda r: (r.arrival, r.id)):
             done = r.finished is not None and r.first_token is not None
-            ttft = None if r.first_token is None else r.first_token - r.arrival
+            ttft = None if r.first_token is None else r.first_token - r.arrival  # as the summary's
             rows.append(
                 {
                     "id": r.id, "arrival_s": r.arrival, "prompt": r.prompt, "gen": r.gen,
                     "cached_prompt": r.cached, "ttft_s": ttft,
-                    "tpot_s": (r.finished - r.first_token) / (r.gen - 1) if done and r.gen > 1 else None,
+                    "tpot_s": (r.last_token - r.first_token) / (r.generated - 1) if r.generated > 1 else None,
                     "e2e_s": r.finished - r.arrival if done else None, "preempted": r.preempted,
                 }
             )  # fmt: skip
