@@ -218,9 +218,18 @@ def _distinct(
 ) -> tuple[list[str], list[str], list[int]]:
     """The formats and TP degrees a plan tries, each once: a repeat, or a second name of one format
     ('FP8' beside 'fp8'), would search it twice. An unknown format is refused with the known ones."""
-    weights = {lookup(name).name: name for name in reversed(list(quants))}
-    kvs = {kv_lookup(name).name: name for name in reversed(list(kv_formats))}
-    return list(reversed(weights.values())), list(reversed(kvs.values())), list(dict.fromkeys(tp))
+
+    def first_of(names: Sequence, key) -> list:  # the first name given for each key, in order
+        kept: dict = {}
+        for name in names:
+            kept.setdefault(key(name), name)
+        return list(kept.values())
+
+    return (
+        first_of(quants, lambda n: lookup(n).name),
+        first_of(kv_formats, lambda n: kv_lookup(n).name),
+        list(dict.fromkeys(tp)),
+    )
 
 
 def _price_names(prices: dict[str, float], devices: list[HardwareSpec]) -> dict[str, float]:
@@ -230,7 +239,7 @@ def _price_names(prices: dict[str, float], devices: list[HardwareSpec]) -> dict[
     planned = {hw.name for hw in devices}
     out: dict[str, float] = {}
     for name, usd in prices.items():
-        if isinstance(usd, bool) or not isinstance(usd, int | float) or not 0 < usd < math.inf:
+        if not _positive(usd):
             raise RooflensError(f"the price of {name!r} must be a positive USD per device-hour, got {usd!r}")
         if name not in planned:
             try:

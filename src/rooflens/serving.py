@@ -267,6 +267,20 @@ class Request:
     def in_prefill(self) -> bool:
         return self.computed < self.target
 
+    # Its latencies, as the summary and the per-request records define them (None until they exist).
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token is None else self.first_token - self.arrival
+
+    @property
+    def tpot(self) -> float | None:
+        """The mean gap between its tokens after the first; None with fewer than two."""
+        return (self.last_token - self.first_token) / (self.generated - 1) if self.generated > 1 else None
+
+    @property
+    def e2e(self) -> float | None:
+        return None if self.finished is None else self.finished - self.arrival
+
     def emit(self, now: float) -> None:
         if self.first_token is None:
             self.first_token = now
@@ -544,19 +558,11 @@ class ServingResult:
         """One row per request, in arrival order (``simulate --format csv``): when it arrived, its
         lengths, its TTFT, TPOT and end-to-end latency in seconds (None where it never finished) and
         its preemptions."""
-        rows = []
-        for r in sorted(self.requests, key=lambda r: (r.arrival, r.id)):
-            done = r.finished is not None and r.first_token is not None
-            ttft = None if r.first_token is None else r.first_token - r.arrival  # as the summary's
-            rows.append(
-                {
-                    "id": r.id, "arrival_s": r.arrival, "prompt": r.prompt, "gen": r.gen,
-                    "cached_prompt": r.cached, "ttft_s": ttft,
-                    "tpot_s": (r.last_token - r.first_token) / (r.generated - 1) if r.generated > 1 else None,
-                    "e2e_s": r.finished - r.arrival if done else None, "preempted": r.preempted,
-                }
-            )  # fmt: skip
-        return rows
+        return [
+            {"id": r.id, "arrival_s": r.arrival, "prompt": r.prompt, "gen": r.gen, "cached_prompt": r.cached,
+             "ttft_s": r.ttft, "tpot_s": r.tpot, "e2e_s": r.e2e, "preempted": r.preempted}
+            for r in sorted(self.requests, key=lambda r: (r.arrival, r.id))
+        ]  # fmt: skip
 
 
 def _lengths(
@@ -1051,7 +1057,7 @@ def _summary(reqs, pools, load: dict, eng: SchedulerConfig, engine: str | None, 
     duration = end - start
     out_tokens = sum(r.generated for r in reqs)
     in_tokens = sum(r.prompt for r in reqs)
-    tpots = [(r.last_token - r.first_token) / (r.generated - 1) for r in reqs if r.generated > 1]
+    tpots = [r.tpot for r in reqs if r.generated > 1]
     instances = [i for pool in pools.values() for i in pool]
     step_time = sum(i.step_time for i in instances if i.role != "prefill")
     per_s = (lambda x: x / duration) if duration > 0 else (lambda x: None)
@@ -1095,11 +1101,11 @@ def _summary(reqs, pools, load: dict, eng: SchedulerConfig, engine: str | None, 
         ),
         "peak_kv_use": max(i.peak_blocks for i in instances) / blocks,
         "preemptions": sum(i.preemptions for i in instances),
-        "ttft": _pct([r.first_token - r.arrival for r in reqs]),
+        "ttft": _pct([r.ttft for r in reqs]),
         "ttft_scheduled": _pct([r.first_token - r.admitted for r in reqs]),
         "tpot": _pct(tpots),
         "itl": _pct([g for r in reqs for g in r.gaps]),
-        "e2e": _pct([r.finished - r.arrival for r in reqs]),
+        "e2e": _pct([r.e2e for r in reqs]),
         "queue": _pct([r.admitted - r.arrival for r in reqs]),
         "engine": engine,
         "scheduler": asdict(eng),

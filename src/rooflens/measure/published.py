@@ -72,7 +72,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ..analysis import make_settings, run
-from ..engine import VERSION, find_engine, get_engine, split_version
+from ..engine import VERSION, get_engine, split_version
 from ..errors import RooflensError, explain_validation
 from ..hardware.catalog import load_hardware
 from ..hardware.efficiency import EfficiencyProfile, device_class
@@ -164,8 +164,9 @@ class PublishedRow(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> PublishedRow:
-        if find_engine(self.engine) is None:
-            get_engine(self.engine)  # refused here, with the known engines, not midway through a run
+        get_engine(
+            self.engine
+        )  # an unknown one is refused here, with the known ones, not midway through a run
         if self.devices > 1 and not self.parallel:
             raise ValueError(f"row {self.id}: {self.devices} devices need a parallel mode (tp, pp or ep)")
         if self.devices == 1 and self.parallel:
@@ -405,10 +406,10 @@ def scheduler_of(row: PublishedRow) -> SchedulerConfig:
     states (the ``scheduler`` column)."""
     from dataclasses import replace
 
-    from ..serving import SchedulerConfig, scheduler_defaults
+    from ..serving import scheduler_defaults
 
-    base = scheduler_defaults(row.hardware, row.engine) if find_engine(row.engine) else SchedulerConfig()
-    return replace(base, **row.scheduler_overrides)
+    # Every row's engine is a known one (checked on load).
+    return replace(scheduler_defaults(row.hardware, row.engine), **row.scheduler_overrides)
 
 
 def intake_wait(row: PublishedRow) -> float:
